@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Creates (or updates) the project's virtual environment and installs the package with what its tests need.
+# Usage: scripts/install.sh [VENV_DIR]   (default .venv)
+#
+# PyTorch: where torch is already installed it is kept. Otherwise, on a machine with an NVIDIA GPU the
+# default (CUDA) build is installed; without one, a CPU-only build: first from a local wheelhouse if pip has
+# one configured (find-links), else from PyTorch's CPU index. Set TORCH_SPEC to choose yourself,
+# e.g. TORCH_SPEC="torch==2.5.1".
+set -euo pipefail
+venv="${1:-.venv}"
+python="${PYTHON:-python3}"
+
+[ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+pip() { "$venv/bin/python" -m pip "$@"; }
+
+if [ -n "${TORCH_SPEC:-}" ]; then
+    pip install "$TORCH_SPEC"
+elif ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
+    if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+        pip install "torch>=2.2"
+    else
+        echo "no NVIDIA GPU found: installing a CPU-only build of PyTorch"
+        pip install --no-index --no-deps "torch>=2.2" 2>/dev/null \
+            || pip install "torch>=2.2" --index-url https://download.pytorch.org/whl/cpu
+    fi
+fi
+pip install -e ".[dev]"
+touch "$venv/.installed"
