@@ -1,23 +1,59 @@
-"""The ``course`` command: one entry point for instructors, students, CI and TAs."""
+"""The ``course`` command: one entry point for instructors, students, CI and TAs.
+
+Each subcommand lives in its own module and is imported only when it runs, so ``course --help`` is fast.
+A subcommand's handler is ``handler(args) -> int`` (the exit code). Errors a person will read are one line.
+"""
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
-__all__ = ["main"]
+__all__ = ["main", "build_parser"]
 
 
-def _demo(args) -> int:
-    """Until the grader exists: a short tour of course_lib on Old Faithful."""
-    from autograder.tour import run_tour
-    return run_tour()
+def _lazy(target: str):
+    module, func = target.split(":")
+
+    def run(args):
+        return getattr(importlib.import_module(module), func)(args)
+    return run
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="course", description="The generative-models course: grade, release, check, figures.")
+    parser = argparse.ArgumentParser(
+        prog="course", description="The generative-models course: grade, check, release, figures.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    demo = sub.add_parser("demo", help="run the main job on the embedded default data")
-    demo.set_defaults(func=_demo)
+
+    p = sub.add_parser("demo", help="grade the sample submissions in examples/ and print the table")
+    p.set_defaults(func=_lazy("autograder.demo:demo_command"))
+
+    p = sub.add_parser("grade", help="grade notebook submissions")
+    p.add_argument("submissions", nargs="+", metavar="SUBMISSION", help="notebooks (or folders of notebooks)")
+    p.add_argument("--assignment", required=True, metavar="HW", help="e.g. hw2_em")
+    p.add_argument("--out", default="grading_output", metavar="DIR", help="where results go (default: grading_output)")
+    p.add_argument("--workers", type=int, default=1, metavar="N", help="parallel grading processes (default 1)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS", help="a Dask scheduler, e.g. tcp://host:8786")
+    p.set_defaults(func=_lazy("autograder.grading:grade_command"))
+
+    p = sub.add_parser("check", help="run the public checks on your notebook, as the grader would")
+    p.add_argument("notebook", metavar="NOTEBOOK")
+    p.add_argument("--assignment", default=None, metavar="HW", help="default: read from the notebook")
+    p.set_defaults(func=_lazy("autograder.grading:check_command"))
+
+    p = sub.add_parser("release", help="generate the student notebook from the solution notebook")
+    p.add_argument("assignment", metavar="HW")
+    p.add_argument("--check", action="store_true", help="only report whether assignments/HW is in sync")
+    p.set_defaults(func=_lazy("autograder.release:release_command"))
+
+    p = sub.add_parser("gradescope", help="build the Gradescope autograder zip for an assignment")
+    p.add_argument("assignment", metavar="HW")
+    p.add_argument("--out", default=None, metavar="ZIP")
+    p.set_defaults(func=_lazy("autograder.gradescope:gradescope_command"))
+
+    p = sub.add_parser("figures", help="execute the lecture notebooks and write every figure")
+    p.add_argument("lectures", nargs="*", metavar="LECTURE", help="e.g. 02 or 02_expectation_maximization (default: all)")
+    p.set_defaults(func=_lazy("autograder.figures:figures_command"))
     return parser
 
 
