@@ -1,0 +1,173 @@
+"""`course release HW`: generate the student notebook from the instructor's solution notebook.
+
+``solutions/HW/HW.ipynb`` (nbgrader markers) ──▶ ``assignments/HW/HW.ipynb`` through nbgrader's own
+preprocessors, applied with nbconvert (no nbgrader course database is involved):
+
+* ``ClearSolutions``    code between ``### BEGIN SOLUTION`` and ``### END SOLUTION`` becomes
+                        ``# YOUR CODE HERE`` / ``raise NotImplementedError()`` (the docstring stays);
+* ``ClearHiddenTests``  test code between ``### BEGIN HIDDEN TESTS`` and ``### END HIDDEN TESTS`` is removed;
+* ``ClearMarkScheme``   marking schemes of written answers are removed;
+* ``LockCells``         test and read-only cells are marked non-editable/non-deletable;
+* ``ComputeChecksums``  nbgrader's checksum of every graded cell is recorded in its metadata;
+* ``ClearOutput``       outputs and execution counts are cleared.
+
+``course release HW --check`` regenerates the notebook in memory and compares it with the committed one;
+it exits 1 (naming the first differing cell) when they have drifted apart.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+__all__ = ["ASSIGNMENTS", "solution_path", "release_path", "release_notebook", "render", "release",
+           "check", "release_command"]
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: The course's assignments, in lecture order.
+ASSIGNMENTS = ("hw1_mle", "hw2_em", "hw3_linear", "hw4_vae")
+
+CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
+
+
+def solution_path(hw: str, root: Path = ROOT) -> Path:
+    return Path(root) / "solutions" / hw / f"{hw}.ipynb"
+
+
+def release_path(hw: str, root: Path = ROOT) -> Path:
+    return Path(root) / "assignments" / hw / f"{hw}.ipynb"
+
+
+def _preprocessors():
+    from nbgrader.preprocessors import (ClearHiddenTests, ClearMarkScheme, ClearOutput, ClearSolutions,
+                                        ComputeChecksums, LockCells)
+    from traitlets.config import Config
+
+    config = Config()
+    config.ClearSolutions.code_stub = {"python": CODE_STUB}
+    config.ClearSolutions.enforce_metadata = True
+    config.ClearHiddenTests.enforce_metadata = True
+    config.LockCells.lock_solution_cells = False      # students edit their solution cells
+    config.LockCells.lock_grade_cells = True
+    config.LockCells.lock_readonly_cells = True
+    # The order of nbgrader's generate_assignment: clear, lock, checksum, then clear outputs.
+    return [cls(config=config) for cls in
+            (ClearSolutions, ClearHiddenTests, ClearMarkScheme, LockCells, ComputeChecksums, ClearOutput)]
+
+
+def release_notebook(nb):
+    """Return the student version of a solution notebook (an ``nbformat.NotebookNode``; ``nb`` is copied)."""
+    import copy
+
+    nb = copy.deepcopy(nb)
+    resources = {"metadata": {"name": nb.metadata.get("name", "notebook"), "path": ""}, "language": "python"}
+    for pre in _preprocessors():
+        nb, resources = pre.preprocess(nb, resources)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+        cell.metadata.pop("execution", None)
+        cell.metadata.pop("papermill", None)
+    nb.metadata.pop("papermill", None)
+    nb.metadata.pop("widgets", None)
+    return nb
+
+
+def render(nb) -> str:
+    """The committed text of a notebook: nbformat's JSON (sorted keys, one-space indent) and a newline."""
+    import nbformat
+
+    return nbformat.writes(nb) + "\n"
+
+
+def _read(path: Path):
+    import nbformat
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist")
+    return nbformat.read(str(path), as_version=4)
+
+
+def _check_solution(hw: str, nb) -> None:
+    """Each graded function sits alone in a solution cell whose grade_id is its name."""
+    import ast
+
+    for i, cell in enumerate(nb.cells):
+        meta = cell.metadata.get("nbgrader", {})
+        if not (meta.get("solution") and cell.cell_type == "code"):
+            continue
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError as exc:
+            raise ValueError(f"{hw}: solution cell {i} does not parse ({exc.msg}, line {exc.lineno})") from None
+        defs = [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
+        if defs != [meta.get("grade_id")]:
+            raise ValueError(f"{hw}: solution cell {i} (grade_id {meta.get('grade_id')!r}) must define exactly "
+                             f"one function with that name, found {defs}")
+
+
+def build(hw: str, root: Path = ROOT) -> str:
+    """The text the released notebook of ``hw`` must have."""
+    nb = _read(solution_path(hw, root))
+    _check_solution(hw, nb)
+    return render(release_notebook(nb))
+
+
+def release(hw: str, root: Path = ROOT) -> Path:
+    """Write ``assignments/HW/HW.ipynb`` from ``solutions/HW/HW.ipynb``; return its path."""
+    text = build(hw, root)
+    out = release_path(hw, root)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".ipynb.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(out)
+    return out
+
+
+def check(hw: str, root: Path = ROOT) -> str | None:
+    """None when the committed student notebook is what release would write, else one line saying where not."""
+    expected = build(hw, root)
+    out = release_path(hw, root)
+    if not out.is_file():
+        return f"{out.relative_to(root)} is missing; run `course release {hw}`"
+    actual = out.read_text(encoding="utf-8")
+    if actual == expected:
+        return None
+    try:
+        want, got = json.loads(expected)["cells"], json.loads(actual)["cells"]
+        where = next((f"cell {i}" for i, (a, b) in enumerate(zip(want, got)) if a != b),
+                     f"the number of cells ({len(got)} committed, {len(want)} expected)" if len(want) != len(got)
+                     else "the notebook metadata")
+    except (ValueError, KeyError):
+        where = "its JSON"
+    return (f"{out.relative_to(root)} is out of sync with {solution_path(hw, root).relative_to(root)} "
+            f"(first difference: {where}); run `course release {hw}`")
+
+
+def release_command(args: argparse.Namespace) -> int:
+    names = list(ASSIGNMENTS) if args.assignment in ("all", "ALL") else [args.assignment]
+    status = 0
+    for hw in names:
+        if not solution_path(hw).is_file():
+            known = ", ".join(p.name for p in sorted((ROOT / "solutions").glob("*")) if (p / f"{p.name}.ipynb").is_file())
+            print(f"course release: no solution notebook solutions/{hw}/{hw}.ipynb; known: {known or 'none'}",
+                  file=sys.stderr)
+            return 2
+        try:
+            if args.check:
+                problem = check(hw)
+                if problem:
+                    print(f"course release --check: {problem}", file=sys.stderr)
+                    status = 1
+                else:
+                    print(f"{hw}: assignments/{hw}/{hw}.ipynb is in sync")
+            else:
+                out = release(hw)
+                print(f"{hw}: wrote {out.relative_to(ROOT)}")
+        except (ValueError, RuntimeError, FileNotFoundError) as exc:
+            print(f"course release: {hw}: {exc}", file=sys.stderr)
+            return 1
+    return status

@@ -1,0 +1,276 @@
+"""Read a submission without running it: where each graded function is defined, which forbidden modules
+it uses, and which cells do not parse.
+
+The check is on the code's syntax tree (``ast``), after IPython's own translation of magics
+(``%matplotlib``, ``!pip``) into Python, so it sees what the kernel would run. It never executes anything.
+It cannot see through every dynamic trick (``exec`` of a built string): the sandbox's Python has no
+course_lib and no scikit-learn at all, so such imports fail at run time anyway.
+
+A name is *used* when it is imported (``import a.b``, ``from a import b`` → ``a.b``), imported by a call with
+a constant string (``__import__("a")``, ``importlib.import_module("a.b")``), or reached as an attribute of
+an imported module (``import numpy as np`` ... ``np.cov`` → ``numpy.cov``). A used name ``U`` matches a
+forbidden name ``F`` when ``U == F`` or ``U`` lies below ``F`` (``sklearn.mixture`` below ``sklearn``), or
+when ``U`` is a star import of a package containing ``F``.
+"""
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["FunctionInfo", "Violation", "StaticReport", "check_notebook", "check_submission", "cell_sources",
+           "definitions_only"]
+
+
+@dataclass(frozen=True)
+class FunctionInfo:
+    """Where a graded function is defined (its last top-level definition in the notebook).
+
+    ``cell`` counts code and markdown cells from 0 (the notebook's own order); ``stub`` is True when the
+    body still only raises NotImplementedError (or is ``pass``/``...``).
+    """
+
+    name: str
+    cell: int
+    line: int
+    args: tuple
+    stub: bool = False
+
+
+@dataclass(frozen=True)
+class Violation:
+    """A forbidden name used at ``cell``/``line``; ``forbidden`` is the rule it broke."""
+
+    used: str
+    forbidden: str
+    cell: int
+    line: int
+
+    @property
+    def message(self) -> str:
+        return (f"cell {self.cell + 1}, line {self.line} uses {self.used}, which this assignment does not allow "
+                f"(no {self.forbidden}); write it with NumPy/PyTorch yourself")
+
+
+@dataclass
+class StaticReport:
+    """What the static check found.
+
+    Attributes
+    ----------
+    functions : dict name -> FunctionInfo
+        The graded functions that are defined (at the top level of a code cell).
+    missing : list of str
+        Graded functions defined nowhere.
+    syntax_errors : list of str
+        One line per code cell that does not parse ("cell 4, line 3: invalid syntax: ``return x +``").
+    violations : list of Violation
+        Every use of a forbidden name, whichever function it concerns.
+    used : list of (name, cell, line)
+        Every module/attribute name the notebook uses (for reports and debugging).
+    """
+
+    functions: dict = field(default_factory=dict)
+    missing: list = field(default_factory=list)
+    syntax_errors: list = field(default_factory=list)
+    violations: list = field(default_factory=list)
+    used: list = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.syntax_errors or self.violations)
+
+    def violations_for(self, forbidden) -> list:
+        """The violations whose rule is one of ``forbidden`` (e.g. ``suite.forbidden_for(function)``)."""
+        forbidden = set(forbidden)
+        return [v for v in self.violations if v.forbidden in forbidden]
+
+    def message(self, function: str | None = None) -> str | None:
+        """One line for the student about ``function`` (or the notebook): missing, syntax, forbidden."""
+        if function is not None and function in self.missing:
+            hint = f" ({self.syntax_errors[0]})" if self.syntax_errors else ""
+            return f"no function named {function} is defined at the top level of a code cell{hint}"
+        if self.syntax_errors and function is None:
+            return self.syntax_errors[0]
+        return None
+
+
+def _read(notebook):
+    import nbformat
+    if isinstance(notebook, (str, Path)):
+        return nbformat.read(str(notebook), as_version=4)
+    return notebook
+
+
+def cell_sources(notebook) -> list:
+    """``[(cell index, python source)]`` of the code cells, magics translated to Python by IPython."""
+    nb = _read(notebook)
+    out = []
+    for i, cell in enumerate(nb.cells):
+        if cell.get("cell_type") != "code":
+            continue
+        out.append((i, _to_python(cell.get("source", ""))))
+    return out
+
+
+def _to_python(source) -> str:
+    if isinstance(source, list):
+        source = "".join(source)
+    try:
+        from IPython.core.inputtransformer2 import TransformerManager
+        return TransformerManager().transform_cell(source)
+    except Exception:  # IPython missing or confused: fall back to the raw text
+        return source
+
+
+def _is_stub(node) -> bool:
+    body = [s for s in node.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant)
+                                         and isinstance(s.value.value, str))]
+    if not body:
+        return True
+    if len(body) != 1:
+        return False
+    s = body[0]
+    if isinstance(s, ast.Pass) or (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant)
+                                   and s.value.value is Ellipsis):
+        return True
+    if isinstance(s, ast.Raise) and s.exc is not None:
+        exc = s.exc.func if isinstance(s.exc, ast.Call) else s.exc
+        return isinstance(exc, ast.Name) and exc.id == "NotImplementedError"
+    return False
+
+
+class _Uses(ast.NodeVisitor):
+    """Collect dotted names used: imports, import calls with constant strings, attributes of modules."""
+
+    def __init__(self):
+        self.aliases = {}   # local name -> dotted module/attribute name
+        self.found = []     # (dotted, line)
+
+    def visit_Import(self, node):
+        for a in node.names:
+            self.found.append((a.name, node.lineno))
+            if a.asname:
+                self.aliases[a.asname] = a.name
+            else:
+                top = a.name.split(".")[0]
+                self.aliases[top] = top
+        self.generic_visit(node)
+
+    def visit_ImportFrom(self, node):
+        if node.level:  # relative imports cannot reach installed packages
+            return
+        mod = node.module or ""
+        for a in node.names:
+            full = f"{mod}.{a.name}" if a.name != "*" else f"{mod}.*"
+            self.found.append((full, node.lineno))
+            if a.name != "*":
+                self.aliases[a.asname or a.name] = full
+        self.generic_visit(node)
+
+    def visit_Call(self, node):
+        f = node.func
+        name = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else None
+        if name in ("__import__", "import_module") and node.args and isinstance(node.args[0], ast.Constant) \
+                and isinstance(node.args[0].value, str):
+            self.found.append((node.args[0].value, node.lineno))
+        self.generic_visit(node)
+
+    def visit_Attribute(self, node):
+        chain = []
+        cur = node
+        while isinstance(cur, ast.Attribute):
+            chain.append(cur.attr)
+            cur = cur.value
+        if isinstance(cur, ast.Name) and cur.id in self.aliases:
+            self.found.append((".".join([self.aliases[cur.id], *reversed(chain)]), node.lineno))
+            return  # the inner attributes are prefixes of this one
+        self.generic_visit(node)
+
+
+def _matches(used: str, forbidden: str) -> bool:
+    if used == forbidden or used.startswith(forbidden + "."):
+        return True
+    if used.endswith(".*"):  # from package import *: anything below the package
+        pkg = used[:-2]
+        return forbidden == pkg or forbidden.startswith(pkg + ".")
+    return False
+
+
+def check_notebook(notebook, functions=(), forbidden=()) -> StaticReport:
+    """Statically check a notebook.
+
+    Parameters
+    ----------
+    notebook : path or nbformat.NotebookNode
+    functions : iterable of str
+        The graded functions to look for.
+    forbidden : iterable of str
+        Dotted names no cell may use (``"sklearn"``, ``"course_lib.mle"``, ``"numpy.cov"``).
+
+    Returns
+    -------
+    StaticReport
+    """
+    report = StaticReport()
+    wanted = set(functions)
+    forbidden = tuple(dict.fromkeys(forbidden))
+    try:
+        sources = cell_sources(notebook)
+    except Exception as exc:  # not a notebook at all
+        report.syntax_errors.append(f"the file is not a readable Jupyter notebook: {str(exc).splitlines()[0][:200]}")
+        report.missing = sorted(wanted)
+        return report
+    uses = _Uses()
+    for index, src in sources:
+        try:
+            tree = ast.parse(src)
+        except SyntaxError as exc:
+            text = (exc.text or "").strip()
+            where = f" near `{text[:80]}`" if text else ""
+            report.syntax_errors.append(f"cell {index + 1}, line {exc.lineno}: {exc.msg}{where}")
+            continue
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in wanted:
+                args = tuple(a.arg for a in node.args.posonlyargs + node.args.args + node.args.kwonlyargs)
+                report.functions[node.name] = FunctionInfo(node.name, index, node.lineno, args, _is_stub(node))
+            elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Lambda):
+                for t in node.targets:
+                    if isinstance(t, ast.Name) and t.id in wanted:
+                        args = tuple(a.arg for a in node.value.args.args)
+                        report.functions[t.id] = FunctionInfo(t.id, index, node.lineno, args, False)
+        start = len(uses.found)
+        uses.visit(tree)
+        for used, line in uses.found[start:]:
+            report.used.append((used, index, line))
+            for f in forbidden:
+                if _matches(used, f):
+                    report.violations.append(Violation(used, f, index, line))
+    report.missing = sorted(wanted - set(report.functions))
+    return report
+
+
+def check_submission(notebook, suite) -> StaticReport:
+    """``check_notebook`` with a suite's graded functions and every name it forbids."""
+    names = list(suite.functions)
+    forbidden = []
+    for fname in names:
+        forbidden.extend(suite.forbidden_for(fname))
+    return check_notebook(notebook, names, forbidden)
+
+
+def definitions_only(source: str) -> str | None:
+    """The imports, function and class definitions of a cell, without its other top-level statements.
+
+    Used to re-run a cell whose top-level code hung or killed the kernel while keeping the functions it
+    defines. None when the cell does not parse or defines nothing.
+    """
+    try:
+        tree = ast.parse(_to_python(source))
+    except SyntaxError:
+        return None
+    keep = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom, ast.FunctionDef,
+                                                    ast.AsyncFunctionDef, ast.ClassDef))]
+    if not any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) for n in keep):
+        return None
+    return ast.unparse(ast.Module(body=keep, type_ignores=[]))

@@ -1,0 +1,347 @@
+"""Grading suite of hw2_em: EM for Gaussian mixtures and for a Gaussian with missing entries, and the ELBO.
+
+Every expected value comes from course_lib: ``course_lib._gaussian.log_gaussian_pdf`` for the densities,
+``course_lib.elbo`` (``posterior``, ``log_marginal``, ``elbo``) for the E-step and the bound,
+``GaussianMixture._estimate_from_resp`` (with ``reg_covar=0``) for one M-step, ``GaussianMixture`` for the
+optimum of the fitted mixture, and the missing-data pieces of ``course_lib.missing_data`` (``_Layout``,
+``_complete``, ``MissingDataGaussian._m_step``) for the missing-data E- and M-steps. The grader does not
+re-implement the mathematics; the known-mistake alternatives (what a wrong solution returns) are the only
+formulas written here.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from autograder.suite import Check, CheckResult, Function, Suite, reference_judge
+
+# float64 NumPy against a float64 torch reference; the two differ by rounding only. Cholesky versus
+# inverse-based solutions agree to ~1e-12 relative on these well-conditioned problems.
+RTOL, ATOL = 1e-8, 1e-10
+
+_FORBID_GMM = ("course_lib.mixture", "course_lib.GaussianMixture", "course_lib.elbo", "course_lib._gaussian",
+               "scipy.stats", "scipy.special.logsumexp")
+_FORBID_MISSING = ("course_lib.missing_data", "course_lib.MissingDataGaussian")
+
+
+# ---------------------------------------------------------------------------------------------- cases
+def _spd(rng, d, scale=1.0):
+    B = rng.normal(size=(d, d))
+    return scale * (B @ B.T / d + 0.5 * np.eye(d))
+
+
+def _mixture(rng, K, d, spread=3.0):
+    weights = rng.dirichlet(np.full(K, 3.0))
+    means = rng.normal(scale=spread, size=(K, d))
+    covs = np.stack([_spd(rng, d) for _ in range(K)])
+    return weights, means, covs
+
+
+def _faithful():
+    from course_lib.data import load_faithful
+    X = load_faithful()
+    return (X - X.mean(0)) / X.std(0)
+
+
+def _blobs(rng, K, d, n_per):
+    centres = rng.normal(scale=6.0, size=(K, d))
+    return np.concatenate([c + rng.normal(size=(n_per, d)) @ np.diag(rng.uniform(0.5, 1.5, d)) for c in centres])
+
+
+def _with_missing(rng, X, fraction):
+    Xm = X.copy()
+    Xm[rng.random(X.shape) < fraction] = np.nan
+    Xm[0] = np.nan                      # a row with every entry missing
+    Xm[1] = X[1]                        # a complete row
+    return Xm
+
+
+def _posterior(X, weights, means, covs):
+    """The E-step's responsibilities, from course_lib (for the ELBO's equality case)."""
+    from course_lib.elbo import posterior
+    return posterior(_log_joint(X, weights, means, covs))
+
+
+def make_cases(rng, visibility):
+    """Visible cases are small and include a far-away point (log-sum-exp) and soft responsibilities (the
+    soft counts); hidden ones are larger, higher-dimensional, and exercise the same properties again."""
+    vis = visibility == "visible"
+    cases = {}
+    # log_gaussian_pdf
+    d = 3 if vis else 6
+    cases["log_gaussian_pdf"] = [{"X": rng.normal(size=(12 if vis else 40, d)), "mean": rng.normal(size=d),
+                                  "cov": _spd(rng, d)}]
+    # e_step: include points where every density underflows (exp(-1000) == 0 in float64)
+    K, d = (3, 2) if vis else (4, 5)
+    w, m, S = _mixture(rng, K, d)
+    X = rng.normal(scale=2.0, size=(20 if vis else 60, d))
+    X[:2] += 80.0
+    cases["e_step"] = [{"X": X, "weights": w, "means": m, "covs": S}]
+    # m_step: soft responsibilities (a Dirichlet per row)
+    K, d = (3, 2) if vis else (4, 3)
+    X = rng.normal(size=(25 if vis else 60, d)) * 2.0 + 1.0
+    cases["m_step"] = [{"X": X, "resp": rng.dirichlet(np.ones(K), size=X.shape[0])}]
+    # elbo: random responsibilities (strictly below), one-hot ones (0 log 0), the posterior (equality)
+    K, d = (2, 2) if vis else (3, 3)
+    w, m, S = _mixture(rng, K, d, spread=1.5)
+    X = rng.normal(scale=1.5, size=(15 if vis else 40, d))
+    elbo_cases = [{"X": X, "resp": rng.dirichlet(np.ones(K), size=X.shape[0]), "weights": w, "means": m,
+                   "covs": S, "_kind": "random"}]
+    if not vis:
+        elbo_cases.append({"X": X, "resp": np.eye(K)[rng.integers(0, K, size=X.shape[0])], "weights": w,
+                           "means": m, "covs": S, "_kind": "one-hot"})
+        elbo_cases.append({"X": X, "resp": np.asarray(_posterior(X, w, m, S)), "weights": w, "means": m,
+                           "covs": S, "_kind": "posterior"})
+    cases["elbo"] = elbo_cases
+    # fit_gmm: Old Faithful (visible); well-separated blobs (hidden)
+    if vis:
+        cases["fit_gmm"] = [{"X": _faithful(), "K": 2, "n_iter": 60, "seed": int(rng.integers(0, 2**31 - 1))}]
+    else:
+        cases["fit_gmm"] = [{"X": _blobs(rng, 3, 2, 60), "K": 3, "n_iter": 80, "seed": int(rng.integers(0, 2**31 - 1))}]
+    # missing data
+    d = 3 if vis else 4
+    mean, cov = rng.normal(size=d), _spd(rng, d)
+    X = rng.multivariate_normal(mean, cov, size=15 if vis else 40)
+    cases["missing_e_step"] = [{"X": _with_missing(rng, X, 0.3), "mean": mean, "cov": cov}]
+    X_filled = rng.normal(size=(15 if vis else 40, d))
+    cond = np.zeros((X_filled.shape[0], d, d))
+    for n in range(X_filled.shape[0]):
+        miss = rng.random(d) < 0.4
+        if miss.any():
+            C = _spd(rng, int(miss.sum()), 0.5)
+            cond[n][np.ix_(miss, miss)] = C
+    cases["missing_m_step"] = [{"X_filled": X_filled, "cond_covs": cond}]
+    return cases
+
+
+# ---------------------------------------------------------------------------------------------- references
+def _t(a):
+    import torch
+    return torch.as_tensor(np.asarray(a, dtype=np.float64))
+
+
+def _np(t):
+    return t.detach().cpu().numpy()
+
+
+def _log_joint(X, weights, means, covs):
+    """log pi_k + log N(x_n; mu_k, Sigma_k), shape (N, K), from course_lib."""
+    import torch
+    from course_lib._gaussian import log_gaussian_pdf
+    return _np(torch.log(_t(weights)) + log_gaussian_pdf(_t(X), _t(means), _t(covs)))
+
+
+def ref_log_gaussian_pdf(case):
+    from course_lib._gaussian import log_gaussian_pdf
+    return _np(log_gaussian_pdf(_t(case["X"]), _t(case["mean"]), _t(case["cov"])))
+
+
+def ref_e_step(case):
+    from course_lib.elbo import log_marginal, posterior
+    lj = _log_joint(case["X"], case["weights"], case["means"], case["covs"])
+    return posterior(lj), float(log_marginal(lj))
+
+
+def ref_m_step(case):
+    from course_lib.mixture import GaussianMixture
+    X, resp = _t(case["X"]), _t(case["resp"])
+    gm = GaussianMixture(n_components=resp.shape[1], reg_covar=0.0)
+    nk, means, covs = gm._estimate_from_resp(X, resp)
+    return _np(nk / X.shape[0]), _np(means), _np(covs)
+
+
+def ref_elbo(case):
+    from course_lib.elbo import elbo
+    return float(elbo(_log_joint(case["X"], case["weights"], case["means"], case["covs"]), case["resp"]))
+
+
+def ref_log_likelihood(X, weights, means, covs):
+    from course_lib.elbo import log_marginal
+    return float(log_marginal(_log_joint(X, weights, means, covs)))
+
+
+_OPTIMA: dict = {}
+
+
+def ref_gmm_optimum(case):
+    """The best total log-likelihood course_lib's GaussianMixture reaches (several initialisations)."""
+    key = (case["X"].shape, float(case["X"].sum()), int(case["K"]))
+    if key not in _OPTIMA:
+        from course_lib.mixture import GaussianMixture
+        gm = GaussianMixture(n_components=int(case["K"]), tol=1e-8, max_iter=300, n_init=2, random_state=0)
+        gm.fit(case["X"])
+        _OPTIMA[key] = float(gm.score(case["X"])) * case["X"].shape[0]
+    return _OPTIMA[key]
+
+
+def ref_missing_e_step(case):
+    import torch
+    from course_lib.missing_data import _complete, _Layout
+    X = _t(case["X"])
+    lay = _Layout(X)
+    _, completed, C = _complete(lay, _t(case["mean"]), _t(case["cov"]))
+    per_row = torch.empty((X.shape[0],) + tuple(C.shape[1:]), dtype=X.dtype)
+    for p, rows in enumerate(lay.slices):
+        per_row[rows] = C[p]
+    return _np(lay.unsort(completed)), _np(lay.unsort(per_row))
+
+
+def ref_missing_m_step(case):
+    from course_lib.missing_data import MissingDataGaussian
+    mean, cov = MissingDataGaussian._m_step(_t(case["X_filled"]), _t(case["cond_covs"]).sum(0))
+    return _np(mean), _np(cov)
+
+
+# ---------------------------------------------------------------------------------------------- mistakes
+def naive_e_step(case):
+    """What an E-step without log-sum-exp returns: exp first, then normalise and log."""
+    with np.errstate(all="ignore"):
+        joint = np.exp(_log_joint(case["X"], case["weights"], case["means"], case["covs"]))
+        total = joint.sum(axis=1, keepdims=True)
+        return joint / total, float(np.log(total).sum())
+
+
+def m_step_divided_by_n(case):
+    weights, means, covs = ref_m_step(case)
+    return weights, means * weights[:, None], covs * weights[:, None, None]
+
+
+def m_step_without_conditional_covs(case):
+    return ref_missing_m_step({"X_filled": case["X_filled"], "cond_covs": np.zeros_like(case["cond_covs"])})
+
+
+# ---------------------------------------------------------------------------------------------- judges
+def _scalar(output):
+    value = np.asarray(output, dtype=float)
+    if value.size != 1:
+        raise ValueError(f"expected a single number, got an array of shape {value.shape}")
+    return float(value.reshape(()))
+
+
+def _elbo_bound_judge(case, output, ctx):
+    """ELBO <= log-likelihood for any responsibilities; equality at the posterior."""
+    try:
+        value = _scalar(output)
+    except (TypeError, ValueError) as exc:
+        return CheckResult(0.0, str(exc))
+    ll = ref_log_likelihood(case["X"], case["weights"], case["means"], case["covs"])
+    if not np.isfinite(value):
+        return CheckResult(0.0, f"the ELBO is {value}; terms with resp = 0 contribute 0 (0 log 0 = 0)")
+    if case.get("_kind") == "posterior":
+        ok = abs(value - ll) <= 1e-8 * max(1.0, abs(ll))
+        return CheckResult(float(ok), "" if ok else f"at the posterior the ELBO must equal log p(X) = {ll:.6f}; "
+                                                      f"got {value:.6f}")
+    ok = value <= ll + 1e-8 * max(1.0, abs(ll))
+    return CheckResult(float(ok), "" if ok else f"the ELBO {value:.6f} exceeds log p(X) = {ll:.6f}")
+
+
+def _gmm_parts(output, case):
+    if not isinstance(output, (tuple, list)) or len(output) != 4:
+        raise ValueError("fit_gmm must return (weights, means, covs, log_likelihoods)")
+    w, m, S, lls = (np.asarray(o, dtype=float) for o in output)
+    K, d, n_iter = int(case["K"]), case["X"].shape[1], int(case["n_iter"])
+    shapes = {"weights": (w.shape, (K,)), "means": (m.shape, (K, d)), "covs": (S.shape, (K, d, d)),
+              "log_likelihoods": (lls.shape, (n_iter,))}
+    for name, (got, want) in shapes.items():
+        if got != want:
+            raise ValueError(f"{name} has shape {got}, expected {want}")
+    return w, m, S, lls
+
+
+def _monotone_judge(case, output, ctx):
+    try:
+        _, _, _, lls = _gmm_parts(output, case)
+    except ValueError as exc:
+        return CheckResult(0.0, str(exc))
+    if not np.all(np.isfinite(lls)):
+        return CheckResult(0.0, "the log-likelihoods contain NaN or infinity")
+    drops = np.diff(lls)
+    tol = 1e-7 * max(1.0, float(np.abs(lls).max()))
+    bad = np.flatnonzero(drops < -tol)
+    if bad.size:
+        i = int(bad[0])
+        return CheckResult(0.0, f"the log-likelihood went down from iteration {i} ({lls[i]:.6f}) to {i + 1} "
+                                f"({lls[i + 1]:.6f}); EM never lowers it, so an E- or M-step is wrong")
+    return CheckResult(1.0)
+
+
+def _optimum_judge(case, output, ctx):
+    """Full marks within 1 nat of course_lib's optimum, linearly down to 0 at 25 nats below it; the
+    returned parameters must be the ones the log-likelihoods belong to."""
+    try:
+        w, m, S, lls = _gmm_parts(output, case)
+    except ValueError as exc:
+        return CheckResult(0.0, str(exc))
+    best = ref_gmm_optimum(case)
+    try:
+        final = ref_log_likelihood(case["X"], w, m, S)
+    except Exception:
+        return CheckResult(0.0, "the returned covariances are not symmetric positive definite")
+    if not np.isfinite(final) or not np.isfinite(lls[-1]):
+        return CheckResult(0.0, "the fitted log-likelihood is not finite")
+    if final < lls[-1] - 1e-6 * max(1.0, abs(final)):
+        return CheckResult(0.0, f"the returned parameters have log-likelihood {final:.4f}, below the last "
+                                f"recorded value {lls[-1]:.4f}: return the parameters of the last M-step")
+    gap = best - final
+    fraction = 1.0 if gap <= 1.0 else max(0.0, 1.0 - (gap - 1.0) / 24.0)
+    msg = "" if fraction >= 1 else (f"final log-likelihood {final:.3f}, the optimum is {best:.3f} "
+                                    f"({gap:.2f} nats lower)")
+    return CheckResult(fraction, msg)
+
+
+# ---------------------------------------------------------------------------------------------- the suite
+SUITE = Suite(
+    name="hw2_em",
+    notebook="assignments/hw2_em/hw2_em.ipynb",
+    description="EM for Gaussian mixtures and missing data, and the ELBO",
+    parameters={"SEED": 0, "N_ITER": 10, "MISSING_FRACTION": 0.2, "N_MISSING_ITER": 5},
+    functions={
+        "log_gaussian_pdf": Function(time_budget_s=20, forbidden=_FORBID_GMM,
+                                     description="log N(x; mean, cov) of every row"),
+        "e_step": Function(time_budget_s=20, forbidden=_FORBID_GMM,
+                           description="responsibilities and log-likelihood, with log-sum-exp"),
+        "m_step": Function(time_budget_s=20, forbidden=_FORBID_GMM,
+                           description="weights, means, covariances from responsibilities (soft counts)"),
+        "elbo": Function(time_budget_s=20, forbidden=_FORBID_GMM, description="the evidence lower bound"),
+        "fit_gmm": Function(time_budget_s=40, forbidden=_FORBID_GMM, description="EM for a Gaussian mixture"),
+        "missing_e_step": Function(time_budget_s=20, forbidden=_FORBID_MISSING,
+                                   description="conditional means and covariances of missing entries"),
+        "missing_m_step": Function(time_budget_s=20, forbidden=_FORBID_MISSING,
+                                   description="mean and covariance from the completed data"),
+    },
+    make_cases=make_cases,
+    checks=[
+        Check("log_gaussian_pdf matches the reference", "log_gaussian_pdf", 5, "visible",
+              reference_judge(ref_log_gaussian_pdf, rtol=RTOL, atol=ATOL)),
+        Check("log_gaussian_pdf in six dimensions", "log_gaussian_pdf", 5, "hidden",
+              reference_judge(ref_log_gaussian_pdf, rtol=RTOL, atol=ATOL)),
+        Check("e_step matches the reference (points far from every component)", "e_step", 8, "visible",
+              reference_judge(ref_e_step, rtol=RTOL, atol=ATOL, mistakes={"missing_logsumexp": naive_e_step})),
+        Check("e_step in five dimensions with far-away points", "e_step", 7, "hidden",
+              reference_judge(ref_e_step, rtol=RTOL, atol=ATOL, mistakes={"missing_logsumexp": naive_e_step})),
+        Check("m_step matches the reference (soft responsibilities)", "m_step", 8, "visible",
+              reference_judge(ref_m_step, rtol=RTOL, atol=ATOL,
+                              mistakes={"mstep_divided_by_n": m_step_divided_by_n})),
+        Check("m_step with four components", "m_step", 7, "hidden",
+              reference_judge(ref_m_step, rtol=RTOL, atol=ATOL,
+                              mistakes={"mstep_divided_by_n": m_step_divided_by_n})),
+        Check("elbo matches the reference", "elbo", 5, "visible", reference_judge(ref_elbo, rtol=RTOL, atol=ATOL)),
+        Check("elbo is at most the log-likelihood, equal at the posterior, and 0 log 0 = 0", "elbo", 5,
+              "hidden", _elbo_bound_judge),
+        Check("elbo matches the reference on other responsibilities", "elbo", 5, "hidden",
+              reference_judge(ref_elbo, rtol=RTOL, atol=ATOL)),
+        Check("fit_gmm never lowers the log-likelihood (Old Faithful)", "fit_gmm", 5, "visible", _monotone_judge),
+        Check("fit_gmm reaches the optimum on Old Faithful", "fit_gmm", 5, "visible", _optimum_judge),
+        Check("fit_gmm on three clusters: monotone and near the optimum", "fit_gmm", 5, "hidden",
+              lambda case, out, ctx: CheckResult(min(_monotone_judge(case, out, ctx).score_fraction,
+                                                     _optimum_judge(case, out, ctx).score_fraction))),
+        Check("missing_e_step matches the reference", "missing_e_step", 8, "visible",
+              reference_judge(ref_missing_e_step, rtol=RTOL, atol=ATOL)),
+        Check("missing_e_step in four dimensions", "missing_e_step", 7, "hidden",
+              reference_judge(ref_missing_e_step, rtol=RTOL, atol=ATOL)),
+        Check("missing_m_step matches the reference", "missing_m_step", 8, "visible",
+              reference_judge(ref_missing_m_step, rtol=RTOL, atol=ATOL,
+                              mistakes={"ignored_conditional_covariance": m_step_without_conditional_covs})),
+        Check("missing_m_step in four dimensions", "missing_m_step", 7, "hidden",
+              reference_judge(ref_missing_m_step, rtol=RTOL, atol=ATOL)),
+    ],
+)

@@ -1,0 +1,293 @@
+"""Generative classifiers: model p(x, y) = p(y) p(x | y) with Gaussian class conditionals, predict by Bayes' rule.
+
+Fitting is maximum likelihood on the labelled data and has a closed form: each class prior is the fraction of
+samples in that class, and each class-conditional Gaussian is fitted to that class's samples alone (mean and
+1/N_c covariance). Prediction turns the joint log-density into the posterior
+
+    p(y = c | x) = p(x | c) p(c) / sum_c' p(x | c') p(c'),
+
+computed with log-sum-exp so that far-away points do not underflow to 0/0.
+
+* :class:`GaussianDiscriminantAnalysis`: one full covariance per class (quadratic boundaries), or one pooled
+  covariance shared by all classes (``shared_covariance=True``: linear boundaries, as in linear discriminant
+  analysis).
+* :class:`GaussianNaiveBayes`: diagonal covariances, i.e. the features are independent given the class.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import torch
+from sklearn.base import ClassifierMixin
+
+from ._base import Estimator
+from ._gaussian import LOG_2PI, cholesky, log_gaussian_pdf
+
+__all__ = ["GaussianDiscriminantAnalysis", "GaussianNaiveBayes"]
+
+
+def _check_nonneg(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0 or value == float("inf"):
+        raise ValueError(f"{name}={value!r} must be a non-negative finite number")
+    return float(value)
+
+
+class _GenerativeClassifier(ClassifierMixin, Estimator):
+    """What both classifiers share: label handling, Bayes' rule, predictions and scores.
+
+    Subclasses implement ``_fit(X, y_idx, n_classes)`` and ``_joint_log_likelihood(X) -> (N, C)``, the
+    matrix of ``log p(x_n, y = c)``.
+    """
+
+    # ---- labels ------------------------------------------------------------------------------------------
+    @staticmethod
+    def _labels_numpy(y, n_samples: int | None, name: str = "y") -> np.ndarray:
+        if isinstance(y, torch.Tensor):
+            y = y.detach().cpu().numpy()
+        y = np.asarray(y)
+        if y.ndim != 1:
+            raise ValueError(f"{name} must be 1-D (one label per row of X), got shape {y.shape}; use y.ravel()")
+        if n_samples is not None and y.shape[0] != n_samples:
+            raise ValueError(f"{name} has {y.shape[0]} labels but X has {n_samples} rows; pass one label per row")
+        if y.dtype.kind == "f" and np.isnan(y).any():
+            raise ValueError(f"{name} contains NaN; drop the unlabelled rows before fitting")
+        if y.dtype == object and any(v is None for v in y):
+            raise ValueError(f"{name} contains None; drop the unlabelled rows before fitting")
+        return y
+
+    def _encode(self, y, n_samples: int) -> torch.Tensor:
+        """Indices into ``classes_`` for known labels; a ValueError naming an unknown one."""
+        y = self._labels_numpy(y, n_samples)
+        idx = np.searchsorted(self.classes_, y)
+        idx = np.clip(idx, 0, len(self.classes_) - 1)
+        bad = self.classes_[idx] != y
+        if bad.any():
+            raise ValueError(f"y holds the label {y[bad][0]!r}, which was not seen in fit; known classes: "
+                             f"{list(self.classes_)}")
+        return torch.as_tensor(idx, device=self._device)
+
+    # ---- fit ---------------------------------------------------------------------------------------------
+    def fit(self, X, y):
+        """Fit the class priors and the class-conditional Gaussians by maximum likelihood.
+
+        Parameters
+        ----------
+        X : (n_samples, n_features) array-like or tensor
+        y : (n_samples,) array-like or tensor
+            Class labels of any kind (integers, strings, ...); the sorted distinct values become ``classes_``.
+
+        Returns
+        -------
+        self
+        """
+        self._check_params()
+        X = self._check_input(X, reset=True)
+        y = self._labels_numpy(y, X.shape[0])
+        classes, idx = np.unique(y, return_inverse=True)
+        if len(classes) < 2:
+            raise ValueError(f"y holds {len(classes)} distinct class(es); a classifier needs at least 2")
+        self.classes_ = classes
+        y_idx = torch.as_tensor(idx.reshape(-1), device=X.device)
+        counts = torch.bincount(y_idx, minlength=len(classes)).to(X.dtype)
+        self.class_count_ = self._out(counts)
+        self._fit(X, y_idx, counts)
+        return self
+
+    # ---- prediction --------------------------------------------------------------------------------------
+    def predict_log_proba(self, X):
+        """Log posterior ``log p(y = c | x)``: (n_samples, n_classes), columns in the order of ``classes_``."""
+        jll = self._joint_log_likelihood(self._check_input(X))
+        return self._out(jll - torch.logsumexp(jll, dim=1, keepdim=True))
+
+    def predict_proba(self, X):
+        """Posterior ``p(y = c | x)`` by Bayes' rule: (n_samples, n_classes); every row sums to 1."""
+        jll = self._joint_log_likelihood(self._check_input(X))
+        return self._out(torch.softmax(jll, dim=1))
+
+    def predict(self, X):
+        """The most probable class of each row: (n_samples,), values taken from ``classes_``.
+
+        NumPy input gives a NumPy array of labels; tensor input gives a tensor on the data's device when the
+        labels are numbers (labels such as strings always come back as a NumPy array).
+        """
+        best = torch.argmax(self._joint_log_likelihood(self._check_input(X)), dim=1)
+        if self._numpy_io or self.classes_.dtype.kind not in "biuf":
+            return self.classes_[best.cpu().numpy()]
+        return torch.as_tensor(self.classes_, device=best.device)[best]
+
+    def score(self, X, y, sample_weight=None):
+        """Accuracy: the fraction of rows whose predicted class equals ``y`` (a float, as in scikit-learn)."""
+        X_t = self._check_input(X)
+        y = self._labels_numpy(y, X_t.shape[0])
+        pred = self.classes_[torch.argmax(self._joint_log_likelihood(X_t), dim=1).cpu().numpy()]
+        hits = (pred == y).astype(np.float64)
+        if sample_weight is not None:
+            return float(np.average(hits, weights=np.asarray(sample_weight, dtype=np.float64)))
+        return float(hits.mean())
+
+    def log_likelihood(self, X, y) -> float:
+        """Total joint log-likelihood ``sum_n log p(x_n, y_n)`` of labelled data under the fitted model."""
+        X_t = self._check_input(X)
+        idx = self._encode(y, X_t.shape[0])
+        jll = self._joint_log_likelihood(X_t)
+        return float(jll.gather(1, idx[:, None]).sum())
+
+    def _log_priors(self) -> torch.Tensor:
+        return torch.log(self._tensor(self._prior_attr()))
+
+
+class GaussianDiscriminantAnalysis(_GenerativeClassifier):
+    """Gaussian discriminant analysis: ``p(y) p(x | y)`` with ``x | y = c ~ N(mu_c, Sigma_c)``.
+
+    Parameters
+    ----------
+    shared_covariance : bool, default False
+        False: one full covariance per class, ``Sigma_c = 1/N_c sum_{n in c} (x_n - mu_c)(x_n - mu_c)^T``
+        (quadratic decision boundaries). True: one pooled covariance
+        ``Sigma = 1/N sum_c sum_{n in c} (x_n - mu_c)(x_n - mu_c)^T`` for all classes (linear boundaries; the
+        maximum-likelihood estimate under a shared covariance, the same matrix scikit-learn's
+        ``LinearDiscriminantAnalysis`` uses).
+    reg_covar : float, default 0.0
+        Added to the diagonal of every covariance, to keep them invertible for small or degenerate classes.
+    random_state, device, dtype
+        As for every estimator of the package (fitting is deterministic; ``random_state`` is unused).
+
+    Attributes
+    ----------
+    classes_ : (n_classes,) ndarray
+        The distinct labels, sorted.
+    class_count_ : (n_classes,)
+        Number of training samples per class.
+    priors_ : (n_classes,)
+        ``N_c / N``.
+    means_ : (n_classes, n_features)
+    covariances_ : (n_classes, n_features, n_features)
+        Always one matrix per class, also with ``shared_covariance=True`` (then the pooled matrix repeated),
+        so that code reading ``covariances_[c]`` works in both cases.
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.array([[0., 0.], [1., .2], [.2, 1.], [5., 5.], [6., 5.2], [5.2, 6.]])
+    >>> gda = GaussianDiscriminantAnalysis(shared_covariance=True).fit(X, ["a", "a", "a", "b", "b", "b"])
+    >>> gda.predict(np.array([[0.5, 0.5], [5.5, 5.5]])).tolist()
+    ['a', 'b']
+    """
+
+    def __init__(self, shared_covariance: bool = False, reg_covar: float = 0.0, random_state=None,
+                 device=None, dtype=None):
+        self.shared_covariance = shared_covariance
+        self.reg_covar = reg_covar
+        self.random_state = random_state
+        self.device = device
+        self.dtype = dtype
+
+    def _check_params(self) -> None:
+        _check_nonneg(self.reg_covar, "reg_covar")
+        if not isinstance(self.shared_covariance, (bool, np.bool_)):
+            raise ValueError(f"shared_covariance={self.shared_covariance!r} must be True or False")
+
+    def _prior_attr(self):
+        return self.priors_
+
+    def _fit(self, X: torch.Tensor, y_idx: torch.Tensor, counts: torch.Tensor) -> None:
+        n, d = X.shape
+        C = counts.shape[0]
+        reg = float(self.reg_covar)
+        if not self.shared_covariance and reg == 0.0:
+            small = [(self.classes_[c], int(counts[c])) for c in range(C) if int(counts[c]) <= d]
+            if small:
+                label, size = small[0]
+                raise ValueError(f"class {label!r} has {size} sample(s), too few for a full covariance in {d} "
+                                 f"dimensions (needs at least {d + 1}); use shared_covariance=True or reg_covar>0")
+        means = torch.zeros(C, d, device=X.device, dtype=X.dtype).index_add_(0, y_idx, X) / counts[:, None]
+        diff = X - means[y_idx]                                              # centred by each row's class
+        scatter = torch.stack([diff[y_idx == c].T @ diff[y_idx == c] for c in range(C)])   # (C, d, d)
+        eye = torch.eye(d, device=X.device, dtype=X.dtype)
+        if self.shared_covariance:
+            covs = (scatter.sum(0) / n + reg * eye).expand(C, d, d).clone()
+        else:
+            covs = scatter / counts[:, None, None] + reg * eye
+        covs = 0.5 * (covs + covs.transpose(1, 2))
+        hint = ("the features are collinear or a class is degenerate; increase reg_covar" if self.shared_covariance
+                else "the features are collinear or a class is degenerate; increase reg_covar or use "
+                     "shared_covariance=True")
+        cholesky(covs, "covariance of a class" if not self.shared_covariance else "pooled covariance", hint)
+        self.priors_ = self._out(counts / n)
+        self.means_ = self._out(means)
+        self.covariances_ = self._out(covs)
+
+    def _joint_log_likelihood(self, X: torch.Tensor) -> torch.Tensor:
+        means, covs = self._tensor(self.means_), self._tensor(self.covariances_)
+        # one class at a time keeps the memory at (N, d) instead of (C, N, d)
+        log_px = torch.stack([log_gaussian_pdf(X, means[c], covs[c], what="class covariance",
+                                               hint="increase reg_covar") for c in range(means.shape[0])], 1)
+        return log_px + self._log_priors()                                               # (N, C)
+
+
+class GaussianNaiveBayes(_GenerativeClassifier):
+    """Gaussian naive Bayes: Gaussian discriminant analysis with diagonal class covariances.
+
+    Given the class, the features are modelled as independent, so each class needs only one mean and one
+    variance per feature, estimated feature by feature (``var = 1/N_c sum (x_nj - mu_cj)^2``). Attribute
+    names and results follow ``sklearn.naive_bayes.GaussianNB``.
+
+    Parameters
+    ----------
+    var_smoothing : float, default 0.0
+        ``var_smoothing * max_j Var(X[:, j])`` is added to every variance (scikit-learn uses 1e-9 by default;
+        0 gives the plain maximum-likelihood estimate).
+    random_state, device, dtype
+        As for every estimator of the package (fitting is deterministic; ``random_state`` is unused).
+
+    Attributes
+    ----------
+    classes_ : (n_classes,) ndarray
+    class_count_ : (n_classes,)
+    class_prior_ : (n_classes,)
+        ``N_c / N``.
+    theta_ : (n_classes, n_features)
+        Per-class feature means.
+    var_ : (n_classes, n_features)
+        Per-class feature variances (the diagonals of the class covariances), plus ``epsilon_``.
+    epsilon_ : float
+        What ``var_smoothing`` added to the variances.
+    n_features_in_ : int
+    """
+
+    def __init__(self, var_smoothing: float = 0.0, random_state=None, device=None, dtype=None):
+        self.var_smoothing = var_smoothing
+        self.random_state = random_state
+        self.device = device
+        self.dtype = dtype
+
+    def _check_params(self) -> None:
+        _check_nonneg(self.var_smoothing, "var_smoothing")
+
+    def _prior_attr(self):
+        return self.class_prior_
+
+    def _fit(self, X: torch.Tensor, y_idx: torch.Tensor, counts: torch.Tensor) -> None:
+        C, d = counts.shape[0], X.shape[1]
+        epsilon = float(self.var_smoothing) * float(X.var(0, unbiased=False).max())
+        theta = torch.zeros(C, d, device=X.device, dtype=X.dtype).index_add_(0, y_idx, X) / counts[:, None]
+        sq = (X - theta[y_idx]) ** 2
+        var = torch.zeros(C, d, device=X.device, dtype=X.dtype).index_add_(0, y_idx, sq) / counts[:, None]
+        var = var + epsilon
+        zero = (var <= 0).nonzero()
+        if zero.shape[0]:
+            c, j = (int(v) for v in zero[0])
+            raise ValueError(f"feature {j} has zero variance in class {self.classes_[c]!r} (constant values or a "
+                             f"single sample); set var_smoothing>0, e.g. 1e-9")
+        self.epsilon_ = epsilon
+        self.class_prior_ = self._out(counts / X.shape[0])
+        self.theta_ = self._out(theta)
+        self.var_ = self._out(var)
+
+    def _joint_log_likelihood(self, X: torch.Tensor) -> torch.Tensor:
+        theta, var = self._tensor(self.theta_), self._tensor(self.var_)                 # (C, d)
+        norm = -0.5 * (LOG_2PI + torch.log(var)).sum(1)                                  # (C,)
+        quad = torch.stack([((X - theta[c]) ** 2 / var[c]).sum(1) for c in range(theta.shape[0])], 1)  # (N, C)
+        return self._log_priors() + norm - 0.5 * quad

@@ -1,0 +1,313 @@
+"""Fitting a Gaussian to data with missing entries by expectation-maximisation.
+
+Each row ``x_n`` splits into its observed block ``o`` and its missing block ``m`` (the NaN entries). The
+quantity to maximise is the likelihood of what was observed, with the missing entries integrated out:
+
+    log P(O; mu, Sigma) = sum_n log N(x_{n,o}; mu_o, Sigma_oo).
+
+EM alternates two steps from the current estimate ``(mu, Sigma)``:
+
+E-step ("complete" every row)
+    Under the current Gaussian the missing block given the observed one is again Gaussian,
+
+        P(m | o) = N(m; mu_m + Sigma_mo Sigma_oo^{-1} (x_o - mu_o),  Sigma_mm - Sigma_mo Sigma_oo^{-1} Sigma_om).
+
+    ``completion="expectation"`` fills the missing block with that conditional mean ``x_hat`` and keeps its
+    conditional covariance ``C_n`` (``Sigma_mm - ...`` placed in the (m, m) block of a d x d zero matrix):
+    this is the limit of filling in every value of ``m`` in proportion to ``P(m | o)``.
+    ``completion="sampling"`` instead fills it with one draw from ``P(m | o)`` and uses ``C_n = 0``
+    (stochastic EM: cheaper to explain, noisier, and its likelihood is not guaranteed to increase).
+
+M-step (plain Gaussian MLE on the completed rows)
+    ``mu = 1/N sum_n x_hat_n``,   ``Sigma = 1/N sum_n (x_hat_n x_hat_n^T + C_n) - mu mu^T``
+    (computed in the equivalent centred form ``1/N sum_n [(x_hat_n - mu)(x_hat_n - mu)^T + C_n]``, which loses
+    less precision).
+
+With expectation completion every iteration increases the observed-data log-likelihood (or leaves it
+unchanged at a fixed point). Rows that share a missingness pattern share ``Sigma_oo^{-1}``, the regression
+matrix and ``C_n``, so the work is done once per pattern and vectorised over its rows.
+"""
+from __future__ import annotations
+
+import numbers
+import warnings
+
+import torch
+from sklearn.exceptions import ConvergenceWarning
+
+from ._base import Estimator
+from ._gaussian import LOG_2PI, cholesky
+
+__all__ = ["MissingDataGaussian"]
+
+_HINT = "the observed features are (nearly) collinear; drop a redundant feature or add more rows"
+
+
+class _Layout:
+    """The rows of ``X`` sorted by missingness pattern, so that each pattern is a contiguous slice.
+
+    Attributes: ``order`` (N,) the sorting permutation; ``X0`` (N, d) the sorted rows with 0 in place of NaN;
+    ``obs`` / ``mis`` (P, d) 0/1 masks of the P distinct patterns; ``slices`` the row range of each pattern.
+    """
+
+    def __init__(self, X: torch.Tensor):
+        missing = torch.isnan(X)
+        uniq, inverse = torch.unique(missing, dim=0, return_inverse=True)
+        self.order = torch.argsort(inverse, stable=True)
+        sizes = torch.bincount(inverse, minlength=uniq.shape[0])
+        self.sizes = sizes.to(X.dtype)
+        bounds = [0] + torch.cumsum(sizes, 0).tolist()
+        self.slices = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+        self.X0 = torch.where(missing, 0, X)[self.order]
+        self.mis = uniq.to(X.dtype)
+        self.obs = 1 - self.mis
+
+    def unsort(self, rows: torch.Tensor) -> torch.Tensor:
+        out = torch.empty_like(rows)
+        out[self.order] = rows
+        return out
+
+
+def _conditionals(lay: _Layout, mean: torch.Tensor, cov: torch.Tensor):
+    """The conditional-Gaussian algebra of every pattern at once, as (P, d, d) stacks.
+
+    For pattern p with observed set o and missing set m, ``Sigma_oo`` is embedded in a d x d matrix with the
+    identity on the missing block, so that all patterns share one shape and one batched Cholesky call; its
+    factor is ``L_oo`` on the observed block and the identity elsewhere. Returns
+
+    * ``Linv``: the inverse of that factor (so ``|Linv (x - mu)|^2`` is the Mahalanobis term of x_o),
+    * ``R``: the regression ``Sigma_mo Sigma_oo^{-1}`` in the (m, o) block, zero elsewhere,
+    * ``C``: the conditional covariance ``Sigma_mm - Sigma_mo Sigma_oo^{-1} Sigma_om`` in the (m, m) block,
+    * ``const``: ``-1/2 log det Sigma_oo - |o|/2 log(2 pi)`` per pattern.
+    """
+    o, m = lay.obs, lay.mis
+    d = cov.shape[0]
+    eye = torch.eye(d, device=cov.device, dtype=cov.dtype)
+    s_oo = cov * (o[:, :, None] * o[:, None, :]) + torch.diag_embed(m)
+    L = cholesky(s_oo, "covariance of the observed features", _HINT)
+    Linv = torch.linalg.solve_triangular(L, eye.expand_as(L), upper=False)
+    prec = Linv.mT @ Linv                                   # Sigma_oo^{-1} embedded (identity on m)
+    R = (cov * (m[:, :, None] * o[:, None, :])) @ prec      # Sigma_mo Sigma_oo^{-1}
+    C = (cov - R @ cov) * (m[:, :, None] * m[:, None, :])
+    C = 0.5 * (C + C.mT)
+    const = -torch.log(torch.diagonal(L, dim1=-2, dim2=-1)).sum(-1) - 0.5 * o.sum(1) * LOG_2PI
+    return Linv, R, C, const
+
+
+def _complete(lay: _Layout, mean: torch.Tensor, cov: torch.Tensor, noise: torch.Tensor | None = None):
+    """Observed-data log-density of every row and the completed rows, both in sorted order.
+
+    Returns ``log_p`` (N,), ``completed`` (N, d) (conditional means, plus ``noise`` pushed through the
+    conditional covariance's square root when ``noise`` (N, d) is given) and ``C`` (P, d, d).
+    """
+    Linv, R, C, const = _conditionals(lay, mean, cov)
+    F = _sqrt_psd(C) if noise is not None else None
+    log_p = torch.empty(lay.X0.shape[0], device=mean.device, dtype=mean.dtype)
+    completed = torch.empty_like(lay.X0)
+    for p, rows in enumerate(lay.slices):
+        x0 = lay.X0[rows]
+        diff = (x0 - mean) * lay.obs[p]                     # x_o - mu_o, zero on the missing block
+        white = diff @ Linv[p].T
+        log_p[rows] = const[p] - 0.5 * (white * white).sum(1)
+        fill = x0 + lay.mis[p] * mean + diff @ R[p].T         # x_o kept; mu_m + Sigma_mo Sigma_oo^{-1} (x_o - mu_o)
+        if F is not None:
+            fill = fill + (noise[rows] @ F[p].T) * lay.mis[p]
+        completed[rows] = fill
+    return log_p, completed, C
+
+
+def _sqrt_psd(C: torch.Tensor) -> torch.Tensor:
+    """Factors ``F`` with ``F F^T = C`` for symmetric positive semi-definite ``C`` (..., d, d); eigenvalues
+    below 0 (rounding) are clipped."""
+    w, V = torch.linalg.eigh(C)
+    return V * torch.sqrt(torch.clamp(w, min=0))[..., None, :]
+
+
+class MissingDataGaussian(Estimator):
+    """Maximum-likelihood Gaussian from rows with missing (NaN) entries, fitted by EM.
+
+    Parameters
+    ----------
+    completion : {"expectation", "sampling"}, default "expectation"
+        How the E-step fills in the missing entries: with their conditional mean plus the conditional
+        covariance correction (exact EM), or with a draw from ``P(m | o)`` (stochastic EM).
+    max_iter : int, default 100
+        The largest number of EM updates.
+    tol : float, default 1e-6
+        Stop when the observed-data log-likelihood *per row* changes by less than ``tol`` between two
+        iterations. With ``completion="sampling"`` the likelihood keeps fluctuating, so the fit usually runs
+        for ``max_iter`` iterations.
+    random_state : None, int or torch.Generator
+        Seeds the draws of ``completion="sampling"`` (the expectation variant is deterministic).
+    device, dtype
+        Where and in what precision to compute (default: follow the input).
+
+    Attributes
+    ----------
+    mean_ : (n_features,)
+    covariance_ : (n_features, n_features)
+    log_likelihoods_ : list of float
+        The observed-data log-likelihood ``sum_n log N(x_{n,o}; mu_o, Sigma_oo)`` (a total over rows).
+        Entry ``k`` is evaluated at the parameters after ``k`` EM updates: entry 0 at the starting point (the
+        per-feature means and variances of the observed entries, with zero correlations), the last one at
+        the returned ``mean_`` and ``covariance_``. There are ``n_iter_ + 1`` entries.
+    n_iter_ : int
+        Number of EM updates done.
+    converged_ : bool
+        Whether the stopping rule was met before ``max_iter``.
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.random.default_rng(0).multivariate_normal([0, 0], [[1, .9], [.9, 1]], size=500)
+    >>> X[::3, 1] = np.nan
+    >>> model = MissingDataGaussian().fit(X)
+    >>> model.impute(X).shape
+    (500, 2)
+    """
+
+    def __init__(self, completion: str = "expectation", max_iter: int = 100, tol: float = 1e-6,
+                 random_state=None, device=None, dtype=None):
+        self.completion = completion
+        self.max_iter = max_iter
+        self.tol = tol
+        self.random_state = random_state
+        self.device = device
+        self.dtype = dtype
+
+    # ---- checks ------------------------------------------------------------------------------------------
+    def _check_params(self) -> None:
+        if self.completion not in ("expectation", "sampling"):
+            raise ValueError(f"completion={self.completion!r} must be 'expectation' or 'sampling'")
+        if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, numbers.Integral) or self.max_iter < 1:
+            raise ValueError(f"max_iter={self.max_iter!r} must be a positive integer")
+        if isinstance(self.tol, bool) or not isinstance(self.tol, numbers.Real) or not self.tol >= 0:
+            raise ValueError(f"tol={self.tol!r} must be a non-negative number")
+
+    @staticmethod
+    def _check_coverage(X: torch.Tensor) -> None:
+        missing = torch.isnan(X)
+        empty_rows = torch.nonzero(missing.all(1)).flatten().tolist()
+        if empty_rows:
+            shown = ", ".join(map(str, empty_rows[:10])) + (" ..." if len(empty_rows) > 10 else "")
+            raise ValueError(f"{len(empty_rows)} row(s) of X have no observed entry (rows {shown}); drop them, "
+                             "they carry no information about the Gaussian")
+        n_obs = (~missing).sum(0)
+        thin = torch.nonzero(n_obs < 2).flatten().tolist()
+        if thin:
+            raise ValueError(f"feature {thin[0]} has {int(n_obs[thin[0]])} observed value(s); each feature needs "
+                             "at least 2 to estimate its variance, so drop that column")
+
+    # ---- EM ----------------------------------------------------------------------------------------------
+    def fit(self, X, y=None):
+        """Estimate ``mean_`` and ``covariance_`` from ``X`` by EM.
+
+        Parameters
+        ----------
+        X : (n_samples, n_features) array-like or tensor
+            NaN marks a missing entry; every row needs at least one observed entry.
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        self._check_params()
+        X = self._check_input(X, reset=True, allow_nan=True)
+        self._check_coverage(X)
+        n, d = X.shape
+        lay = _Layout(X)
+        gen = self._generator() if self.completion == "sampling" else None
+
+        # start: per-feature mean and variance of the observed entries, no correlations
+        observed = ~torch.isnan(X)
+        mean = torch.where(observed, X, 0).sum(0) / observed.sum(0)
+        var = torch.where(observed, (X - mean) ** 2, 0).sum(0) / observed.sum(0)
+        if bool((var <= 0).any()):
+            j = int(torch.nonzero(var <= 0)[0])
+            raise ValueError(f"feature {j} is constant over its observed entries; drop that column")
+        cov = torch.diag(var)
+
+        ll, stats = self._e_step(lay, mean, cov, gen)
+        lls = [ll]
+        converged = False
+        n_iter = 0
+        for n_iter in range(1, int(self.max_iter) + 1):
+            mean, cov = self._m_step(*stats)
+            ll, stats = self._e_step(lay, mean, cov, gen)
+            lls.append(ll)
+            if abs(lls[-1] - lls[-2]) < self.tol * n:
+                converged = True
+                break
+        if not converged and self.completion == "expectation":
+            warnings.warn(f"EM did not converge in max_iter={self.max_iter} iterations; increase max_iter or tol",
+                          ConvergenceWarning, stacklevel=2)
+
+        self.mean_ = self._out(mean)
+        self.covariance_ = self._out(cov)
+        self.log_likelihoods_ = lls
+        self.n_iter_ = n_iter
+        self.converged_ = converged
+        return self
+
+    @staticmethod
+    def _e_step(lay: _Layout, mean, cov, gen):
+        """Observed-data log-likelihood at ``(mean, cov)`` and what the M-step needs.
+
+        Returns ``(total, (completed rows (N, d), sum over rows of C_n (d, d)))``; with sampling completion the
+        rows hold draws from P(m | o) and the sum of C_n is zero.
+        """
+        noise = None
+        if gen is not None:
+            noise = torch.randn(lay.X0.shape, generator=gen, device=lay.X0.device, dtype=lay.X0.dtype)
+        log_p, completed, C = _complete(lay, mean, cov, noise)
+        if gen is None:
+            correction = (lay.sizes[:, None, None] * C).sum(0)
+        else:
+            correction = torch.zeros_like(cov)
+        return float(log_p.sum()), (completed, correction)
+
+    @staticmethod
+    def _m_step(completed: torch.Tensor, correction: torch.Tensor):
+        n = completed.shape[0]
+        mean = completed.mean(0)
+        diff = completed - mean
+        cov = (diff.T @ diff + correction) / n
+        return mean, 0.5 * (cov + cov.T)
+
+    # ---- after fit ---------------------------------------------------------------------------------------
+    def _complete_new(self, X):
+        X = self._check_input(X, allow_nan=True)
+        lay = _Layout(X)
+        log_p, completed, _ = _complete(lay, self._tensor(self.mean_), self._tensor(self.covariance_))
+        return lay, log_p, completed
+
+    def impute(self, X):
+        """Fill every NaN with its conditional mean given the row's observed entries, under the fitted model.
+
+        Parameters
+        ----------
+        X : (n_samples, n_features) array-like or tensor
+            A row with nothing observed is filled with ``mean_``.
+
+        Returns
+        -------
+        (n_samples, n_features) ndarray or tensor
+            A new array (``X`` is not modified); observed entries are copied unchanged.
+        """
+        lay, _, completed = self._complete_new(X)
+        return self._out(lay.unsort(completed))
+
+    def score_samples(self, X):
+        """Observed-data log-likelihood of each row, ``log N(x_o; mu_o, Sigma_oo)``: (n_samples,).
+
+        A row with nothing observed scores 0 (the probability of observing nothing is 1).
+        """
+        lay, log_p, _ = self._complete_new(X)
+        return self._out(lay.unsort(log_p))
+
+    def score(self, X, y=None) -> float:
+        """Mean observed-data log-likelihood per row (the mean of :meth:`score_samples`)."""
+        _, log_p, _ = self._complete_new(X)
+        return float(log_p.mean())

@@ -1,0 +1,597 @@
+"""Gaussian mixture models fitted by expectation-maximisation (EM).
+
+The model: pick a component m with probability π_m, then draw x ~ N(μ_m, Σ_m). The component is the latent
+variable; EM alternates
+
+* E-step: the responsibilities r_nm = P(m | x_n) = π_m N(x_n; μ_m, Σ_m) / Σ_j π_j N(x_n; μ_j, Σ_j), computed
+  in log space with log-sum-exp (``course_lib.elbo``), so points far from every component do not give 0/0;
+* M-step: the weighted maximum-likelihood estimates N_m = Σ_n r_nm, π_m = N_m / N, μ_m = Σ_n r_nm x_n / N_m,
+  Σ_m = Σ_n r_nm (x_n − μ_m)(x_n − μ_m)ᵀ / N_m + reg_covar · I.
+
+Each iteration maximises the bound J(θ, θ′) of ``course_lib.elbo``, so with ``completion="expectation"`` the
+log-likelihood never goes down. ``completion="sampling"`` completes the data by drawing one component per
+point from its responsibilities instead (stochastic EM); the likelihood then wanders near a maximum.
+
+How it is computed (full covariances). Each component is held through the Cholesky factor U_m of its
+precision (U_m U_mᵀ = Σ_m⁻¹, U_m upper triangular, as in scikit-learn), so the Mahalanobis term is
+‖(x − μ_m) U_m‖². With the data augmented by a column of ones, one matrix product
+``[X, 1] @ [[U_1 … U_K], [−μ_1 U_1 … −μ_K U_K]]`` gives the whitened residuals of every point under every
+component at once. The M-step reuses them: weighted by the responsibilities and multiplied by ``[X, 1]`` they
+give, in one more product, Σ_n r_nm U_mᵀ(x_n − μ_m) [x_nᵀ, 1], from which the new means and covariances follow
+with a small d × d product per component. Both products are large, well-shaped matrix multiplications, and
+the work runs over blocks of samples so no N × K × d array is ever formed.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+import warnings
+
+import numpy as np
+import torch
+from sklearn.exceptions import ConvergenceWarning
+
+from ._base import Estimator
+from ._gaussian import LOG_2PI
+from .elbo import _log_normalize
+
+__all__ = ["GaussianMixture"]
+
+_COVARIANCE_TYPES = ("full", "diag", "spherical")
+_INIT_PARAMS = ("kmeans", "random_from_data")
+_COMPLETIONS = ("expectation", "sampling")
+# Elements of the per-block n × K × d intermediate: small enough to stay in the CPU caches.
+_BLOCK_ELEMENTS = 1 << 19
+_KMEANS_ITERS = 10
+
+
+def _block_rows(n_samples: int, width: int, device: torch.device) -> int:
+    if device.type != "cpu":
+        return max(1, min(n_samples, (1 << 26) // max(width, 1)))
+    return max(64, min(n_samples, _BLOCK_ELEMENTS // max(width, 1)))
+
+
+def _flip(a: torch.Tensor) -> torch.Tensor:
+    return a.flip(-1).flip(-2)
+
+
+class _Params:
+    """One set of mixture parameters as tensors, with the factors the E-step needs.
+
+    ``prec_chol``: full (K, d, d) upper U with U Uᵀ = Σ⁻¹; diag (K, d); spherical (K,), each 1/σ.
+    ``cov_chol``: full only, the lower Cholesky factor L of Σ (L = U⁻ᵀ).
+    """
+
+    def __init__(self, weights, means, covariances, prec_chol, cov_chol=None):
+        self.weights, self.means, self.covariances = weights, means, covariances
+        self.prec_chol, self.cov_chol = prec_chol, cov_chol
+
+
+def _bad_components(mask: torch.Tensor) -> str:
+    idx = torch.nonzero(mask).flatten().tolist()
+    shown = ", ".join(str(i) for i in idx[:5]) + (" …" if len(idx) > 5 else "")
+    return f"component{'s' if len(idx) > 1 else ''} {shown}"
+
+
+def _params_from_covariances(weights, means, covariances, cov_type: str, reg_covar: float) -> _Params:
+    """Factor the covariances; a clear error naming the components that are not positive definite."""
+    hint = ("increase reg_covar (e.g. reg_covar=1e-6 or more), use fewer components, or rescale the data"
+            if reg_covar <= 0 else "increase reg_covar, use fewer components, or rescale the data")
+    if cov_type == "full":
+        L, info = torch.linalg.cholesky_ex(covariances)
+        if bool((info != 0).any()):
+            raise ValueError(f"the covariance of {_bad_components(info != 0)} is singular (too few or collapsed "
+                             f"points); {hint}")
+        eye = torch.eye(means.shape[1], dtype=means.dtype, device=means.device).expand_as(L)
+        U = torch.linalg.solve_triangular(L, eye, upper=False).mT
+        if not torch.isfinite(U).all():
+            raise ValueError(f"a covariance is numerically singular; {hint}")
+        return _Params(weights, means, covariances, U, L)
+    bad = covariances <= 0 if cov_type == "spherical" else (covariances <= 0).any(-1)
+    if bool(bad.any()) or not torch.isfinite(covariances).all():
+        raise ValueError(f"the covariance of {_bad_components(bad)} is singular (zero variance); {hint}")
+    return _Params(weights, means, covariances, covariances.rsqrt())
+
+
+def _params_from_precisions(weights, means, precisions, cov_type: str) -> _Params:
+    """Like scikit-learn: the upper factor U of P = U Uᵀ is flip(chol(flip(P)))."""
+    if cov_type == "full":
+        Lf, info = torch.linalg.cholesky_ex(_flip(precisions))
+        if bool((info != 0).any()):
+            raise ValueError(f"precisions_init of {_bad_components(info != 0)} is not symmetric positive "
+                             "definite; pass valid precision matrices")
+        U = _flip(Lf)
+        eye = torch.eye(means.shape[1], dtype=means.dtype, device=means.device).expand_as(U)
+        L = torch.linalg.solve_triangular(U, eye, upper=True).mT          # U⁻ᵀ, lower
+        return _Params(weights, means, L @ L.mT, U, L)
+    if (precisions <= 0).any():
+        raise ValueError("precisions_init must be positive; pass inverse variances")
+    return _Params(weights, means, 1.0 / precisions, precisions.sqrt())
+
+
+def _log_det_prec_chol(p: _Params, cov_type: str, d: int) -> torch.Tensor:
+    """½ log det Σ⁻¹ per component, (K,)."""
+    if cov_type == "full":
+        return torch.log(torch.diagonal(p.prec_chol, dim1=-2, dim2=-1)).sum(-1)
+    if cov_type == "diag":
+        return torch.log(p.prec_chol).sum(-1)
+    return d * torch.log(p.prec_chol)
+
+
+class _Design:
+    """The data laid out once per fit for the E- and M-step products, split into row blocks."""
+
+    def __init__(self, X: torch.Tensor, cov_type: str, n_components: int):
+        n, d = X.shape
+        ones = torch.ones(n, 1, dtype=X.dtype, device=X.device)
+        if cov_type == "full":
+            self.A = torch.cat([X, ones], dim=1)                                  # (n, d + 1)
+            width = n_components * d
+        else:
+            self.A = torch.cat([X, X * X, ones], dim=1)                           # (n, 2d + 1)
+            width = 2 * d + n_components
+        rows = _block_rows(n, width, X.device)
+        self.blocks = [self.A[i:i + rows] for i in range(0, n, rows)]
+        self.n, self.d = n, d
+
+
+def _full_weights(p: _Params) -> torch.Tensor:
+    """[[U_1 … U_K], [−μ_1 U_1 … −μ_K U_K]], (d + 1, K d)."""
+    U = p.prec_chol
+    K, d, _ = U.shape
+    top = U.permute(1, 0, 2).reshape(d, K * d)
+    bottom = -(p.means.unsqueeze(1) @ U).reshape(1, K * d)
+    return torch.cat([top, bottom], dim=0)
+
+
+def _diag_weights(p: _Params, cov_type: str, d: int, const: torch.Tensor) -> torch.Tensor:
+    """Coefficients of [x, x², 1] in log π + log N for diagonal/spherical covariances, (2d + 1, K)."""
+    prec = p.prec_chol ** 2
+    if cov_type == "spherical":
+        prec = prec.unsqueeze(1).expand(-1, d)
+    lin = (p.means * prec).T                                                        # (d, K)
+    quad = -0.5 * prec.T                                                            # (d, K)
+    c = const - 0.5 * (p.means ** 2 * prec).sum(1)                                  # (K,)
+    return torch.cat([lin, quad, c.unsqueeze(0)], dim=0)
+
+
+def _log_const(p: _Params, cov_type: str, d: int) -> torch.Tensor:
+    return torch.log(p.weights) + _log_det_prec_chol(p, cov_type, d) - 0.5 * d * LOG_2PI
+
+
+class GaussianMixture(Estimator):
+    """A mixture of K Gaussians fitted by EM, with scikit-learn's parameters and fitted attributes.
+
+    Parameters
+    ----------
+    n_components : int
+        The number of mixture components K.
+    covariance_type : {"full", "diag", "spherical"}
+        Each component's covariance: a full matrix, a diagonal, or a single variance times the identity.
+    tol : float
+        Stop when the average log-likelihood per sample changes by less than ``tol`` between iterations.
+    reg_covar : float
+        Added to the diagonal of every covariance; keeps components from collapsing onto single points.
+        With ``reg_covar=0`` the updates are exact maximum likelihood.
+    max_iter : int
+        The most EM iterations per initialisation.
+    n_init : int
+        Number of initialisations; the one with the highest final log-likelihood is kept.
+    init_params : {"kmeans", "random_from_data"}
+        "kmeans": responsibilities from a few Lloyd iterations of k-means (k-means++ seeding).
+        "random_from_data": K distinct data points as means, the data covariance for every component,
+        equal weights.
+    weights_init : array of shape (K,), optional
+        Initial mixing weights (non-negative, summing to 1).
+    means_init : array of shape (K, d), optional
+        Initial means.
+    precisions_init : array, optional
+        Initial precisions (inverse covariances): (K, d, d) for "full", (K, d) for "diag", (K,) for
+        "spherical".
+    completion : {"expectation", "sampling"}
+        How the E-step completes the data: with every component in proportion to its responsibility
+        (classical EM), or with one component drawn per point from its responsibilities (stochastic EM).
+    random_state : int, torch.Generator or None
+        Seeds the initialisation, ``completion="sampling"`` and ``sample``.
+    device, dtype : optional
+        Compute on this device / in this dtype instead of the input's.
+    verbose : int
+        Print the log-likelihood at each iteration when positive.
+
+    Attributes
+    ----------
+    weights_ : (K,)
+    means_ : (K, d)
+    covariances_ : (K, d, d) for "full", (K, d) for "diag", (K,) for "spherical"
+    precisions_, precisions_cholesky_ : same shapes as ``covariances_``
+    lower_bound_ : float
+        The average log-likelihood per sample, (1/N) Σ_n log p(x_n), at the parameters the last E-step used
+        (the same quantity as scikit-learn's ``lower_bound_``), for the best initialisation.
+    lower_bounds_ : list of float
+        That quantity at every iteration of the best initialisation.
+    n_iter_ : int
+    converged_ : bool
+    """
+
+    def __init__(self, n_components=1, covariance_type="full", tol=1e-3, reg_covar=1e-6, max_iter=100, n_init=1,
+                 init_params="kmeans", weights_init=None, means_init=None, precisions_init=None,
+                 completion="expectation", random_state=None, device=None, dtype=None, verbose=0):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.precisions_init = precisions_init
+        self.completion = completion
+        self.random_state = random_state
+        self.device = device
+        self.dtype = dtype
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ checks
+    def _check_hyperparameters(self, n_samples: int) -> None:
+        def is_int(v):
+            return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+        if not is_int(self.n_components) or self.n_components < 1:
+            raise ValueError(f"n_components={self.n_components!r} must be a positive integer")
+        if self.n_components > n_samples:
+            raise ValueError(f"n_components={self.n_components} is larger than the number of samples "
+                             f"({n_samples}); use at most {n_samples} components or pass more data")
+        if self.covariance_type not in _COVARIANCE_TYPES:
+            raise ValueError(f"covariance_type={self.covariance_type!r} is not supported; use one of "
+                             f"{', '.join(map(repr, _COVARIANCE_TYPES))}")
+        if self.init_params not in _INIT_PARAMS:
+            raise ValueError(f"init_params={self.init_params!r} is not supported; use 'kmeans' or "
+                             "'random_from_data'")
+        if self.completion not in _COMPLETIONS:
+            raise ValueError(f"completion={self.completion!r} is not supported; use 'expectation' or 'sampling'")
+        if not isinstance(self.tol, numbers.Real) or not self.tol >= 0:
+            raise ValueError(f"tol={self.tol!r} must be a non-negative number")
+        if not isinstance(self.reg_covar, numbers.Real) or not self.reg_covar >= 0:
+            raise ValueError(f"reg_covar={self.reg_covar!r} must be a non-negative number")
+        if not is_int(self.max_iter) or self.max_iter < 0:
+            raise ValueError(f"max_iter={self.max_iter!r} must be a non-negative integer")
+        if not is_int(self.n_init) or self.n_init < 1:
+            raise ValueError(f"n_init={self.n_init!r} must be a positive integer")
+
+    def _user_init(self, X: torch.Tensor):
+        """The user's initial parameters as tensors on X's device and dtype (None where not given)."""
+        K, d = self.n_components, X.shape[1]
+
+        def conv(value, name, shape):
+            if value is None:
+                return None
+            t = torch.as_tensor(np.asarray(value) if not isinstance(value, torch.Tensor) else value)
+            t = t.to(device=X.device, dtype=X.dtype)
+            if tuple(t.shape) != shape:
+                raise ValueError(f"{name} has shape {tuple(t.shape)}, expected {shape} "
+                                 f"(n_components={K}, n_features={d})")
+            if not torch.isfinite(t).all():
+                raise ValueError(f"{name} contains NaN or infinite values; pass finite numbers")
+            return t
+
+        w = conv(self.weights_init, "weights_init", (K,))
+        if w is not None:
+            if (w < 0).any() or (w == 0).all():
+                raise ValueError("weights_init must be non-negative; pass mixing proportions summing to 1")
+            if abs(float(w.sum()) - 1.0) > 1e-6:
+                raise ValueError(f"weights_init sums to {float(w.sum()):.6g}, not 1; divide it by its sum")
+        m = conv(self.means_init, "means_init", (K, d))
+        shape = {"full": (K, d, d), "diag": (K, d), "spherical": (K,)}[self.covariance_type]
+        p = conv(self.precisions_init, "precisions_init", shape)
+        if p is not None and self.covariance_type == "full":
+            if not torch.allclose(p, p.mT, rtol=1e-6, atol=1e-8 * float(p.abs().max())):
+                raise ValueError("precisions_init must hold symmetric matrices; pass (P + P.T) / 2")
+        return w, m, p
+
+    # ------------------------------------------------------------------ initialisation
+    def _estimate_from_resp(self, X: torch.Tensor, resp: torch.Tensor):
+        """Weighted ML estimates from given responsibilities (used for the initialisation)."""
+        eps = torch.finfo(X.dtype).eps
+        nk = resp.sum(0) + 10 * eps
+        means = (resp.T @ X) / nk[:, None]
+        ct, reg = self.covariance_type, float(self.reg_covar)
+        if ct == "full":
+            covs = []
+            for k in range(means.shape[0]):
+                diff = X - means[k]
+                covs.append((resp[:, k:k + 1] * diff).T @ diff / nk[k])
+            cov = torch.stack(covs)
+            cov = 0.5 * (cov + cov.mT)
+            cov.diagonal(dim1=-2, dim2=-1).add_(reg)
+        else:
+            cov = (resp.T @ (X * X)) / nk[:, None] - means ** 2 + reg
+            if ct == "spherical":
+                cov = cov.mean(1)
+        return nk, means, cov
+
+    def _kmeans_labels(self, X: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        """k-means++ seeding followed by a few Lloyd iterations; returns labels (n,)."""
+        n, K = X.shape[0], self.n_components
+        x2 = (X * X).sum(1)
+
+        def sq_dist(C):
+            return (x2[:, None] - 2 * (X @ C.T) + (C * C).sum(1)[None]).clamp_min_(0)
+
+        first = torch.randint(n, (1,), generator=gen, device=X.device)
+        centers = [X[first[0]]]
+        closest = sq_dist(centers[0][None])[:, 0]
+        for _ in range(1, K):
+            total = closest.sum()
+            if total <= 0:      # fewer distinct points than components: take any not yet chosen
+                idx = torch.randint(n, (1,), generator=gen, device=X.device)[0]
+            else:
+                idx = torch.multinomial(closest / total, 1, generator=gen)[0]
+            centers.append(X[idx])
+            closest = torch.minimum(closest, sq_dist(X[idx][None])[:, 0])
+        C = torch.stack(centers)
+        labels = None
+        for _ in range(_KMEANS_ITERS):
+            D = sq_dist(C)
+            new = D.argmin(1)
+            if labels is not None and torch.equal(new, labels):
+                break
+            labels = new
+            counts = torch.bincount(labels, minlength=K).to(X.dtype)
+            sums = torch.zeros_like(C).index_add_(0, labels, X)
+            empty = counts == 0
+            C = torch.where(empty[:, None], C, sums / counts.clamp_min(1)[:, None])
+            if bool(empty.any()):   # move empty clusters to the points farthest from their centers
+                far = D.gather(1, labels[:, None])[:, 0].argsort(descending=True)
+                C[empty] = X[far[: int(empty.sum())]]
+        return sq_dist(C).argmin(1)
+
+    def _initialize(self, X: torch.Tensor, gen: torch.Generator, user) -> _Params:
+        n, d = X.shape
+        K = self.n_components
+        w0, m0, p0 = user
+        ct = self.covariance_type
+        weights = means = covs = None
+        if w0 is None or m0 is None or p0 is None:
+            if self.init_params == "kmeans":
+                labels = self._kmeans_labels(X, gen)
+                resp = torch.zeros(n, K, dtype=X.dtype, device=X.device)
+                resp[torch.arange(n, device=X.device), labels] = 1
+                nk, means, covs = self._estimate_from_resp(X, resp)
+                weights = nk / n
+            else:
+                idx = torch.randperm(n, generator=gen, device=X.device)[:K]
+                means = X[idx].clone()
+                weights = torch.full((K,), 1.0 / K, dtype=X.dtype, device=X.device)
+                _, _, c1 = self._estimate_from_resp(X, torch.ones(n, 1, dtype=X.dtype, device=X.device))
+                covs = c1.expand(K, *c1.shape[1:]).clone()
+        weights = w0 if w0 is not None else weights
+        means = m0 if m0 is not None else means
+        if p0 is not None:
+            return _params_from_precisions(weights, means, p0, ct)
+        return _params_from_covariances(weights, means, covs, ct, float(self.reg_covar))
+
+    # ------------------------------------------------------------------ EM
+    def _em_step(self, design: _Design, p: _Params, gen: torch.Generator | None):
+        """One E-step (at ``p``) and M-step; returns (new parameters, average log-likelihood at ``p``)."""
+        ct, K, d, n = self.covariance_type, self.n_components, design.d, design.n
+        const = _log_const(p, ct, d)
+        sampling = self.completion == "sampling"
+        dev, dt = p.means.device, p.means.dtype
+        ll = torch.zeros((), dtype=dt, device=dev)
+        nk = torch.zeros(K, dtype=dt, device=dev)
+        if ct == "full":
+            W = _full_weights(p)
+            acc = torch.zeros(d + 1, K * d, dtype=dt, device=dev)
+            y_buf = torch.empty(design.blocks[0].shape[0], K * d, dtype=dt, device=dev)
+        else:
+            W = _diag_weights(p, ct, d, const)
+            acc = torch.zeros(K, design.A.shape[1], dtype=dt, device=dev)
+        for Ab in design.blocks:
+            if ct == "full":
+                y = torch.matmul(Ab, W, out=y_buf[:Ab.shape[0]])                         # (m, K d)
+                lj = torch.linalg.vector_norm(y.view(-1, K, d), dim=2).square_().mul_(-0.5).add_(const)
+            else:
+                lj = Ab @ W                                                              # (m, K)
+            log_resp, log_norm = _log_normalize(lj)
+            ll += log_norm.sum()
+            if sampling:
+                z = torch.multinomial(log_resp.exp_(), 1, generator=gen)
+                r = torch.zeros_like(log_resp).scatter_(1, z, 1.0)
+            else:
+                r = log_resp.exp_()
+            nk += r.sum(0)
+            if ct == "full":
+                y.view(-1, K, d).mul_(r.unsqueeze(-1))
+                acc.addmm_(Ab.T, y)                  # Σ [x; 1] r (x − μ_k)ᵀ U_k
+            else:
+                acc.addmm_(r.T, Ab)                  # Σ r [x, x², 1]
+        if not torch.isfinite(ll):
+            raise ValueError("the log-likelihood is not finite (a component collapsed onto single points); "
+                             "increase reg_covar or use fewer components")
+        return self._m_step(acc, nk, p, n, d), float(ll) / n
+
+    def _m_step(self, acc: torch.Tensor, nk_raw: torch.Tensor, p: _Params, n: int, d: int) -> _Params:
+        ct, K = self.covariance_type, self.n_components
+        eps = torch.finfo(acc.dtype).eps
+        empty = nk_raw <= 10 * eps
+        if bool(empty.any()):
+            how = "no point was drawn for it" if self.completion == "sampling" else "its responsibilities vanished"
+            raise ValueError(f"{_bad_components(empty)} lost all its points ({how}); use fewer components, "
+                             "a larger reg_covar, or another initialisation (random_state, init_params)")
+        nk = nk_raw + 10 * eps
+        reg = float(self.reg_covar)
+        if ct == "full":
+            acc = acc.view(d + 1, K, d).permute(1, 2, 0)          # (K, d, d + 1): Σ r U_kᵀ (x − c) [xᵀ, 1]
+            L = p.cov_chol                                         # U_k⁻ᵀ
+            A = L @ acc[:, :, :d]                                  # Σ r (x − c) xᵀ, c = old mean
+            s = (L @ acc[:, :, d:]).squeeze(-1)                    # Σ r (x − c)
+            c = p.means
+            delta = s / nk[:, None]
+            means = c + delta
+            cov = (A - s.unsqueeze(-1) * c.unsqueeze(1)) / nk[:, None, None] - delta.unsqueeze(-1) * delta.unsqueeze(1)
+            cov = 0.5 * (cov + cov.mT)
+            cov.diagonal(dim1=-2, dim2=-1).add_(reg)
+        else:
+            means = acc[:, :d] / nk[:, None]
+            cov = acc[:, d:2 * d] / nk[:, None] - means ** 2 + reg
+            if ct == "spherical":
+                cov = cov.mean(1)
+        weights = nk / nk.sum()
+        return _params_from_covariances(weights, means, cov, ct, reg)
+
+    def _run(self, X: torch.Tensor, design: _Design, gen: torch.Generator, user):
+        p = self._initialize(X, gen, user)
+        lower_bound, history, converged, n_iter = -math.inf, [], False, 0
+        for n_iter in range(1, self.max_iter + 1):
+            prev = lower_bound
+            p, lower_bound = self._em_step(design, p, gen)
+            history.append(lower_bound)
+            change = lower_bound - prev
+            if self.verbose:
+                print(f"  iteration {n_iter:4d}: average log-likelihood {lower_bound:.10g} (change {change:.3g})")
+            if abs(change) < self.tol:
+                converged = True
+                break
+        return p, lower_bound, history, converged, n_iter
+
+    def fit(self, X, y=None):
+        """Fit the mixture by EM (``n_init`` times, keeping the best).
+
+        Parameters
+        ----------
+        X : array or tensor of shape (n_samples, n_features)
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        X = self._check_input(X, reset=True)
+        self._check_hyperparameters(X.shape[0])
+        user = self._user_init(X)
+        gen = self._generator()
+        design = _Design(X, self.covariance_type, self.n_components)
+        best = None
+        for init in range(self.n_init):
+            if self.verbose:
+                print(f"initialisation {init}")
+            result = self._run(X, design, gen, user)
+            if best is None or result[1] > best[1]:
+                best = result
+        p, lower_bound, history, converged, n_iter = best
+        if not converged and self.max_iter > 0:
+            warnings.warn(f"EM did not converge in max_iter={self.max_iter} iterations (tol={self.tol}); "
+                          "increase max_iter or tol, or try another initialisation", ConvergenceWarning,
+                          stacklevel=2)
+        self._set_params(p)
+        self.lower_bound_ = lower_bound if self.max_iter > 0 else -math.inf
+        self.lower_bounds_ = history
+        self.n_iter_ = n_iter
+        self.converged_ = converged
+        return self
+
+    def _set_params(self, p: _Params) -> None:
+        self.weights_ = self._out(p.weights)
+        self.means_ = self._out(p.means)
+        self.covariances_ = self._out(p.covariances)
+        self.precisions_cholesky_ = self._out(p.prec_chol)
+        if self.covariance_type == "full":
+            self.precisions_ = self._out(p.prec_chol @ p.prec_chol.mT)
+        else:
+            self.precisions_ = self._out(p.prec_chol ** 2)
+
+    def _fitted_params(self) -> _Params:
+        self._check_fitted()
+        w, m = self._tensor(self.weights_), self._tensor(self.means_)
+        cov, pc = self._tensor(self.covariances_), self._tensor(self.precisions_cholesky_)
+        return _Params(w, m, cov, pc)
+
+    # ------------------------------------------------------------------ inference
+    def _weighted_log_prob(self, X: torch.Tensor) -> torch.Tensor:
+        """log π_m + log N(x_n; μ_m, Σ_m), (n, K)."""
+        p = self._fitted_params()
+        ct, d = self.covariance_type, X.shape[1]
+        design = _Design(X, ct, self.n_components)
+        const = _log_const(p, ct, d)
+        W = _full_weights(p) if ct == "full" else _diag_weights(p, ct, d, const)
+        K = self.n_components
+        out = []
+        for Ab in design.blocks:
+            if ct == "full":
+                y = Ab @ W
+                out.append(const - 0.5 * torch.linalg.vector_norm(y.view(-1, K, d), dim=2).square_())
+            else:
+                out.append(Ab @ W)
+        return torch.cat(out)
+
+    def score_samples(self, X):
+        """log p(x_n) under the fitted mixture, shape (n_samples,)."""
+        X = self._check_input(X)
+        return self._out(torch.logsumexp(self._weighted_log_prob(X), dim=1))
+
+    def score(self, X, y=None) -> float:
+        """The average log-likelihood per sample, (1/N) Σ_n log p(x_n)."""
+        X = self._check_input(X)
+        return float(torch.logsumexp(self._weighted_log_prob(X), dim=1).mean())
+
+    def predict_proba(self, X):
+        """The responsibilities P(m | x_n), shape (n_samples, n_components); rows sum to 1."""
+        X = self._check_input(X)
+        log_resp, _ = _log_normalize(self._weighted_log_prob(X))
+        return self._out(log_resp.exp())
+
+    def predict(self, X):
+        """The most probable component of each sample, shape (n_samples,), integers."""
+        X = self._check_input(X)
+        return self._out(self._weighted_log_prob(X).argmax(1))
+
+    def fit_predict(self, X, y=None):
+        """Fit, then return ``predict(X)``."""
+        return self.fit(X).predict(X)
+
+    def sample(self, n_samples: int = 1):
+        """Draw from the fitted mixture.
+
+        Returns
+        -------
+        X : (n_samples, n_features)
+            Samples, grouped by component (as in scikit-learn).
+        y : (n_samples,)
+            The component each sample came from.
+        """
+        p = self._fitted_params()
+        if not isinstance(n_samples, numbers.Integral) or n_samples < 1:
+            raise ValueError(f"n_samples={n_samples!r} must be a positive integer")
+        gen = self._generator()
+        K, d = p.means.shape
+        counts = torch.bincount(torch.multinomial(p.weights, int(n_samples), replacement=True, generator=gen),
+                                minlength=K)
+        xs, ys = [], []
+        for k in range(K):
+            c = int(counts[k])
+            if c == 0:
+                continue
+            z = torch.randn(c, d, generator=gen, device=p.means.device, dtype=p.means.dtype)
+            if self.covariance_type == "full":
+                L = torch.linalg.cholesky(p.covariances[k])
+                xs.append(p.means[k] + z @ L.T)
+            else:
+                xs.append(p.means[k] + z * p.covariances[k].sqrt())
+            ys.append(torch.full((c,), k, dtype=torch.int64, device=p.means.device))
+        return self._out(torch.cat(xs)), self._out(torch.cat(ys))
+
+    def _n_parameters(self) -> int:
+        K, d = self.n_components, self.n_features_in_
+        cov = {"full": K * d * (d + 1) // 2, "diag": K * d, "spherical": K}[self.covariance_type]
+        return int(cov + K * d + K - 1)
+
+    def bic(self, X) -> float:
+        """Bayesian information criterion −2 log L + p log N (lower is better)."""
+        X = self._check_input(X)
+        return -2 * self.score(X) * X.shape[0] + self._n_parameters() * math.log(X.shape[0])
+
+    def aic(self, X) -> float:
+        """Akaike information criterion −2 log L + 2p (lower is better)."""
+        X = self._check_input(X)
+        return -2 * self.score(X) * X.shape[0] + 2 * self._n_parameters()

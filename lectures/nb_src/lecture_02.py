@@ -1,0 +1,355 @@
+"""Source of lectures/02_expectation_maximization.ipynb (rebuild with python lectures/build_notebooks.py)."""
+
+NAME = "02_expectation_maximization"
+
+TITLE = r"""
+# Lecture 2 — Incomplete data and the EM algorithm
+
+Maximum likelihood is easy when every variable of the generating process is observed. Often it is not:
+some **components of a vector are missing**, or the process drew an intermediate variable we never see —
+**which mixture component** produced a point. This lecture shows
+
+1. why incomplete data make the likelihood hard: a **log of a sum** (or of an integral);
+2. how the **concavity of the logarithm** gives a lower bound, the ELBO, that has no sum inside the log;
+3. **EM**: build a bound $J(\theta,\theta^k)$ that touches $\log P(o;\theta)$ at the current estimate, maximise it,
+   repeat — the likelihood never goes down;
+4. EM for a Gaussian with missing components, and for a Gaussian mixture on the Old Faithful data;
+5. completing the data **by expectation** (every value, weighted by its posterior) versus **by sampling**.
+"""
+
+PARAMETERS = r"""
+# Parameters (papermill). FAST=True is the quick setting the test-suite runs; the figures use FAST=False.
+FAST = False
+"""
+
+CELLS = [
+    ("md", r"""
+## 1. Incomplete data
+
+**Missing components.** We want a Gaussian for vectors $x$, but in many of them some entries were not
+recorded. Write each vector as $x=(o,m)$: observed part $o$ and missing part $m$. All we can maximise is the
+likelihood of what we saw,
+
+$$\arg\max_{\mu,\Sigma}\sum_{o\in O}\log P(o),\qquad P(o)=\int P(o,m)\,dm .$$
+
+**Missing information.** A Gaussian mixture draws the component $k$ first and then $o\sim\mathcal N(\mu_k,\Sigma_k)$.
+With $(o,k)$ pairs, fitting would be easy (split the points by component and fit each Gaussian); we only see
+$o$, so $P(o)=\sum_k P(k)\,\mathcal N(o;\mu_k,\Sigma_k)$. The figure shows both kinds of incompleteness.
+"""),
+    ("code", r"""
+from course_lib import data
+
+# (a) a correlated Gaussian with every entry hidden with probability 0.25
+n_points = 150 if FAST else 400
+true_mean, true_cov = np.array([1.0, 2.0]), np.array([[1.0, 0.8], [0.8, 1.0]])
+X_full = np.random.default_rng(SEED).multivariate_normal(true_mean, true_cov, size=n_points)
+X_miss = data.make_missing(X_full, missing_rate=0.25, seed=SEED)
+miss1, miss2 = np.isnan(X_miss[:, 0]), np.isnan(X_miss[:, 1])
+missing_rows = miss1 | miss2
+
+faithful = data.load_faithful()
+F = (faithful - faithful.mean(0)) / faithful.std(0)      # standardised (eruption, waiting)
+
+fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+ax = axes[0]
+lo = X_full.min(0) - 0.7
+ax.scatter(*X_miss[~missing_rows].T, s=10, color=COLORS[0], label=f"complete rows ({(~missing_rows).sum()})")
+ax.plot(X_miss[miss2, 0], np.full(miss2.sum(), lo[1]), "|", color=COLORS[1], ms=12,
+        label=f"$x_2$ missing ({miss2.sum()} rows): only $x_1$ known")
+ax.plot(np.full(miss1.sum(), lo[0]), X_miss[miss1, 1], "_", color=COLORS[3], ms=12,
+        label=f"$x_1$ missing ({miss1.sum()} rows): only $x_2$ known")
+ax.set(xlabel="$x_1$", ylabel="$x_2$", title="Missing components")
+ax.legend(fontsize=8, loc="upper left")
+ax = axes[1]
+ax.scatter(*F.T, s=10, color=COLORS[7])
+ax.set(xlabel="eruption duration (standardised)", ylabel="waiting time (standardised)",
+       title="Missing component labels: Old Faithful")
+savefig("fig_02_incomplete_data")
+plt.show()
+"""),
+    ("md", r"""
+## 2. The log of a sum
+
+Both problems have the same form. With $h$ the hidden (missing) part,
+
+$$\hat\theta=\arg\max_\theta\sum_{o}\log\sum_h P(h,o;\theta)$$
+
+(an integral instead of the sum when $h$ is continuous). The sum inside the logarithm couples all the
+parameters: setting the gradient to zero has no closed-form solution. Could we replace it by something
+without a sum inside the log?
+
+## 3. Concavity of the log and the variational lower bound
+
+Multiply and divide by any distribution $Q(h)$ ($Q(h)\ge0$, $\sum_hQ(h)=1$):
+$\log P(o)=\log\sum_h Q(h)\,\frac{P(h,o)}{Q(h)}$. The logarithm is **concave**: for weights $q_i\ge0$ summing to 1,
+
+$$\log\Big(\sum_i q_i x_i\Big)\;\ge\;\sum_i q_i\log x_i\qquad\text{(the chord lies below the curve).}$$
+
+Hence the **variational lower bound**, or **ELBO** (evidence lower bound):
+
+$$\log P(o;\theta)\;\ge\;\sum_h Q(h)\log\frac{P(h,o;\theta)}{Q(h)} .$$
+
+It holds for every $Q$ and is **tight** for $Q(h)=P(h\mid o;\theta)$: then $P(h,o)/Q(h)=P(o)$ for every $h$
+and the right side equals $\log P(o;\theta)$. The gap is exactly $\mathrm{KL}\big(Q\,\|\,P(h\mid o;\theta)\big)\ge 0$.
+Left: the chord under $\log$. Right: for one Old Faithful point and a two-component mixture, the ELBO as a
+function of $Q(h{=}1)$ stays below $\log P(o)$ and touches it at the posterior.
+"""),
+    ("code", r"""
+from course_lib import elbo
+
+def log_normal(x, mean, var):
+    return -0.5 * np.log(2 * np.pi * var) - 0.5 * (x - mean) ** 2 / var
+
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.9))
+ax = axes[0]
+t = np.linspace(0.15, 6, 300)
+x1, x2 = 0.5, 5.0
+q = np.linspace(0, 1, 50)
+ax.plot(t, np.log(t), color=COLORS[0], label=r"$\log x$")
+ax.plot(q * x1 + (1 - q) * x2, q * np.log(x1) + (1 - q) * np.log(x2), color=COLORS[1],
+        label=r"chord $q\log x_1+(1-q)\log x_2$")
+qm = 0.4
+xm = qm * x1 + (1 - qm) * x2
+ax.plot([xm, xm], [qm * np.log(x1) + (1 - qm) * np.log(x2), np.log(xm)], "k:", lw=1.5)
+ax.plot([x1, x2], np.log([x1, x2]), "ko", ms=5)
+ax.annotate(r"$\log(qx_1+(1-q)x_2)\geq q\log x_1+(1-q)\log x_2$", (xm, np.log(xm)), (1.2, 1.9), fontsize=9,
+            arrowprops=dict(arrowstyle="->", lw=1))
+ax.set(xlabel="$x$", ylabel="value", title="The logarithm is concave", ylim=(-2, 2.4))
+ax.legend(loc="lower right", fontsize=8)
+
+ax = axes[1]
+o = faithful[100, 0]                                     # one eruption duration (minutes)
+log_joint = np.array([np.log(0.35) + log_normal(o, 2.0, 0.1), np.log(0.65) + log_normal(o, 4.3, 0.16)])
+post = elbo.posterior(log_joint)
+qs = np.linspace(0.0, 1.0, 401)
+bounds = [elbo.elbo(log_joint, np.array([qq, 1 - qq])) for qq in qs]
+ax.plot(qs, bounds, color=COLORS[2], label=r"ELBO $\sum_h Q(h)\log\frac{P(h,o)}{Q(h)}$")
+ax.axhline(elbo.log_marginal(log_joint), color=COLORS[0], ls="--", label=r"$\log P(o)$")
+ax.plot(post[0], elbo.log_marginal(log_joint), "ko", ms=6, label=f"$Q = P(h\\mid o)$: $Q(h{{=}}1)$ = {post[0]:.2f}")
+ax.set(xlabel=r"$Q(h=1)$", ylabel="nats", title=f"The bound for one observation (o = {o:.2f} min)",
+       ylim=(elbo.log_marginal(log_joint) - 3, elbo.log_marginal(log_joint) + 0.5))
+ax.legend(loc="lower center", fontsize=8)
+savefig("fig_02_concavity_elbo")
+plt.show()
+"""),
+    ("md", r"""
+## 4. EM: climbing a ladder of lower bounds
+
+Freeze $Q$ at the posterior of some parameter value $\theta'$ and define
+
+$$J(\theta,\theta')=\sum_{o}\sum_h P(h\mid o;\theta')\log\frac{P(h,o;\theta)}{P(h\mid o;\theta')} .$$
+
+Then $\log P(O;\theta)\ge J(\theta,\theta')$ for every $\theta$, with equality at $\theta=\theta'$. EM iterates:
+
+* start from $\theta^0$;
+* build $J(\theta,\theta^k)$: it **touches** $\log P(O;\theta)$ at $\theta^k$;
+* $\theta^{k+1}=\arg\max_\theta J(\theta,\theta^k)$.
+
+Because $\log P(O;\theta^{k+1})\ge J(\theta^{k+1},\theta^k)\ge J(\theta^k,\theta^k)=\log P(O;\theta^k)$, the
+log-likelihood never decreases. The second term of $J$, $-\sum P(h\mid o;\theta^k)\log P(h\mid o;\theta^k)$,
+does not depend on $\theta$, so the two steps read
+
+* **E-step:** compute $P(h\mid o;\theta^k)$ for every $o$ and $h$;
+* **M-step:** $\theta^{k+1}=\arg\max_\theta\sum_o\sum_h P(h\mid o;\theta^k)\log P(h,o;\theta)$.
+
+To see the bounds, we let only one number vary: the mean $\theta$ of the short-eruption component of a
+two-component mixture for the Old Faithful eruption durations (the other parameters are held fixed).
+"""),
+    ("code", r"""
+durations = faithful[:, 0]
+W_SHORT, VAR_SHORT, MEAN_LONG, VAR_LONG = 0.35, 0.1, 4.3, 0.16
+
+def log_joint_fn(theta):
+    # log P(o, h; theta) for every duration o (rows) and component h (columns: short, long)
+    return np.column_stack([np.log(W_SHORT) + log_normal(durations, theta, VAR_SHORT),
+                            np.log(1 - W_SHORT) + log_normal(durations, MEAN_LONG, VAR_LONG)])
+
+def m_step(theta_k):
+    r = elbo.posterior(log_joint_fn(theta_k))[:, 0]
+    return float((r * durations).sum() / r.sum())
+
+thetas = [0.6]
+for _ in range(3):
+    thetas.append(m_step(thetas[-1]))
+grid = np.linspace(0.2, 3.4, 321)
+_, log_p = elbo.bound(log_joint_fn, grid, thetas[0], return_log_marginal=True)
+
+fig, ax = plt.subplots(figsize=(7.5, 4.6))
+ax.plot(grid, log_p, color="k", lw=2.4, label=r"$\log P(O;\theta)$")
+for k, color in zip(range(3), COLORS[:3]):
+    J = elbo.bound(log_joint_fn, grid, thetas[k])
+    ax.plot(grid, J, color=color, lw=1.6, label=fr"$J(\theta,\theta^{k})$")
+    ax.plot(thetas[k], elbo.log_marginal(log_joint_fn(thetas[k])), "o", color=color, ms=7)
+    j_next = elbo.bound(log_joint_fn, [thetas[k + 1]], thetas[k])[0]
+    ax.annotate("", (thetas[k + 1], j_next), (thetas[k], elbo.log_marginal(log_joint_fn(thetas[k]))),
+                arrowprops=dict(arrowstyle="->", color=color, lw=1.4))
+    ax.text(thetas[k], elbo.log_marginal(log_joint_fn(thetas[k])) + 25, fr"$\theta^{k}$", color=color, ha="center")
+ymax = log_p.max()
+ax.set(xlabel=r"$\theta$ (mean of the short-eruption component, minutes)", ylabel="log-likelihood (nats)",
+       title="EM maximises a bound that touches the log-likelihood at the current estimate",
+       ylim=(ymax - 900, ymax + 60))
+ax.legend(loc="lower right")
+savefig("fig_02_em_bounds")
+plt.show()
+print("theta^k:", np.round(thetas, 3))
+"""),
+    ("code", r"""
+ask("em_elbo")
+"""),
+    ("md", r"""
+## 5. What EM does with missing components
+
+Take one vector with a missing entry. If we had many vectors with the same observed part $o$, their missing
+parts would take every possible value, in proportion to $P(m\mid o)$. So EM **completes** each vector in every
+possible way — clones $x_i(m)=(o_i,m)$ weighted by $P(m\mid o_i;\theta^k)$ — and re-estimates from the
+completed data:
+
+$$\mu^{k+1}=\frac1N\sum_{o}\int P(m\mid o;\theta^k)\,x_i(m)\,dm,\qquad
+\Sigma^{k+1}=\frac1N\sum_o\int P(m\mid o;\theta^k)\,(x_i(m)-\mu^{k+1})(x_i(m)-\mu^{k+1})^\top dm .$$
+
+For a Gaussian, $P(m\mid o)$ is Gaussian with mean $\mu_m+\Sigma_{mo}\Sigma_{oo}^{-1}(o-\mu_o)$ and covariance
+$\Sigma_{mm}-\Sigma_{mo}\Sigma_{oo}^{-1}\Sigma_{om}$, so the integrals are the conditional mean (for $\mu$) and
+conditional mean plus conditional covariance (for $\Sigma$). `MissingDataGaussian` implements exactly this.
+Dropping the incomplete rows instead throws information away; filling in the conditional mean without its
+covariance would make $\Sigma$ too small.
+"""),
+    ("code", r"""
+from course_lib import MissingDataGaussian
+from course_lib.plotting import gaussian_ellipse
+
+em_gauss = MissingDataGaussian(max_iter=30 if FAST else 200, tol=1e-10).fit(X_miss)
+drop_mean = X_miss[~missing_rows].mean(0)
+drop_cov = np.cov(X_miss[~missing_rows].T, bias=True)
+imputed = em_gauss.impute(X_miss)
+
+fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+ax = axes[0]
+ax.scatter(*X_miss[~missing_rows].T, s=9, color=COLORS[0], alpha=0.6, label="complete rows")
+ax.scatter(*imputed[missing_rows].T, s=12, marker="x", color=COLORS[1], alpha=0.8,
+           label="incomplete rows filled with $E[m\\mid o]$")
+gaussian_ellipse(ax, true_mean, true_cov, edgecolor="k", ls="--", lw=1.5, label="true Gaussian")
+gaussian_ellipse(ax, em_gauss.mean_, em_gauss.covariance_, edgecolor=COLORS[2], lw=2.2, label="EM estimate")
+gaussian_ellipse(ax, drop_mean, drop_cov, edgecolor=COLORS[3], lw=1.6, ls="-.", label="complete rows only")
+ax.set(xlabel="$x_1$", ylabel="$x_2$", title="EM for a Gaussian with missing components")
+ax.legend(fontsize=7.5, loc="upper left")
+ax = axes[1]
+lls = np.asarray(em_gauss.log_likelihoods_)
+ax.plot(np.arange(len(lls)), lls, "o-", ms=3, color=COLORS[2])
+ax.set(xlabel="EM iteration $k$", ylabel=r"$\log P(O;\theta^k)$ (observed data)", title="The likelihood never decreases")
+savefig("fig_02_missing_data_em")
+plt.show()
+print("EM mean", np.round(em_gauss.mean_, 3), " covariance", np.round(em_gauss.covariance_, 3).tolist())
+"""),
+    ("md", r"""
+## 6. EM for a Gaussian mixture, iteration by iteration
+
+For a mixture the hidden variable is the component $k$. Every observation is attributed to **every**
+component, in proportion to the responsibility $P(k\mid o;\theta^l)$ (E-step), and each component is re-fitted
+to its weighted share of the data (M-step):
+
+$$P(k\mid o;\theta^l)=\frac{P(k)\,\mathcal N(o;\mu_k,\Sigma_k)}{\sum_j P(j)\,\mathcal N(o;\mu_j,\Sigma_j)},\qquad
+N_k=\sum_oP(k\mid o;\theta^l),\qquad P(k)^{l+1}=\frac{N_k}{N},$$
+
+$$\mu_k^{l+1}=\frac{1}{N_k}\sum_o P(k\mid o;\theta^l)\,o,\qquad
+\Sigma_k^{l+1}=\frac{1}{N_k}\sum_oP(k\mid o;\theta^l)\,(o-\mu_k^{l+1})(o-\mu_k^{l+1})^\top .$$
+
+(The normaliser is $N_k$, the effective number of points of component $k$ — not $N$.) Below, the standardised
+Old Faithful data; each point is coloured by its responsibilities, and the ellipses are the components.
+"""),
+    ("code", r"""
+import warnings
+from course_lib import GaussianMixture
+
+means0 = np.array([[-1.5, 1.0], [1.5, -1.0]])
+precisions0 = np.stack([np.eye(2) / 0.5, np.eye(2) / 0.5])
+
+def gmm_after(n_iter, completion="expectation", random_state=SEED):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")      # stopping after n_iter iterations on purpose
+        return GaussianMixture(2, max_iter=n_iter, tol=0.0, reg_covar=1e-6, weights_init=[0.5, 0.5],
+                               means_init=means0, precisions_init=precisions0, completion=completion,
+                               random_state=random_state).fit(F)
+
+def draw_gmm(ax, means, covs, resp, title):
+    colors = resp[:, :1] * np.array([[0.84, 0.15, 0.16]]) + resp[:, 1:] * np.array([[0.12, 0.47, 0.71]])
+    ax.scatter(*F.T, s=9, c=np.clip(colors, 0, 1))
+    for k, color in enumerate([COLORS[1], COLORS[0]]):
+        gaussian_ellipse(ax, means[k], covs[k], n_std=1.5, edgecolor=color, lw=2.2)
+    ax.set(title=title, xlim=(-2.6, 2.6), ylim=(-2.6, 2.6))
+    ax.set_aspect("equal")
+
+shown = [1, 2, 3, 5] if FAST else [1, 2, 5, 20]
+N_IT = 15 if FAST else 100
+fig, axes = plt.subplots(2, 3, figsize=(13, 8.4))
+axes = axes.ravel()
+g0 = gmm_after(0)                            # max_iter=0: the initial parameters, no EM step yet
+draw_gmm(axes[0], g0.means_, g0.covariances_, g0.predict_proba(F), "initial guess ($l=0$)")
+for ax, L in zip(axes[1:5], shown):
+    g = gmm_after(L)
+    draw_gmm(ax, g.means_, g.covariances_, g.predict_proba(F), f"after {L} iteration{'s' if L > 1 else ''}")
+for ax in axes[[0, 3]]:
+    ax.set_ylabel("waiting (standardised)")
+for ax in axes[3:5]:
+    ax.set_xlabel("eruption (standardised)")
+g = gmm_after(N_IT)
+ax = axes[5]
+ax.plot(np.arange(1, len(g.lower_bounds_) + 1), g.lower_bounds_, "o-", ms=3, color=COLORS[2])
+ax.set(xlabel="EM iteration", ylabel="mean log-likelihood per point", title="log-likelihood per iteration")
+fig.suptitle("EM for a two-component Gaussian mixture on Old Faithful", y=1.0)
+fig.tight_layout()
+savefig("fig_02_gmm_iterations")
+plt.show()
+print("weights", np.round(g.weights_, 3), " means", np.round(g.means_, 3).tolist())
+"""),
+    ("md", r"""
+## 7. Completing the data: by expectation or by sampling
+
+The general EM recipe:
+
+* initialise the parameters;
+* repeat: **complete** the data according to the posterior $P(m\mid o)$ of the current model, then
+  **re-estimate** the model from the completed data.
+
+There are two ways to complete:
+
+1. **by expectation** — consider every value of the missing part, weighted by its posterior (what we did so
+   far: conditional means and covariances, responsibilities);
+2. **by sampling** — draw one (or a few) values of the missing part from $P(m\mid o)$ and treat the drawn
+   values as if they had been observed (stochastic EM).
+
+Expectation is exact and never lowers the likelihood; sampling is simpler when the expectation has no closed
+form (it will be our only option for the VAE), and its likelihood fluctuates around the same solution.
+"""),
+    ("code", r"""
+n_it = 15 if FAST else 100
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.9))
+ax = axes[0]
+for completion, color in [("expectation", COLORS[0]), ("sampling", COLORS[1])]:
+    m = MissingDataGaussian(completion=completion, max_iter=n_it, tol=0.0, random_state=SEED).fit(X_miss)
+    ax.plot(m.log_likelihoods_, color=color, label=f"completion by {completion}")
+ax.set(xlabel="EM iteration", ylabel=r"$\log P(O;\theta^k)$", title="Gaussian with missing components")
+ax.legend()
+ax = axes[1]
+for completion, color in [("expectation", COLORS[0]), ("sampling", COLORS[1])]:
+    g = gmm_after(N_IT, completion=completion)
+    ax.plot(np.arange(1, len(g.lower_bounds_) + 1), g.lower_bounds_, color=color, label=f"completion by {completion}")
+ax.set(xlabel="EM iteration", ylabel="mean log-likelihood per point", title="Gaussian mixture on Old Faithful")
+ax.legend()
+savefig("fig_02_completion_compare")
+plt.show()
+"""),
+    ("code", r"""
+ask("data_completion")
+"""),
+    ("md", r"""
+## Summary
+
+* Missing components or hidden variables put a **sum (or integral) inside the log** of the likelihood.
+* Concavity of the log gives the ELBO, $\log P(o;\theta)\ge\sum_hQ(h)\log\frac{P(h,o;\theta)}{Q(h)}$, tight at
+  $Q=P(h\mid o;\theta)$.
+* EM alternates building the tight bound $J(\theta,\theta^k)$ (E-step) and maximising it (M-step); the
+  likelihood never decreases, and it converges to a local maximum.
+* Intuitively, EM completes the data — with every value in proportion to its posterior, or with samples —
+  and re-estimates. Next: PCA, where the missing information is where each point sits on a subspace.
+"""),
+]

@@ -1,0 +1,324 @@
+"""Source of lectures/04_variational_autoencoders.ipynb (rebuild with python lectures/build_notebooks.py)."""
+
+NAME = "04_variational_autoencoders"
+
+TITLE = r"""
+# Lecture 4 — Variational autoencoders
+
+Linear Gaussian models describe data near a **flat** subspace. Real data (images, sounds) lie near
+**curved** surfaces. Replacing the linear map $Az$ by a neural network $f(z;\theta)$ gives the non-linear
+Gaussian model; the price is that the posterior $P(z\mid x)$ — which EM needs — becomes intractable. The
+variational autoencoder (VAE) learns an approximation $Q(z,x)$ to it alongside the model. This lecture
+
+1. shows data on curved manifolds and the **non-linear Gaussian model** (NLGM) that generates them;
+2. explains why its posterior is intractable and **approximates it by $Q(z,x)=\mathcal N(\mu(x),\Sigma(x))$**;
+3. samples $z$ with the **reparameterisation** trick and derives the **loss**: KL plus reconstruction;
+4. trains a VAE on handwritten digits: samples, reconstructions, the latent space, a latent traversal;
+5. compares the ELBO with the **importance-weighted log-likelihood**, and ends with the **conditional VAE**.
+"""
+
+PARAMETERS = r"""
+# Parameters (papermill). FAST=True is the quick setting the test-suite runs; the figures use FAST=False.
+FAST = False
+"""
+
+CELLS = [
+    ("md", r"""
+## 1. Data on curved manifolds
+
+Linear Gaussian models (PCA, factor analysis) model Gaussian data near a hyperplane. When the data lie near a
+curved surface, the best plane is a poor summary. Think of the data as Gaussian samples on a plane that has
+been **warped** into the observed shape:
+
+1. a function $f$ warps the $K$-dimensional input space into a curved $K$-dimensional manifold in data space;
+2. a Gaussian $z\sim\mathcal N(0,I)$ on the input space becomes a distribution on the manifold
+   (dense where $z$ is dense);
+3. uncorrelated Gaussian "fuzz" $e\sim\mathcal N(0,D)$ accounts for the off-manifold variation.
+
+This is the **non-linear Gaussian model**: $x=f(z;\theta)+e$, $P(x\mid z)=\mathcal N(x;f(z;\theta),D)$. With
+$f(z)=Az$ it is the linear model again.
+"""),
+    ("code", r"""
+from course_lib import PCA, data
+
+X_curve, t_curve = data.make_curved_manifold(300 if FAST else 800, noise=0.03, seed=SEED, kind="spiral",
+                                             return_latent=True)
+pca = PCA(n_components=1).fit(X_curve)
+proj = pca.inverse_transform(pca.transform(X_curve))
+
+def f_toy(z):
+    # the warping function of this toy model, f(z) = (2 sin(1.5 z), 2 cos(1.5 z)) (a bent line)
+    return np.column_stack([2 * np.sin(1.5 * z), 2 * np.cos(1.5 * z)])
+
+rng = np.random.default_rng(SEED)
+z_demo = rng.normal(size=60)
+x_demo = f_toy(z_demo) + 0.15 * rng.normal(size=(60, 2))
+zz = np.linspace(-2.2, 2.2, 200)
+fig, axes = plt.subplots(1, 4, figsize=(17, 4.2))
+ax = axes[0]
+ax.hist(z_demo, bins=15, color=COLORS[0], alpha=0.8)
+ax.set(xlabel="$z$", ylabel="count", title="1. draw $z \\sim N(0, 1)$")
+for ax, pts, title in [(axes[1], f_toy(z_demo), "2. warp it onto the manifold: $f(z)$"),
+                       (axes[2], x_demo, "3. add noise: $x = f(z) + e$")]:
+    ax.plot(*f_toy(zz).T, color="k", lw=1, alpha=0.5, label="the manifold $f(z)$")
+    ax.scatter(*pts.T, s=18, c=z_demo, cmap="coolwarm", zorder=3)
+    ax.set(xlabel="$x_1$", ylabel="$x_2$", title=title, xlim=(-2.8, 2.8), ylim=(-2.6, 2.8))
+    ax.set_aspect("equal")
+    ax.legend(fontsize=8, loc="lower center")
+ax = axes[3]
+ax.scatter(*X_curve.T, s=6, c=t_curve, cmap="coolwarm", alpha=0.7, label="data near a spiral")
+ax.plot(*proj[np.argsort(proj[:, 0])].T, color=COLORS[1], lw=2, label="best linear (PCA) subspace")
+ax.set(xlabel="$x_1$", ylabel="$x_2$", title="A linear model cannot follow the curve")
+ax.set_aspect("equal")
+ax.legend(fontsize=8, loc="lower right")
+savefig("fig_04_curved_manifold")
+plt.show()
+"""),
+    ("md", r"""
+## 2. Learning the NLGM, and why the posterior is intractable
+
+With complete data $(x,z)$, maximum likelihood for $\theta$ and $D$ is a regression: minimise
+
+$$L(\theta,D)=\sum_{(x,z)}\tfrac12\log|D|+\tfrac12\big(x-f(z;\theta)\big)^\top D^{-1}\big(x-f(z;\theta)\big)$$
+
+by backpropagation. But $z$ is missing, so we want EM: complete the data with $P(z\mid x)$. Here it stops:
+
+$$P(z\mid x)=\frac{P(x\mid z)P(z)}{P(x)},\qquad P(x)=\int\mathcal N\big(x;f(z;\theta),D\big)\,\mathcal N(z;0,I)\,dz,$$
+
+and for a non-linear $f$ this integral has no closed form (note the prior is $\mathcal N(z;0,I)$, not
+$\mathcal N(z;0,D)$). The posterior may even have several modes: a point near the gap of our bent line could
+have come from either end. In one dimension we can still compute it on a grid to look at it — in many
+dimensions we cannot.
+
+## 3. Approximating $P(z\mid x)$ by $Q(z,x)$
+
+We approximate the posterior by a Gaussian whose mean and (diagonal) covariance are functions of $x$,
+
+$$P(z\mid x)\approx Q(z,x)=\mathcal N\big(z;\mu(x;\varphi),\Sigma(x;\varphi)\big),$$
+
+with $\varphi$ chosen so that $Q$ is as close as possible to the posterior, in KL divergence. Below: the exact
+posterior on a grid, and the Gaussian closest to it in $\mathrm{KL}(Q\,\|\,P)$ (found by a grid search).
+"""),
+    ("code", r"""
+sigma2 = 0.08 ** 2 * 4
+zg = np.linspace(-3.5, 3.5, 1401)
+dz = zg[1] - zg[0]
+log_prior = -0.5 * zg ** 2 - 0.5 * np.log(2 * np.pi)
+
+def exact_posterior(x):
+    log_joint = log_prior - 0.5 * ((f_toy(zg) - x) ** 2).sum(1) / sigma2 - np.log(2 * np.pi * sigma2)
+    w = np.exp(log_joint - log_joint.max())
+    return w / (w.sum() * dz)
+
+def closest_gaussian(post):
+    best = (np.inf, None, None)
+    for mu in np.linspace(-3, 3, 121):
+        for s in np.geomspace(0.02, 2, 60):
+            q = np.exp(-0.5 * ((zg - mu) / s) ** 2) / (s * np.sqrt(2 * np.pi))
+            kl = np.sum(q * (np.log(q + 1e-300) - np.log(post + 1e-300))) * dz
+            if kl < best[0]:
+                best = (kl, mu, s)
+    return best
+
+points = {"a point on the arc": f_toy(np.array([0.6]))[0] + np.array([0.05, -0.05]),
+          "a point in the gap between the ends": np.array([0.0, -1.75])}
+fig, axes = plt.subplots(1, 3, figsize=(14, 3.9))
+ax = axes[0]
+ax.plot(*f_toy(zg[(zg > -2.2) & (zg < 2.2)]).T, color="k", lw=1, alpha=0.5)
+for (name, x), c in zip(points.items(), COLORS[2:4]):
+    ax.scatter(*x, s=60, color=c, edgecolor="k", zorder=3, label=name)
+ax.set(xlabel="$x_1$", ylabel="$x_2$", title="two observations")
+ax.set_aspect("equal")
+ax.legend(fontsize=8, loc="lower center")
+for ax, ((name, x), c) in zip(axes[1:], zip(points.items(), COLORS[2:4])):
+    post = exact_posterior(x)
+    kl, mu, s = closest_gaussian(post)
+    ax.plot(zg, post, color=c, lw=2, label=r"exact $P(z\mid x)$ (grid)")
+    ax.plot(zg, np.exp(-0.5 * ((zg - mu) / s) ** 2) / (s * np.sqrt(2 * np.pi)), "k--", lw=1.5,
+            label=f"closest Gaussian $Q$: KL = {kl:.2f}")
+    ax.set(xlabel="$z$", ylabel="density", title=name, xlim=(-3.5, 3.5))
+    ax.legend(fontsize=8, loc="upper left")
+savefig("fig_04_posterior_approximation")
+plt.show()
+"""),
+    ("md", r"""
+## 4. Completing the data by sampling: the reparameterisation
+
+The expectation over $Q$ has no closed form either, so the data are completed **by sampling**
+(option 2 of EM): for each $x$, draw $z\sim Q(z,x)$. To let gradients reach $\varphi$ through the sample, draw
+the randomness first and transform it:
+
+$$\varepsilon\sim\mathcal N(0,I),\qquad z=\mu(x;\varphi)+\Sigma(x;\varphi)^{1/2}\,\varepsilon,$$
+
+so $\nabla_\varphi z=\nabla_\varphi\mu(x;\varphi)+\mathrm{diag}(\varepsilon)\,\nabla_\varphi\Sigma(x;\varphi)^{1/2}$ is an
+ordinary derivative. `course_lib.vae.reparameterize(mu, logvar)` does exactly this.
+"""),
+    ("code", r"""
+from course_lib.vae import reparameterize
+
+g = torch.Generator().manual_seed(SEED)
+eps = torch.randn(5000, 1, generator=g)
+mu, logvar = torch.tensor([[1.5]], requires_grad=True), torch.tensor([[np.log(0.25)]], requires_grad=True)
+z = reparameterize(mu, logvar, eps)
+z.mean().backward()
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), sharey=True)
+axes[0].hist(eps.numpy().ravel(), bins=60, density=True, color=COLORS[7])
+axes[0].set(xlabel=r"$\varepsilon$", ylabel="density", title=r"$\varepsilon \sim N(0, 1)$: the randomness")
+axes[1].hist(z.detach().numpy().ravel(), bins=60, density=True, color=COLORS[0])
+axes[1].set(xlabel="$z$", title=r"$z = \mu + \sigma\,\varepsilon$ with $\mu = 1.5$, $\sigma = 0.5$")
+savefig("fig_04_reparameterization")
+plt.show()
+print(f"d mean(z)/d mu = {mu.grad.item():.3f} (exactly 1): the gradient flows through the sample")
+"""),
+    ("md", r"""
+## 5. The loss
+
+Choose $\varphi$ to minimise $\mathrm{KL}\big(Q(z,x)\,\|\,P(z\mid x)\big)$. Expanding with Bayes' rule,
+
+$$\mathrm{KL}\big(Q\,\|\,P(z\mid x)\big)=\mathbb E_{z\sim Q}\log Q(z,x)-\mathbb E_{z\sim Q}\log P(z)-\mathbb E_{z\sim Q}\log P(x\mid z)+\log P(x)
+=\mathrm{KL}\big(Q\,\|\,P(z)\big)-\mathbb E_{z\sim Q}\log P(x\mid z)+\log P(x).$$
+
+The last term does not depend on $\varphi$; what remains is minus the **ELBO**:
+
+$$\log P(x)\;\ge\;\mathrm{ELBO}(x)=\mathbb E_{z\sim Q}\log P(x\mid z;\theta)-\mathrm{KL}\big(Q(z,x)\,\|\,\mathcal N(0,I)\big).$$
+
+The KL between the Gaussians has a closed form (with $\Sigma$ diagonal, $K$ the dimension of $z$):
+
+$$\mathrm{KL}=\tfrac12\Big(\mathrm{tr}\,\Sigma(x)+\mu(x)^\top\mu(x)-K-\log|\Sigma(x)|\Big)$$
+
+(careful: $\mu^\top\mu$ and $-K-\log|\Sigma|$ are separate terms). The reconstruction term is estimated with the
+sampled $z$; with $D=\sigma^2I$ it is $-\frac{1}{2\sigma^2}\|x-f(z;\theta)\|^2-\frac d2\log\sigma^2$ + const, so
+$\theta$, $\varphi$ and even $\sigma^2$ are learned together by minimising
+
+$$L(\theta,\sigma^2,\varphi)=\sum_x\mathrm{KL}\big(Q(z,x)\,\|\,\mathcal N(0,I)\big)+\sum_{(x,z)}\Big[\frac{1}{2\sigma^2}\|x-f(z;\theta)\|^2+\frac d2\log\sigma^2\Big].$$
+
+For pixel intensities in $[0,1]$ we use a Bernoulli $P(x\mid z)$ instead, whose log-likelihood is minus the
+binary cross-entropy. $f(z;\theta)$ is a network (the **decoder**, the generative model); $\mu(x;\varphi)$ and
+$\Sigma(x;\varphi)$ come from one network with two outputs (the **encoder**, needed for training).
+
+## 6. Training a VAE on digits
+
+The 8×8 handwritten digits, intensities scaled to $[0,1]$, with a 2-dimensional latent space so we can look
+at it. The training is small enough for a laptop CPU; `FAST` trains for a few epochs only.
+"""),
+    ("code", r"""
+from course_lib import VAE
+
+X_train, y_train = data.load_digits("train")
+X_test, y_test = data.load_digits("test")
+EPOCHS = 5 if FAST else 150
+vae = VAE(input_dim=64, latent_dim=2, hidden_dims=(128, 64), likelihood="bernoulli", random_state=SEED)
+vae.fit(X_train, epochs=EPOCHS, batch_size=64, lr=2e-3, validation_data=X_test, progress=False)
+
+fig, ax = plt.subplots(figsize=(6.5, 3.8))
+ax.plot(np.arange(1, EPOCHS + 1), vae.history_["loss"], color=COLORS[0], label="training")
+ax.plot(np.arange(1, EPOCHS + 1), vae.history_["val_loss"], color=COLORS[1], label="test")
+ax.set(xlabel="epoch", ylabel="negative ELBO (nats per digit)", title="Training the VAE on 8x8 digits")
+ax.legend()
+savefig("fig_04_training_curve")
+plt.show()
+print(f"{len(X_train)} training and {len(X_test)} test digits; final test negative ELBO "
+      f"{vae.history_['val_loss'][-1]:.2f} nats")
+"""),
+    ("md", r"""
+## 7. What the trained model does
+
+* **Samples**: draw $z\sim\mathcal N(0,I)$ and decode. We show the mean of $P(x\mid z)$, the *expected*
+  generation, without adding the pixel noise.
+* **Reconstructions**: encode a test digit to $\mu(x)$, decode it.
+* **The latent space**: $\mu(x)$ of every test digit, coloured by its label — similar digits cluster,
+  although the model never saw a label.
+* **A latent traversal**: decode a regular grid of $z$ values; moving smoothly in $z$ changes the digit smoothly.
+"""),
+    ("code", r"""
+from course_lib.plotting import image_grid
+
+samples = vae.sample(40, random_state=SEED)
+recon = vae.reconstruct(X_test[:20])
+fig, axes = plt.subplots(1, 2, figsize=(12, 3.6))
+image_grid(axes[0], samples, ncols=10)
+axes[0].set_title("40 samples: $z \\sim N(0, I)$, decoded")
+image_grid(axes[1], np.concatenate([X_test[:10], recon[:10], X_test[10:20], recon[10:20]]), ncols=10)
+axes[1].set_title("test digits (rows 1, 3) and their reconstructions (rows 2, 4)")
+savefig("fig_04_samples_reconstructions")
+plt.show()
+"""),
+    ("code", r"""
+mu_test, _ = vae.encode(X_test)
+fig, axes = plt.subplots(1, 2, figsize=(12.5, 5.4))
+ax = axes[0]
+sc = ax.scatter(mu_test[:, 0], mu_test[:, 1], c=y_test, cmap="tab10", s=10, vmin=-0.5, vmax=9.5)
+for d in range(10):
+    cx, cy = np.median(mu_test[y_test == d], axis=0)
+    ax.text(cx, cy, str(d), fontsize=14, weight="bold", ha="center", va="center",
+            bbox=dict(boxstyle="circle,pad=0.2", fc="white", alpha=0.7, lw=0))
+fig.colorbar(sc, ax=ax, ticks=range(10), label="digit")
+ax.set(xlabel="$z_1$", ylabel="$z_2$", title="Latent means $\\mu(x)$ of the test digits")
+steps = 7 if FAST else 15
+tiles = vae.latent_traversal(dims=(0, 1), steps=steps, span=2.5)    # (steps, steps, 8, 8); [i, j]: z1_i, z2_j
+grid = tiles[::-1].transpose(0, 2, 1, 3).reshape(steps * 8, steps * 8)  # largest z1 in the top row
+ax = axes[1]
+ax.imshow(grid, cmap="gray_r", vmin=0, vmax=1, extent=(-2.5, 2.5, -2.5, 2.5))
+ax.grid(False)
+ax.set(xlabel="$z_2$", ylabel="$z_1$", title="Latent traversal: decoding a grid of $z$")
+savefig("fig_04_latent_space")
+plt.show()
+"""),
+    ("md", r"""
+## 8. The ELBO versus the log-likelihood
+
+A VAE does not give $\log P(x)$ directly: the integral over $z$ is intractable. The ELBO is a lower bound.
+A tighter estimate draws $k$ samples $z_i\sim Q(z,x)$ and averages the importance weights inside the log,
+
+$$\log P(x)\;\approx\;\log\frac1k\sum_{i=1}^k\frac{P(x\mid z_i)P(z_i)}{Q(z_i,x)},$$
+
+which equals the ELBO in expectation for $k=1$ and climbs towards $\log P(x)$ as $k$ grows. This is the
+number to report as a VAE's log-likelihood.
+"""),
+    ("code", r"""
+ks = [1, 5, 20] if FAST else [1, 5, 20, 100, 500]
+X_eval = X_test[:100] if FAST else X_test
+elbo_mean = float(np.mean(vae.elbo(X_eval, n_samples=10, random_state=SEED)))
+iw = [float(np.mean(vae.log_likelihood(X_eval, k=k, random_state=SEED))) for k in ks]
+fig, ax = plt.subplots(figsize=(6.5, 3.9))
+ax.plot(ks, iw, "o-", color=COLORS[0], label="importance-weighted estimate of $\\log P(x)$")
+ax.axhline(elbo_mean, color=COLORS[1], ls="--", label="ELBO")
+ax.set(xscale="log", xlabel="importance samples $k$", ylabel="nats per test digit",
+       title="The ELBO is a lower bound on the log-likelihood")
+ax.legend(loc="lower right")
+savefig("fig_04_elbo_vs_iwae")
+plt.show()
+print(f"ELBO {elbo_mean:.2f}; importance-weighted: " + ", ".join(f"k={k}: {v:.2f}" for k, v in zip(ks, iw)))
+"""),
+    ("md", r"""
+## 9. The conditional VAE
+
+To model a **conditional** distribution $P(x\mid y)$ — say, the digit given its label — give the label $y$
+(one-hot) as an extra input to both the encoder and the decoder. Everything else is unchanged: the same loss,
+the same reparameterisation. To generate a chosen digit, fix $y$ and draw $z\sim\mathcal N(0,I)$; the latent
+now carries the *style* (slant, thickness) while $y$ carries the class.
+"""),
+    ("code", r"""
+cvae = VAE(input_dim=64, latent_dim=2, hidden_dims=(128, 64), num_classes=10, random_state=SEED)
+cvae.fit(X_train, y_train, epochs=EPOCHS, batch_size=64, lr=2e-3, progress=False)
+labels = np.repeat(np.arange(10), 8)
+generated = cvae.sample(len(labels), y=labels, random_state=SEED)
+fig, ax = plt.subplots(figsize=(5.2, 6.2))
+image_grid(ax, generated, ncols=8)
+ax.set_yticks(np.arange(10) * 9 + 4.5, labels=[str(d) for d in range(10)])
+ax.set(ylabel="label $y$ given to the decoder", title="Conditional VAE: 8 samples of each digit")
+savefig("fig_04_cvae_samples")
+plt.show()
+"""),
+    ("md", r"""
+## Summary
+
+* The non-linear Gaussian model $x=f(z;\theta)+e$ describes data near curved manifolds; its posterior
+  $P(z\mid x)$ is intractable, so EM cannot complete the data exactly.
+* The VAE approximates the posterior by $Q(z,x)=\mathcal N(\mu(x;\varphi),\Sigma(x;\varphi))$, completes the data
+  by reparameterised sampling, and trains encoder and decoder together on
+  $-\mathrm{ELBO}=\mathrm{KL}(Q\,\|\,\mathcal N(0,I))-\mathbb E_Q\log P(x\mid z)$.
+* The decoder is the generative model; the encoder maps data to a smooth latent space. The ELBO is a lower
+  bound; the importance-weighted estimate tightens it. Conditioning both networks on $y$ gives a CVAE.
+"""),
+]
