@@ -69,7 +69,10 @@ def run_lecture(notebook: Path, figures_dir: Path, parameters: dict | None = Non
     executed = Path(executed) if executed is not None else figures_dir / f"{notebook.stem}.executed.ipynb"
     # Agg: figures are written by savefig only, none is rendered a second time for the (discarded) outputs
     env_set = {"COURSE_FIGURES_DIR": str(figures_dir), "MPLBACKEND": "agg", "PYDEVD_DISABLE_FILE_VALIDATION": "1",
-               "COURSE_POLLS": "text"}
+               "COURSE_POLLS": "text",
+               # one thread: the lectures' models are small, and a fixed thread count keeps the sums (and so the
+               # figures' bytes) the same from run to run
+               "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
     saved = {k: os.environ.get(k) for k in env_set}
     os.environ.update(env_set)
     start = time.perf_counter()

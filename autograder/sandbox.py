@@ -223,7 +223,7 @@ def _runtime_key() -> str:
     h = hashlib.sha256()
     h.update(sys.version.encode())
     h.update(str(Path(sys.base_prefix).resolve()).encode())
-    h.update(repr(BLOCKED_DISTRIBUTIONS).encode())
+    h.update(repr((BLOCKED_DISTRIBUTIONS, _RUNTIME_LAYOUT)).encode())
     for sp in _site_packages():
         h.update(str(sp).encode())
         for entry in sorted(os.listdir(sp)):
@@ -264,7 +264,8 @@ def _copy_tree(src: Path, dst: Path, skip=lambda name: False) -> None:
             _link_or_copy(entry.path, target)
 
 
-_STDLIB_SKIP = {"site-packages", "test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3", "__pycache__"}
+_STDLIB_SKIP = {"site-packages", "test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3"}
+_RUNTIME_LAYOUT = 2  # bump when the runtime's layout changes
 
 
 def build_runtime() -> Path:
@@ -306,7 +307,7 @@ def build_runtime() -> Path:
         site = tmp / "lib" / ver / "site-packages"
         site.mkdir()
         for sp in _site_packages():
-            _copy_tree(sp, site, skip=lambda n: _blocked(n) or n == "__pycache__")
+            _copy_tree(sp, site, skip=_blocked)
         for dirpath, dirnames, _ in os.walk(tmp):
             for d in dirnames:
                 os.chmod(os.path.join(dirpath, d), 0o755)

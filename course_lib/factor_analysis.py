@@ -27,7 +27,6 @@ Completion by sampling (stochastic EM)
 """
 from __future__ import annotations
 
-import contextlib
 import numbers
 import warnings
 
@@ -35,30 +34,12 @@ import numpy as np
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
-from ._base import Estimator, as_tensor
+from ._base import Estimator, few_threads, as_tensor
 from ._gaussian import LOG_2PI, cholesky
 
 __all__ = ["FactorAnalysis"]
 
 _COMPLETIONS = ("expectation", "sampling")
-
-
-@contextlib.contextmanager
-def _few_threads(active: bool):
-    """Run the small matrix algebra of the EM loop on one CPU thread.
-
-    Those products take microseconds; handing them to a thread pool costs more than it saves and, on a busy
-    machine, can make each iteration a thousand times slower. The previous setting is restored afterwards.
-    """
-    if not active:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _noise_floor_factor(dtype: torch.dtype) -> float:
@@ -83,7 +64,7 @@ class FactorAnalysis(Estimator):
         covariance alone, monotone likelihood) or by one draw of ``z_n ~ P(z | x_n)`` per sample (stochastic EM).
     noise_variance_init : None or array of shape (n_features,)
         Starting diagonal of ``D``. None: probabilistic PCA's ``σ²`` (mean of the discarded eigenvalues of ``S``)
-        in every coordinate.
+        in every coordinate, or half of each feature's variance when nothing is discarded (``k = n_features``).
     random_state : None, int or torch.Generator
         Seeds the draws of completion by sampling and of :meth:`sample`. The start is deterministic.
     device, dtype : optional
@@ -206,7 +187,7 @@ class FactorAnalysis(Estimator):
         sampling = self.completion == "sampling"
         gen = self._generator() if sampling else None
         work = (n if sampling else d) * d * k                                 # multiply-adds per iteration
-        with _few_threads(X.device.type == "cpu" and work < 4_000_000):
+        with few_threads(X.device.type == "cpu" and work < 4_000_000):
             A, psi, loglike, converged = self._em(Xc, S, var, floor, A, psi, gen)
         if not converged:
             warnings.warn(f"FactorAnalysis did not converge in {self.max_iter} iterations; increase max_iter "

@@ -40,6 +40,12 @@ from ._gaussian import LOG_2PI, cholesky
 
 __all__ = ["MissingDataGaussian"]
 
+# Per-pattern matrix products are used when the patterns hold, on average, more than this many row-entries
+# of work (rows * d * d); below it one batched product over all rows is cheaper than a loop over patterns.
+_ROWS_X_WORK_PER_PATTERN = 30_000
+# Largest number of matrix entries gathered at once by the batched product (bounds its memory).
+_GATHER_CHUNK = 2**22
+
 _HINT = "the observed features are (nearly) collinear; drop a redundant feature or add more rows"
 
 
@@ -61,6 +67,12 @@ class _Layout:
         self.X0 = torch.where(missing, 0, X)[self.order]
         self.mis = uniq.to(X.dtype)
         self.obs = 1 - self.mis
+        self.pid = torch.repeat_interleave(torch.arange(uniq.shape[0], device=X.device), sizes)   # (N,) sorted
+        self.obs_rows = self.obs[self.pid]                                                     # (N, d)
+        n, d = X.shape
+        # Many small patterns: one batched product over rows beats a Python loop over patterns.
+        # Few large patterns: loop over patterns, one matrix product each.
+        self.gather = n * d * d <= _ROWS_X_WORK_PER_PATTERN * uniq.shape[0]
 
     def unsort(self, rows: torch.Tensor) -> torch.Tensor:
         out = torch.empty_like(rows)
@@ -94,6 +106,23 @@ def _conditionals(lay: _Layout, mean: torch.Tensor, cov: torch.Tensor):
     return Linv, R, C, const
 
 
+def _apply(lay: _Layout, G: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
+    """Row-wise products with per-pattern matrices: row n of the result is ``G[pattern(n)] @ V[n]``.
+
+    ``G`` is (P, k, d) and ``V`` (N, d) in sorted order; returns (N, k).
+    """
+    n, d = V.shape
+    k = G.shape[1]
+    if not lay.gather:
+        return torch.cat([V[rows] @ G[p].T for p, rows in enumerate(lay.slices)])
+    out = V.new_empty(n, k)
+    step = max(1, _GATHER_CHUNK // (k * d))
+    for start in range(0, n, step):
+        stop = min(n, start + step)
+        out[start:stop] = (G[lay.pid[start:stop]] @ V[start:stop, :, None]).squeeze(-1)
+    return out
+
+
 def _complete(lay: _Layout, mean: torch.Tensor, cov: torch.Tensor, noise: torch.Tensor | None = None):
     """Observed-data log-density of every row and the completed rows, both in sorted order.
 
@@ -101,18 +130,15 @@ def _complete(lay: _Layout, mean: torch.Tensor, cov: torch.Tensor, noise: torch.
     conditional covariance's square root when ``noise`` (N, d) is given) and ``C`` (P, d, d).
     """
     Linv, R, C, const = _conditionals(lay, mean, cov)
-    F = _sqrt_psd(C) if noise is not None else None
-    log_p = torch.empty(lay.X0.shape[0], device=mean.device, dtype=mean.dtype)
-    completed = torch.empty_like(lay.X0)
-    for p, rows in enumerate(lay.slices):
-        x0 = lay.X0[rows]
-        diff = (x0 - mean) * lay.obs[p]                     # x_o - mu_o, zero on the missing block
-        white = diff @ Linv[p].T
-        log_p[rows] = const[p] - 0.5 * (white * white).sum(1)
-        fill = x0 + lay.mis[p] * mean + diff @ R[p].T         # x_o kept; mu_m + Sigma_mo Sigma_oo^{-1} (x_o - mu_o)
-        if F is not None:
-            fill = fill + (noise[rows] @ F[p].T) * lay.mis[p]
-        completed[rows] = fill
+    d = mean.shape[0]
+    diff = (lay.X0 - mean) * lay.obs_rows                   # x_o - mu_o, zero on the missing block
+    out = _apply(lay, torch.cat([Linv, R], dim=1), diff)    # (N, 2d)
+    white, regress = out[:, :d], out[:, d:]
+    log_p = const[lay.pid] - 0.5 * (white * white).sum(1)
+    # observed entries kept; missing ones: mu_m + Sigma_mo Sigma_oo^{-1} (x_o - mu_o)
+    completed = lay.X0 + (1 - lay.obs_rows) * mean + regress
+    if noise is not None:
+        completed = completed + _apply(lay, _sqrt_psd(C), noise) * (1 - lay.obs_rows)
     return log_p, completed, C
 
 

@@ -29,7 +29,6 @@ Normalisation
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import numbers
 import warnings
@@ -37,27 +36,12 @@ import warnings
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
-from ._base import Estimator, as_tensor, make_generator, to_output
+from ._base import Estimator, few_threads, as_tensor, make_generator, to_output
 from ._gaussian import LOG_2PI
 
 __all__ = ["PCA", "iterative_pca_step"]
 
 _SOLVERS = ("eigh", "iterative")
-
-
-@contextlib.contextmanager
-def _few_threads(active: bool):
-    """Run small matrix algebra on one CPU thread (a thread pool costs more than it saves there, and much more
-    on a busy machine); the previous setting is restored afterwards."""
-    if not active:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _small(X: torch.Tensor, k: int) -> bool:
@@ -108,7 +92,7 @@ def iterative_pca_step(X, W, *, center: bool = True):
         raise ValueError(f"W has {Wt.shape[1]} columns; use at most min(n_samples, n_features) = {min(Xt.shape)}")
     if center:
         Xt = Xt - Xt.mean(0)
-    with _few_threads(_small(Xt, Wt.shape[1])):
+    with few_threads(_small(Xt, Wt.shape[1])):
         W_new = _step(Xt, Wt)
     if not torch.isfinite(W_new).all():
         raise ValueError("the step produced non-finite values; W or Z lost rank (start from a W of full column rank)")
@@ -199,7 +183,7 @@ class PCA(Estimator):
             explained = evals[:k]
             n_iter = 0
         else:
-            with _few_threads(_small(Xc, k)):
+            with few_threads(_small(Xc, k)):
                 components, explained, n_iter = self._fit_iterative(Xc, cov, k)
         components = _flip_signs(components)
         discarded = (total_var - explained.sum()).clamp_min(0)

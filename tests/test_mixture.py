@@ -142,11 +142,14 @@ def test_old_faithful_has_two_sensible_clusters(completion):
     order = np.argsort(gm.means_[:, 0])
     means, weights = gm.means_[order], gm.weights_[order]
     # the well-known answer: short eruptions (~2.0 min, ~54 min wait) and long ones (~4.3 min, ~80 min wait)
-    np.testing.assert_allclose(means, [[2.04, 54.5], [4.29, 80.0]], atol=[0.15, 2.5] if completion == "sampling" else 0.05)
+    tol = np.array([0.15, 2.5]) if completion == "sampling" else np.array([0.05, 0.5])
+    assert np.all(np.abs(means - [[2.04, 54.5], [4.29, 80.0]]) <= tol), means
     np.testing.assert_allclose(weights, [0.36, 0.64], atol=0.05)
     if completion == "expectation":
         assert gm.converged_
-        assert gm.lower_bound_ == pytest.approx(-4.1542, abs=1e-3)   # sklearn's value on the same data
+        # scikit-learn converges to the same optimum (to tol=1e-3 per sample, so 1e-6 leaves room)
+        ref = SkGaussianMixture(2, random_state=0).fit(X)
+        assert gm.lower_bound_ == pytest.approx(ref.lower_bound_, abs=1e-6)
 
 
 def test_sampling_completion_is_reproducible_and_random():

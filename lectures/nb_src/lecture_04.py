@@ -206,9 +206,9 @@ from course_lib import VAE
 
 X_train, y_train = data.load_digits("train")
 X_test, y_test = data.load_digits("test")
-EPOCHS = 5 if FAST else 150
+EPOCHS = 5 if FAST else 100
 vae = VAE(input_dim=64, latent_dim=2, hidden_dims=(128, 64), likelihood="bernoulli", random_state=SEED)
-vae.fit(X_train, epochs=EPOCHS, batch_size=64, lr=2e-3, validation_data=X_test, progress=False)
+vae.fit(X_train, epochs=EPOCHS, batch_size=128, lr=3e-3, validation_data=X_test, progress=False)
 
 fig, ax = plt.subplots(figsize=(6.5, 3.8))
 ax.plot(np.arange(1, EPOCHS + 1), vae.history_["loss"], color=COLORS[0], label="training")
@@ -300,7 +300,7 @@ now carries the *style* (slant, thickness) while $y$ carries the class.
 """),
     ("code", r"""
 cvae = VAE(input_dim=64, latent_dim=2, hidden_dims=(128, 64), num_classes=10, random_state=SEED)
-cvae.fit(X_train, y_train, epochs=EPOCHS, batch_size=64, lr=2e-3, progress=False)
+cvae.fit(X_train, y_train, epochs=EPOCHS, batch_size=128, lr=3e-3, progress=False)
 labels = np.repeat(np.arange(10), 8)
 generated = cvae.sample(len(labels), y=labels, random_state=SEED)
 fig, ax = plt.subplots(figsize=(5.2, 6.2))
