@@ -109,6 +109,8 @@ def figures_command(args) -> int:
     except ValueError as exc:
         print(f"course figures: {exc}", file=sys.stderr)
         return 2
+    # the real figures use each notebook's own defaults; the tests pass {"FAST": True}
+    parameters = getattr(args, "parameters", None) or {}
     target = figures_dir()
     target.mkdir(parents=True, exist_ok=True)
     interactive = sys.stderr.isatty()
@@ -121,7 +123,7 @@ def figures_command(args) -> int:
             work = Path(scratch) / nb.stem
             keep = Path(tempfile.gettempdir()) / f"course-figures-{nb.stem}.ipynb"
             try:
-                run = run_lecture(nb, work, executed=keep, progress=interactive)
+                run = run_lecture(nb, work, parameters, executed=keep, progress=interactive)
             except RuntimeError as exc:
                 print(f"course figures: {exc}", file=sys.stderr)
                 failures += 1

@@ -48,10 +48,12 @@ __all__ = [
 #: User ids handed to sandboxed runs when the grader is root (none of them may exist in /etc/passwd).
 UID_RANGE = range(61000, 61500)
 
-#: Top-level names left out of the sandbox's site-packages (a prefix match on the entry's name).
+#: Top-level names left out of the sandbox's site-packages (a prefix match on the entry's name): the
+#: course's reference and grader, scikit-learn, and ``rfc3987_syntax`` (an optional extra of jsonschema
+#: that compiles a grammar for 4 s on import, which nbformat would pay in every sandboxed run).
 BLOCKED_DISTRIBUTIONS = (
     "sklearn", "scikit_learn", "course_lib", "autograder", "course_generative_models",
-    "__editable__", "__editable___course",
+    "__editable__", "__editable___course", "rfc3987_syntax",
 )
 
 _PROJECT_ROOT = Path(__file__).resolve().parents[1]

@@ -42,7 +42,7 @@ __all__ = ["MissingDataGaussian"]
 
 # Per-pattern matrix products are used when the patterns hold, on average, more than this many row-entries
 # of work (rows * d * d); below it one batched product over all rows is cheaper than a loop over patterns.
-_ROWS_X_WORK_PER_PATTERN = 30_000
+_ROWS_X_WORK_PER_PATTERN = 3_000
 # Largest number of matrix entries gathered at once by the batched product (bounds its memory).
 _GATHER_CHUNK = 2**22
 
@@ -58,7 +58,13 @@ class _Layout:
 
     def __init__(self, X: torch.Tensor):
         missing = torch.isnan(X)
-        uniq, inverse = torch.unique(missing, dim=0, return_inverse=True)
+        n, d = X.shape
+        if d <= 62:        # a pattern as the bits of one integer: a 1-D unique is much faster than unique(dim=0)
+            bits = torch.arange(d, device=X.device)
+            codes, inverse = torch.unique((missing.long() << bits).sum(1), return_inverse=True)
+            uniq = ((codes[:, None] >> bits) & 1).bool()
+        else:
+            uniq, inverse = torch.unique(missing, dim=0, return_inverse=True)
         self.order = torch.argsort(inverse, stable=True)
         sizes = torch.bincount(inverse, minlength=uniq.shape[0])
         self.sizes = sizes.to(X.dtype)
@@ -69,7 +75,6 @@ class _Layout:
         self.obs = 1 - self.mis
         self.pid = torch.repeat_interleave(torch.arange(uniq.shape[0], device=X.device), sizes)   # (N,) sorted
         self.obs_rows = self.obs[self.pid]                                                     # (N, d)
-        n, d = X.shape
         # Many small patterns: one batched product over rows beats a Python loop over patterns.
         # Few large patterns: loop over patterns, one matrix product each.
         self.gather = n * d * d <= _ROWS_X_WORK_PER_PATTERN * uniq.shape[0]

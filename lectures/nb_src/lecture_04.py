@@ -46,13 +46,15 @@ X_curve, t_curve = data.make_curved_manifold(300 if FAST else 800, noise=0.03, s
 pca = PCA(n_components=1).fit(X_curve)
 proj = pca.inverse_transform(pca.transform(X_curve))
 
+NOISE_SD = 0.16
+
 def f_toy(z):
-    # the warping function of this toy model, f(z) = (2 sin(1.5 z), 2 cos(1.5 z)) (a bent line)
-    return np.column_stack([2 * np.sin(1.5 * z), 2 * np.cos(1.5 * z)])
+    # the warping function of this toy model, f(z) = (2 sin(1.2 z), 2 cos(1.2 z)): a line bent into an arc
+    return np.column_stack([2 * np.sin(1.2 * z), 2 * np.cos(1.2 * z)])
 
 rng = np.random.default_rng(SEED)
 z_demo = rng.normal(size=60)
-x_demo = f_toy(z_demo) + 0.15 * rng.normal(size=(60, 2))
+x_demo = f_toy(z_demo) + NOISE_SD * rng.normal(size=(60, 2))
 zz = np.linspace(-2.2, 2.2, 200)
 fig, axes = plt.subplots(1, 4, figsize=(17, 4.2))
 ax = axes[0]
@@ -100,7 +102,7 @@ with $\varphi$ chosen so that $Q$ is as close as possible to the posterior, in K
 posterior on a grid, and the Gaussian closest to it in $\mathrm{KL}(Q\,\|\,P)$ (found by a grid search).
 """),
     ("code", r"""
-sigma2 = 0.08 ** 2 * 4
+sigma2 = NOISE_SD ** 2
 zg = np.linspace(-3.5, 3.5, 1401)
 dz = zg[1] - zg[0]
 log_prior = -0.5 * zg ** 2 - 0.5 * np.log(2 * np.pi)
@@ -121,15 +123,15 @@ def closest_gaussian(post):
     return best
 
 points = {"a point on the arc": f_toy(np.array([0.6]))[0] + np.array([0.05, -0.05]),
-          "a point in the gap between the ends": np.array([0.0, -1.75])}
+          "a point in the gap between the ends": np.array([0.0, -1.9])}
 fig, axes = plt.subplots(1, 3, figsize=(14, 3.9))
 ax = axes[0]
 ax.plot(*f_toy(zg[(zg > -2.2) & (zg < 2.2)]).T, color="k", lw=1, alpha=0.5)
 for (name, x), c in zip(points.items(), COLORS[2:4]):
     ax.scatter(*x, s=60, color=c, edgecolor="k", zorder=3, label=name)
-ax.set(xlabel="$x_1$", ylabel="$x_2$", title="two observations")
+ax.set(xlabel="$x_1$", ylabel="$x_2$", title="two observations near the arc $f(z)$")
 ax.set_aspect("equal")
-ax.legend(fontsize=8, loc="lower center")
+ax.legend(fontsize=8, loc="center")
 for ax, ((name, x), c) in zip(axes[1:], zip(points.items(), COLORS[2:4])):
     post = exact_posterior(x)
     kl, mu, s = closest_gaussian(post)
@@ -244,6 +246,8 @@ savefig("fig_04_samples_reconstructions")
 plt.show()
 """),
     ("code", r"""
+from course_lib.plotting import image_grid
+
 mu_test, _ = vae.encode(X_test)
 fig, axes = plt.subplots(1, 2, figsize=(12.5, 5.4))
 ax = axes[0]
@@ -255,12 +259,17 @@ for d in range(10):
 fig.colorbar(sc, ax=ax, ticks=range(10), label="digit")
 ax.set(xlabel="$z_1$", ylabel="$z_2$", title="Latent means $\\mu(x)$ of the test digits")
 steps = 7 if FAST else 15
-tiles = vae.latent_traversal(dims=(0, 1), steps=steps, span=2.5)    # (steps, steps, 8, 8); [i, j]: z1_i, z2_j
-grid = tiles[::-1].transpose(0, 2, 1, 3).reshape(steps * 8, steps * 8)  # largest z1 in the top row
+span = 2.0
+values = np.linspace(-span, span, steps)
+tiles = vae.latent_traversal(dims=(0, 1), steps=steps, span=span)   # (steps, steps, 8, 8); [i, j]: z1_i, z2_j
+rows = tiles.transpose(1, 0, 2, 3)[::-1].reshape(steps * steps, 8, 8)  # rows: z2 from high to low; columns: z1
 ax = axes[1]
-ax.imshow(grid, cmap="gray_r", vmin=0, vmax=1, extent=(-2.5, 2.5, -2.5, 2.5))
-ax.grid(False)
-ax.set(xlabel="$z_2$", ylabel="$z_1$", title="Latent traversal: decoding a grid of $z$")
+image_grid(ax, rows, ncols=steps)
+centres = 1 + np.arange(steps) * 9 + 3.5
+ticks = np.linspace(0, steps - 1, 5).round().astype(int)
+ax.set_xticks(centres[ticks], labels=[f"{values[t]:.1f}" for t in ticks])
+ax.set_yticks(centres[ticks], labels=[f"{values[::-1][t]:.1f}" for t in ticks])
+ax.set(xlabel="$z_1$", ylabel="$z_2$", title="Latent traversal: decoding a grid of $z$")
 savefig("fig_04_latent_space")
 plt.show()
 """),
