@@ -1,22 +1,66 @@
-"""`course demo`: for now a short tour of course_lib on Old Faithful (the grader replaces it)."""
+"""`course demo`: grade the sample submissions in examples/ and print the table of scores.
+
+The demo grades the first entry of ``DEMOS`` whose suite exists and whose folder holds notebooks, with the
+same code path as ``course grade`` (sandbox, judge, report), into a temporary folder it prints at the end.
+"""
 from __future__ import annotations
 
-import numpy as np
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+__all__ = ["DEMOS", "demo_command", "pick_demo"]
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: (assignment, folder of sample submissions), in order of preference. The fixture assignment stands in
+#: until an assignment's suite and its samples (examples/<HW>/complete.ipynb, partial, broken) exist.
+DEMOS = (
+    ("hw2_em", ROOT / "examples" / "hw2_em"),
+    ("fixture_hw", ROOT / "tests" / "fixtures" / "fixture_hw" / "submissions"),
+)
+
+
+def _samples(folder: Path) -> list:
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob("*.ipynb") if p.is_file())
+
+
+def pick_demo(demos=DEMOS) -> tuple[str, list]:
+    """The first (assignment, sample notebooks) of ``demos`` that can be graded."""
+    from autograder.suites import load_suite
+    for assignment, folder in demos:
+        samples = _samples(Path(folder))
+        if not samples:
+            continue
+        try:
+            load_suite(assignment)
+        except ValueError:
+            continue
+        return assignment, samples
+    raise ValueError("no sample submissions to grade: add examples/<HW>/*.ipynb for an assignment with a suite")
 
 
 def demo_command(args=None) -> int:
-    from course_lib import GaussianMixture
-    from course_lib.data import load_faithful
-    from course_lib.mle import gaussian
-
-    X = load_faithful()
-    print(f"Old Faithful: {X.shape[0]} eruptions x (duration min, waiting min)")
-    mean, cov = gaussian(X)
-    print(f"one Gaussian (MLE): mean = {np.round(mean, 3)}, log-likelihood = "
-          f"{float(gaussian.log_likelihood(X, mean, cov)) if hasattr(gaussian, 'log_likelihood') else float('nan'):.2f}")
-    gmm = GaussianMixture(n_components=2, random_state=0).fit(X)
-    print(f"two-component GMM by EM: {gmm.n_iter_} iterations, converged={gmm.converged_}, "
-          f"average log-likelihood {gmm.lower_bound_:.4f}")
-    for k in np.argsort(gmm.means_[:, 0]):
-        print(f"  component {k}: weight {gmm.weights_[k]:.3f}, mean {np.round(gmm.means_[k], 3)}")
+    from autograder import report
+    from autograder.grading import grade_batch
+    try:
+        assignment, samples = pick_demo()
+    except ValueError as exc:
+        print(f"course: {exc}", file=sys.stderr)
+        return 2
+    out = Path(getattr(args, "out", None) or tempfile.mkdtemp(prefix="course-demo-"))
+    workers = 2 if (os.cpu_count() or 1) >= 2 and len(samples) > 1 else 1
+    print(f"grading {len(samples)} sample submission(s) of {assignment} "
+          f"({', '.join(p.stem for p in samples)}) with {workers} worker(s) ...", file=sys.stderr)
+    results = grade_batch(samples, assignment, out, workers=workers)
+    print(report.format_table(results))
+    for res in results:
+        ed = res.get("extra_data", {})
+        for m in ed.get("mistakes", []):
+            from autograder.feedback import describe_mistake
+            print(f"  {ed.get('submission')}: known mistake {m}: {describe_mistake(m)}")
+    print(f"\nfeedback for each submission: {out}/<submission>/feedback.md (and .html); scores: {out}/grades.csv")
     return 0

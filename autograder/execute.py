@@ -2,9 +2,10 @@
 
 How one submission runs
 -----------------------
-1. A fresh folder under the system's temporary directory receives a copy of the notebook (outputs
-   stripped) and the case inputs, ``cases/<function>.npz`` (arrays, loaded with ``allow_pickle=False``) and
-   ``cases/<function>.json`` (argument names and plain values). Nothing else of the grader is there.
+1. A fresh folder under the system's temporary directory (root-owned, mode 0711) holds ``input/``: the
+   prepared notebook, the driver, and the case inputs, ``cases/<function>.npz`` (arrays, loaded with
+   ``allow_pickle=False``) and ``cases/<function>.json`` (argument names and plain values), readable but not
+   writable by the run; and ``run/``, the run's own working folder. Nothing else of the grader is there.
 2. After the student's cells come a helper cell and one *harvest cell per graded function*. A harvest cell
    forks the kernel: the child calls the function on each case and writes ``outputs/<function>.<i>.npz``
    (data only) with a small JSON beside it; the parent (still the kernel) kills the child's process group
@@ -39,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from autograder.sandbox import Limits, SandboxError, run_sandboxed
+from autograder.sandbox import Limits, SandboxError, privileged, run_sandboxed
 
 __all__ = ["CaseResult", "FunctionResult", "ExecutionResult", "execute_submission", "load_outputs",
            "write_cases", "build_notebook", "FUNCTION_STATUSES", "MAX_OUTPUT_ELEMENTS"]
@@ -174,10 +175,11 @@ def write_cases(directory, cases) -> None:
 
 # ============================================================================================ the notebook
 _HELPER = r'''
-def __course_harvest__(name, budget, ncases, memory_mib):
+def __course_harvest__(name, budget, ncases, memory_mib, cases_dir):
     """Grader's harvest: run `name` on its cases in a forked child, kill it after `budget` seconds."""
     import json as _json, os as _os, select as _select, signal as _signal, time as _time
     t0 = _time.monotonic()
+    _os.makedirs("outputs", exist_ok=True)
     def status(**kw):
         kw["seconds"] = round(_time.monotonic() - t0, 4)
         tmp = f"outputs/.{name}.status.tmp"
@@ -196,7 +198,7 @@ def __course_harvest__(name, budget, ncases, memory_mib):
     if pid == 0:
         code = 0
         try:
-            __course_child__(name, fn, memory_mib)
+            __course_child__(name, fn, memory_mib, cases_dir)
         except BaseException:
             code = 70
         finally:
@@ -238,7 +240,7 @@ def __course_harvest__(name, budget, ncases, memory_mib):
     return status(status="crashed", exitcode=code)
 
 
-def __course_child__(name, fn, memory_mib):
+def __course_child__(name, fn, memory_mib, cases_dir):
     import json as _json, os as _os, signal as _signal, sys as _sys, time as _time, traceback as _tb
     _os.setpgid(0, 0)
     null = _os.open(_os.devnull, _os.O_RDWR)
@@ -248,8 +250,8 @@ def __course_child__(name, fn, memory_mib):
     for sig in (_signal.SIGINT, _signal.SIGTERM, _signal.SIGALRM, _signal.SIGCHLD):
         _signal.signal(sig, _signal.SIG_DFL)
     import numpy as _np
-    spec = _json.load(open(f"cases/{name}.json"))["cases"]
-    arrays = _np.load(f"cases/{name}.npz", allow_pickle=False)
+    spec = _json.load(open(f"{cases_dir}/{name}.json"))["cases"]
+    arrays = _np.load(f"{cases_dir}/{name}.npz", allow_pickle=False)
 
     class OutputError(Exception):
         pass
@@ -344,7 +346,7 @@ def __course_child__(name, fn, memory_mib):
 '''
 
 
-def build_notebook(nb, functions: dict, ncases: dict, memory_mib: int):
+def build_notebook(nb, functions: dict, ncases: dict, memory_mib: int, cases_dir: str = "cases"):
     """The notebook the sandbox runs: the student's cells (tagged with their index, outputs stripped) +
     the helper cell + one harvest cell per function (``functions``: name -> budget in seconds)."""
     import nbformat
@@ -365,7 +367,8 @@ def build_notebook(nb, functions: dict, ncases: dict, memory_mib: int):
     nb.cells.append(helper)
     for name, budget in functions.items():
         cell = nbformat.v4.new_code_cell(
-            f"__course_harvest__({name!r}, {float(budget)!r}, {int(ncases.get(name, 0))}, {int(memory_mib)})")
+            f"__course_harvest__({name!r}, {float(budget)!r}, {int(ncases.get(name, 0))}, {int(memory_mib)}, "
+            f"{str(cases_dir)!r})")
         cell.metadata["course"] = {"role": "harvest", "function": name, "budget": float(budget)}
         nb.cells.append(cell)
     return nb
@@ -383,7 +386,8 @@ from papermill.clientwrap import PapermillNotebookClient
 from papermill.engines import NBClientEngine, papermill_engines
 from papermill.utils import merge_kwargs, remove_args
 
-plan = json.load(open("plan.json"))
+HERE = os.path.dirname(os.path.abspath(__file__))
+plan = json.load(open(os.path.join(HERE, "plan.json")))
 T0 = time.monotonic()
 DEADLINE = T0 + plan["wall_seconds"]
 progress = {"attempts": 0, "cells": {}, "finished": False, "events": [], "fatal": [], "replaced": {}}
@@ -525,14 +529,21 @@ def variant(original):
     nbformat.write(nb, "attempt.ipynb")
 
 
-kernelspec()
-os.makedirs("outputs", exist_ok=True)
 for attempt in range(plan["max_attempts"]):
     if DEADLINE - time.monotonic() < 3:
         progress["events"].append("no time left for another attempt")
         break
     progress["attempts"] = attempt + 1
-    variant("notebook.ipynb")
+    if attempt and plan.get("private_user"):
+        # a private user runs only this driver and its kernel: clear whatever the last kernel left (a fork
+        # bomb, daemons); kill(-1) reaches every process of this uid except the driver itself
+        with __import__("contextlib").suppress(OSError):
+            os.kill(-1, 9)
+        time.sleep(0.05)
+    for d in ("outputs", "tmp", ".ipython", ".jupyter", os.environ.get("JUPYTER_RUNTIME_DIR", "rt")):
+        os.makedirs(d, exist_ok=True)  # the notebook may have deleted its own folders
+    kernelspec()
+    variant(os.path.join(HERE, "notebook.ipynb"))
     save_progress()
     try:
         papermill.execute_notebook("attempt.ipynb", "executed.ipynb", parameters=plan["parameters"],
@@ -563,15 +574,23 @@ print("driver finished after", progress["attempts"], "attempt(s)")
 
 # ============================================================================================ reading back
 def _read_untrusted(path: Path, max_bytes: int) -> bytes | None:
-    """Bytes of a regular file written by the sandbox (no links, no FIFOs), or None if absent/unfit."""
+    """Bytes of a regular file written by the sandbox, None if it is absent.
+
+    Opened without following links and without blocking (a FIFO cannot stall the grader); raises _Unfit
+    for anything that is not a regular file or is larger than ``max_bytes``.
+    """
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except OSError:
+    except FileNotFoundError:
         return None
+    except OSError as exc:
+        raise _Unfit("the output is not a regular file (a link or something else)") from exc
     try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > max_bytes:
-            return b"" if stat.S_ISREG(st.st_mode) else None
+        if not stat.S_ISREG(st.st_mode):
+            raise _Unfit("the output is not a regular file")
+        if st.st_size > max_bytes:
+            raise _Unfit(f"the output file is larger than {max_bytes} bytes")
         with os.fdopen(fd, "rb", closefd=False) as fh:
             return fh.read(max_bytes + 1)
     finally:
@@ -579,7 +598,10 @@ def _read_untrusted(path: Path, max_bytes: int) -> bytes | None:
 
 
 def _read_json(path: Path):
-    raw = _read_untrusted(path, _MAX_JSON_BYTES)
+    try:
+        raw = _read_untrusted(path, _MAX_JSON_BYTES)
+    except _Unfit:
+        return None
     if not raw:
         return None
     try:
@@ -697,10 +719,10 @@ def _harvest(rundir: Path, name: str, ncases: int, budget: float, cells: dict, r
         else:
             secs = meta.get("seconds") if isinstance(meta.get("seconds"), (int, float)) else 0.0
             if meta.get("status") == "ok":
-                raw = _read_untrusted(out_dir / f"{name}.{i}.npz", file_cap)
                 try:
+                    raw = _read_untrusted(out_dir / f"{name}.{i}.npz", file_cap)
                     if not raw:
-                        raise _Unfit("the output file is missing or too large")
+                        raise _Unfit("the output file is missing")
                     value = _rebuild(meta.get("structure"), _load_npz_bytes(raw))
                     res.cases.append(CaseResult("ok", "", float(secs)))
                     res.outputs.append(value)
@@ -835,22 +857,38 @@ def execute_submission(notebook_path, suite, cases, workdir, limits: Limits | No
     except Exception as exc:
         return not_run(f"the file is not a readable Jupyter notebook ({type(exc).__name__})")
 
-    rundir = Path(tempfile.mkdtemp(prefix="course-run-"))
+    # the run's folder sits in a root-owned 0711 folder: the sandbox can use it but not rename or replace it
+    outer = Path(tempfile.mkdtemp(prefix="course-run-"))
+    os.chmod(outer, 0o711)
+    rundir = outer / "run"
+    rundir.mkdir()
     try:
-        nbformat.write(build_notebook(nb, budgets, ncases, limits.memory_bytes // 2**20), str(rundir / "notebook.ipynb"))
-        write_cases(rundir / "cases", {n: cases[n] for n in names})
+        # what the run reads but must not change: root-owned and read-only for it (it cannot delete them)
+        ro = outer / "input"
+        ro.mkdir()
+        nbformat.write(build_notebook(nb, budgets, ncases, limits.memory_bytes // 2**20, str(ro / "cases")),
+                       str(ro / "notebook.ipynb"))
+        write_cases(ro / "cases", {n: cases[n] for n in names})
         (rundir / "outputs").mkdir()
-        (rundir / "driver.py").write_text(_DRIVER)
+        (ro / "driver.py").write_text(_DRIVER)
         plan = {"parameters": dict(getattr(suite, "parameters", {}) or {}), "notebook_seconds": nb_budget,
                 "wall_seconds": max(1.0, limits.wall_seconds - 2.0), "harvest_grace": _HARVEST_GRACE_S,
                 "max_attempts": int(max_attempts), "cell_output_bytes": 100_000,
-                "notebook_output_bytes": min(4_000_000, limits.file_size_bytes // 2)}
-        (rundir / "plan.json").write_text(json.dumps(plan))
+                "notebook_output_bytes": min(4_000_000, limits.file_size_bytes // 2),
+                "private_user": privileged()}
+        (ro / "plan.json").write_text(json.dumps(plan))
+        for dirpath, dirnames, filenames in os.walk(ro):
+            os.chmod(dirpath, 0o755)
+            for f in filenames:
+                os.chmod(os.path.join(dirpath, f), 0o644)
         try:
-            sb = run_sandboxed(["{python}", "-I", "driver.py"], rundir, limits,
+            sb = run_sandboxed(["{python}", "-I", str(ro / "driver.py")], rundir, limits,
                                protect=[*_project_paths(suite), workdir, *protect])
         except SandboxError as exc:
             return not_run(f"the sandbox could not start: {exc}", duration=time.monotonic() - t0)
+        if not rundir.is_dir() or rundir.is_symlink():
+            return not_run("the submission deleted its own working folder", duration=time.monotonic() - t0,
+                           tail=(sb.stdout + sb.stderr)[-4000:])
 
         progress = _read_json(rundir / "run.json") or {}
         cells = progress.get("cells") if isinstance(progress.get("cells"), dict) else {}
@@ -865,7 +903,10 @@ def execute_submission(notebook_path, suite, cases, workdir, limits: Limits | No
             res.outputs_path = _write_clean(workdir, n, res)
             functions[n] = res
         executed = None
-        raw = _read_untrusted(rundir / "executed.ipynb", limits.file_size_bytes)
+        try:
+            raw = _read_untrusted(rundir / "executed.ipynb", limits.file_size_bytes)
+        except _Unfit:
+            raw = None
         if raw:
             executed = workdir / "executed.ipynb"
             executed.write_bytes(raw)
@@ -876,7 +917,7 @@ def execute_submission(notebook_path, suite, cases, workdir, limits: Limits | No
                                 "duration": round(sb.duration, 3), "uid": sb.uid, "limits": limits.as_dict()})
     finally:
         if not keep_rundir:
-            shutil.rmtree(rundir, ignore_errors=True)
+            shutil.rmtree(outer, ignore_errors=True)
 
 
 def _notebook_outcome(cells, sb, progress, nb_budget, limits):
@@ -896,8 +937,9 @@ def _notebook_outcome(cells, sb, progress, nb_budget, limits):
     if crashes:
         f = crashes[0]
         what = "stopped responding" if f.get("status") == "timeout" else "stopped the Python kernel (exit or crash)"
-        return "crashed", (f"{label(f.get('cell'))} {what}; the notebook was run again with only that cell's "
-                           f"imports and definitions")
+        replaced = (progress.get("replaced") or {}).get(str(f.get("cell")))
+        how = "with only that cell's imports and definitions" if replaced == "defs" else "without that cell"
+        return "crashed", f"{label(f.get('cell'))} {what}; the notebook was run again {how}"
     if budget:
         return "timeout", (f"the notebook's own cells took longer than {nb_budget:g} s (at "
                            f"{label(budget[0].get('cell'))}); that cell was left out")

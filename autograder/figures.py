@@ -76,9 +76,16 @@ def run_lecture(notebook: Path, figures_dir: Path, parameters: dict | None = Non
     saved = {k: os.environ.get(k) for k in env_set}
     os.environ.update(env_set)
     start = time.perf_counter()
+    # the kernel inherits file descriptor 2: send its start-up and shut-down chatter to a scratch file, so the
+    # command's own output stays one line per lecture (the progress bar still goes to the real stderr)
+    sys.stderr.flush()
+    real_stderr = os.dup(2)
+    chatter = tempfile.TemporaryFile()
+    os.dup2(chatter.fileno(), 2)
+    bar = {"file": os.fdopen(os.dup(real_stderr), "w"), "desc": notebook.stem} if progress else False
     try:
         pm.execute_notebook(str(notebook), str(executed), parameters=parameters or {}, kernel_name="python3",
-                            cwd=str(notebook.parent), progress_bar=progress, log_output=False,
+                            cwd=str(notebook.parent), progress_bar=bar, log_output=False,
                             request_save_on_cell_execute=False, execution_timeout=timeout)
     except PapermillExecutionError as exc:
         msg = str(exc.evalue).strip().splitlines()
@@ -89,6 +96,12 @@ def run_lecture(notebook: Path, figures_dir: Path, parameters: dict | None = Non
         first = (str(exc).strip().splitlines() or [""])[0]
         raise RuntimeError(f"{notebook.stem} could not be executed: {type(exc).__name__}: {first}") from None
     finally:
+        sys.stderr.flush()
+        os.dup2(real_stderr, 2)
+        os.close(real_stderr)
+        chatter.close()
+        if bar:
+            bar["file"].close()
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)

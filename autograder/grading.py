@@ -38,6 +38,10 @@ import numpy as np
 
 from autograder import report
 
+# jsonschema (imported by nbformat) loads rfc3987_syntax when it is installed, and that module compiles a
+# grammar for seconds at import time; nbformat never validates IRIs, so the grader goes without it.
+sys.modules.setdefault("rfc3987_syntax", None)
+
 __all__ = ["grade_one", "grade_submission", "grade_batch", "grade_command", "check_command", "load_salt",
            "submission_seeds", "code_source", "collect_submissions", "state_dir"]
 
@@ -172,14 +176,14 @@ def grade_one(nb_bytes: bytes, name: str, suite_name, seeds: dict, public_only: 
     extra = {"submission_sha256": sha, "seeds": seeds, "versions": _versions(), "host": platform.node()}
     suite_label = getattr(suite_name, "name", suite_name)
     workdir = None
-    sandbox_dirs: list = []
     try:
-        from autograder.suites import load_suite
+        from autograder.suites import load_suite, suite_reference
         suite = load_suite(suite_name)
         suite_label = suite.name
-        import nbformat
         try:
-            nb = nbformat.reads(nb_bytes.decode("utf-8"), as_version=4)
+            nb = json.loads(nb_bytes.decode("utf-8"))
+            if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
+                raise ValueError("no list of cells")
         except Exception as exc:
             return {"results": report.error_results(
                 suite.name, name, f"the notebook could not be read ({_one_line(exc, 150)}): submit a valid .ipynb",
@@ -194,12 +198,11 @@ def grade_one(nb_bytes: bytes, name: str, suite_name, seeds: dict, public_only: 
                 combined.setdefault(fname, []).extend(lst)
         durations["cases"] = time.perf_counter() - t
 
-        # Two separate folders: the sandbox's (handed to its user) and the grader's own (mode 0700: the
-        # submission's pristine copy and the judge's files, never readable by the sandbox).
+        # The grader's own folder (mode 0700, never readable by the sandbox, which gets a folder of its own
+        # from execute_submission): the submission's pristine copy, the harvested outputs, the judge's files.
         workdir = Path(tempfile.mkdtemp(prefix="course-grade-"))
         private = workdir
-        sandbox_dir = Path(tempfile.mkdtemp(prefix="course-sandbox-"))
-        sandbox_dirs.append(sandbox_dir)
+        sandbox_dir = private / "execution"
         nb_path = private / "submission.ipynb"
         nb_path.write_bytes(nb_bytes)
 
@@ -243,7 +246,7 @@ def grade_one(nb_bytes: bytes, name: str, suite_name, seeds: dict, public_only: 
 
         from autograder.judge import encode_outputs, run_judge
         meta, arrays = encode_outputs(entries)
-        request = {"suite": getattr(suite, "source", suite.name), "seeds": {v: seeds[v] for v in visibilities},
+        request = {"suite": suite_reference(suite), "seeds": {v: seeds[v] for v in visibilities},
                    "visibilities": list(visibilities), "functions": meta}
         (private / "judge").mkdir(mode=0o700)
         jdir = private / "judge"
@@ -263,9 +266,8 @@ def grade_one(nb_bytes: bytes, name: str, suite_name, seeds: dict, public_only: 
         return {"results": report.error_results(str(suite_label), name, f"grader error: {_one_line(f'{type(exc).__name__}: {exc}', 250)}",
                                                  extra, time.perf_counter() - t0)}
     finally:
-        for d in [workdir, *sandbox_dirs]:
-            if d is not None:
-                shutil.rmtree(d, ignore_errors=True)
+        if workdir is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _grade_task(args) -> dict:
@@ -289,6 +291,9 @@ def grade_submission(path, suite_name, out_dir, salt: bytes | None = None) -> di
     seeds = _seeds_for_bytes(nb_bytes, salt if salt is not None else load_salt())
     res = grade_one(nb_bytes, path.stem, suite_name, seeds)["results"]
     report.write_submission(out_dir, path.stem, res)
+    from autograder.suites import load_suite
+    suite = load_suite(suite_name)
+    report.rebuild_csv(out_dir, [c.name for c in suite.checks], assignment=suite.name)
     return res
 
 
@@ -360,7 +365,7 @@ def grade_batch(items, suite_name, out_dir, workers: int = 1, scheduler: str | N
     scheduler : str or None
         A Dask scheduler address (``tcp://host:8786``): submissions are graded on its workers.
     """
-    from autograder.suites import load_suite
+    from autograder.suites import load_suite, suite_reference
     suite = load_suite(suite_name)
     if workers < 1:
         raise ValueError(f"--workers must be at least 1, got {workers}")
@@ -374,7 +379,7 @@ def grade_batch(items, suite_name, out_dir, workers: int = 1, scheduler: str | N
     except Exception:
         pass
     check_names = [c.name for c in suite.checks]
-    suite_ref = getattr(suite, "source", suite.name)
+    suite_ref = suite_reference(suite)
 
     done, todo = {}, []
     for name, path in subs:
@@ -489,6 +494,12 @@ def _error(msg: str, code: int = 2) -> int:
 
 def grade_command(args) -> int:
     """`course grade SUBMISSION... --assignment HW [--out DIR] [--workers N] [--scheduler ADDRESS]`."""
+    if int(args.workers or 1) == 1 and not getattr(args, "scheduler", None):
+        try:       # the judge's imports (torch, course_lib) take seconds: start them first
+            from autograder.judge import shared_judge
+            shared_judge()
+        except Exception:
+            pass
     try:
         from autograder.suites import load_suite
         load_suite(args.assignment)

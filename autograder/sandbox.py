@@ -396,11 +396,15 @@ def _kill_uid(uid: int) -> None:
 
 
 def _uid_has_processes(uid: int) -> bool:
+    """True while a live (not zombie) process of ``uid`` exists."""
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
             with contextlib.suppress(OSError):
                 if os.stat(entry.path).st_uid == uid:
-                    return True
+                    with open(f"{entry.path}/stat", "rb") as fh:
+                        state = fh.read().rsplit(b")", 1)[-1].split()[0]
+                    if state not in (b"Z", b"X"):
+                        return True
     return False
 
 
@@ -419,10 +423,18 @@ def _remove_stray_files(uid: int) -> None:
 
 
 def _chown_tree(path: Path, uid: int, gid: int) -> None:
-    os.chown(path, uid, gid, follow_symlinks=False)
+    """chown a tree without following links (the sandbox may have removed or replaced parts of it)."""
+    try:
+        if stat.S_ISLNK(os.lstat(path).st_mode):
+            os.unlink(path)
+            return
+        os.chown(path, uid, gid, follow_symlinks=False)
+    except FileNotFoundError:
+        return
     for dirpath, dirnames, filenames in os.walk(path):
         for name in dirnames + filenames:
-            os.chown(os.path.join(dirpath, name), uid, gid, follow_symlinks=False)
+            with contextlib.suppress(FileNotFoundError):
+                os.chown(os.path.join(dirpath, name), uid, gid, follow_symlinks=False)
 
 
 def _check_reachable(path: Path, uid: int) -> None:
@@ -527,7 +539,8 @@ def run_sandboxed(argv, workdir, limits: Limits | None = None, env_extra=None, p
     workdir : path
         An existing directory holding only what the run needs; the command runs in it and may write only
         there (and in the shared temporary folders, which are cleaned after the run). When running as root
-        it is handed to the run's user and must sit below world-traversable directories (e.g. /tmp).
+        it is handed to the run's user for the run and must sit below world-traversable directories; put it
+        inside a root-owned folder of mode 0711 (not directly in /tmp) so the run cannot rename or replace it.
     limits : Limits
     env_extra : dict, optional
         Extra environment variables.
@@ -540,8 +553,8 @@ def run_sandboxed(argv, workdir, limits: Limits | None = None, env_extra=None, p
     SandboxResult
     """
     limits = limits or Limits()
-    workdir = Path(workdir).resolve()
-    if not workdir.is_dir():
+    workdir = Path(workdir).absolute()
+    if not workdir.is_dir() or workdir.is_symlink():
         raise SandboxError(f"working directory {workdir} does not exist")
     for sub in ("tmp", ".config", ".jupyter", ".ipython", ".local/share/jupyter/runtime"):
         (workdir / sub).mkdir(parents=True, exist_ok=True)

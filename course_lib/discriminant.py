@@ -221,6 +221,14 @@ class GaussianDiscriminantAnalysis(_GenerativeClassifier):
 
     def _joint_log_likelihood(self, X: torch.Tensor) -> torch.Tensor:
         means, covs = self._tensor(self.means_), self._tensor(self.covariances_)
+        if self.shared_covariance:
+            # one Cholesky factor L for all classes: whiten the data and the means once with L^{-1}
+            L = cholesky(covs[0], "pooled covariance", "increase reg_covar")
+            Z = torch.linalg.solve_triangular(L, X.T, upper=False)                      # (d, N)
+            W = torch.linalg.solve_triangular(L, means.T, upper=False)                  # (d, C)
+            const = -torch.log(torch.diagonal(L)).sum() - 0.5 * X.shape[1] * LOG_2PI
+            quad = torch.stack([((Z - W[:, c:c + 1]) ** 2).sum(0) for c in range(W.shape[1])], 1)   # (N, C)
+            return const - 0.5 * quad + self._log_priors()
         # one class at a time keeps the memory at (N, d) instead of (C, N, d)
         log_px = torch.stack([log_gaussian_pdf(X, means[c], covs[c], what="class covariance",
                                                hint="increase reg_covar") for c in range(means.shape[0])], 1)

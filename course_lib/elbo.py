@@ -39,6 +39,19 @@ def _log_normalize(log_joint: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
     return log_joint - log_norm.unsqueeze(-1), log_norm
 
 
+def _posterior_(log_joint: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(P(m | o), log P(o))`` from a finite log joint (n, M), overwriting it (the E-step's fast path).
+
+    The same log-sum-exp as ``_log_normalize``, arranged as a few in-place passes because the E-step calls it
+    on many small blocks.
+    """
+    shift = log_joint.amax(dim=-1, keepdim=True)
+    resp = log_joint.sub_(shift).exp_()
+    total = resp.sum(dim=-1, keepdim=True)
+    resp.div_(total)
+    return resp, total.log_().add_(shift).squeeze(-1)
+
+
 def _as_log_joint(log_joint, name: str = "log_joint") -> tuple[torch.Tensor, bool]:
     numpy_io = not isinstance(log_joint, torch.Tensor)
     t = torch.as_tensor(np.asarray(log_joint, dtype=np.float64)) if numpy_io else log_joint.detach()

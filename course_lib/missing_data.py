@@ -35,7 +35,7 @@ import warnings
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
-from ._base import Estimator
+from ._base import Estimator, few_threads
 from ._gaussian import LOG_2PI, cholesky
 
 __all__ = ["MissingDataGaussian"]
@@ -145,6 +145,12 @@ def _complete(lay: _Layout, mean: torch.Tensor, cov: torch.Tensor, noise: torch.
     if noise is not None:
         completed = completed + _apply(lay, _sqrt_psd(C), noise) * (1 - lay.obs_rows)
     return log_p, completed, C
+
+
+def _small(X: torch.Tensor) -> bool:
+    """Whether the per-iteration work is small enough that one CPU thread beats a thread pool."""
+    n, d = X.shape
+    return X.device.type == "cpu" and n * d * d < 4_000_000
 
 
 def _sqrt_psd(C: torch.Tensor) -> torch.Tensor:
@@ -260,17 +266,18 @@ class MissingDataGaussian(Estimator):
             raise ValueError(f"feature {j} is constant over its observed entries; drop that column")
         cov = torch.diag(var)
 
-        ll, stats = self._e_step(lay, mean, cov, gen)
-        lls = [ll]
-        converged = False
-        n_iter = 0
-        for n_iter in range(1, int(self.max_iter) + 1):
-            mean, cov = self._m_step(*stats)
+        with few_threads(_small(X)):
             ll, stats = self._e_step(lay, mean, cov, gen)
-            lls.append(ll)
-            if abs(lls[-1] - lls[-2]) < self.tol * n:
-                converged = True
-                break
+            lls = [ll]
+            converged = False
+            n_iter = 0
+            for n_iter in range(1, int(self.max_iter) + 1):
+                mean, cov = self._m_step(*stats)
+                ll, stats = self._e_step(lay, mean, cov, gen)
+                lls.append(ll)
+                if abs(lls[-1] - lls[-2]) < self.tol * n:
+                    converged = True
+                    break
         if not converged and self.completion == "expectation":
             warnings.warn(f"EM did not converge in max_iter={self.max_iter} iterations; increase max_iter or tol",
                           ConvergenceWarning, stacklevel=2)
@@ -310,8 +317,9 @@ class MissingDataGaussian(Estimator):
     # ---- after fit ---------------------------------------------------------------------------------------
     def _complete_new(self, X):
         X = self._check_input(X, allow_nan=True)
-        lay = _Layout(X)
-        log_p, completed, _ = _complete(lay, self._tensor(self.mean_), self._tensor(self.covariance_))
+        with few_threads(_small(X)):
+            lay = _Layout(X)
+            log_p, completed, _ = _complete(lay, self._tensor(self.mean_), self._tensor(self.covariance_))
         return lay, log_p, completed
 
     def impute(self, X):

@@ -33,7 +33,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from ._base import Estimator
 from ._gaussian import LOG_2PI
-from .elbo import _log_normalize
+from .elbo import _log_normalize, _posterior_
 
 __all__ = ["GaussianMixture"]
 
@@ -393,13 +393,11 @@ class GaussianMixture(Estimator):
                 lj = torch.linalg.vector_norm(y.view(-1, K, d), dim=2).square_().mul_(-0.5).add_(const)
             else:
                 lj = Ab @ W                                                              # (m, K)
-            log_resp, log_norm = _log_normalize(lj)
+            r, log_norm = _posterior_(lj)
             ll += log_norm.sum()
             if sampling:
-                z = torch.multinomial(log_resp.exp_(), 1, generator=gen)
-                r = torch.zeros_like(log_resp).scatter_(1, z, 1.0)
-            else:
-                r = log_resp.exp_()
+                z = torch.multinomial(r, 1, generator=gen)
+                r = torch.zeros_like(r).scatter_(1, z, 1.0)
             nk += r.sum(0)
             if ct == "full":
                 y.view(-1, K, d).mul_(r.unsqueeze(-1))

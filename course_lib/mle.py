@@ -15,13 +15,16 @@ Gaussian (d dimensions)     ``mean``, ``cov = 1/N sum (x-m)(x-m)^T``  ``sum_n lo
 Kinds of input and output: NumPy (or lists) in gives NumPy out, computed in float64 on the CPU; a torch tensor
 in gives a tensor out on the tensor's device (integer tensors are read as float64). Scalar results follow the
 same rule: a Python ``float`` for NumPy input, a 0-d tensor for tensor input. When the data and the
-parameters are of different kinds, a tensor among them decides (device and floating dtype).
+parameters are of different kinds, a tensor among them decides the device and the floating dtype: the data
+when they are a floating tensor, else a tensor parameter (integer labels carry no floating dtype).
 
 Zero probabilities: an outcome that was observed but has probability 0 under the parameters makes the
 log-likelihood ``-inf``; that is the correct value (the data are impossible under that model), not an error.
 Outcomes that were never observed contribute nothing, whatever their probability (``0 * log 0 = 0``).
 """
 from __future__ import annotations
+
+import numbers
 
 import torch
 
@@ -40,9 +43,11 @@ __all__ = [
 # input helpers
 # ----------------------------------------------------------------------------------------------------------
 def _data(x, name: str, ndim, like=None) -> tuple[torch.Tensor, bool]:
-    """``x`` as a floating tensor; ``like`` (a tensor parameter, if any) decides device and dtype."""
+    """``x`` as a floating tensor. A floating tensor ``x`` keeps its device and dtype; otherwise a tensor
+    parameter ``like`` decides them (integer labels carry no floating dtype of their own)."""
     device = dtype = None
-    if isinstance(like, torch.Tensor) and not isinstance(x, torch.Tensor):
+    x_is_float_tensor = isinstance(x, torch.Tensor) and x.is_floating_point()
+    if isinstance(like, torch.Tensor) and not x_is_float_tensor:
         device = like.device
         dtype = like.dtype if like.is_floating_point() else None
     t, was_numpy = as_tensor(x, name=name, ndim=ndim, device=device, dtype=dtype)
@@ -78,19 +83,17 @@ def _scalar_out(t: torch.Tensor, numpy: bool):
 # ----------------------------------------------------------------------------------------------------------
 def _labels(x, num_classes, like=None) -> tuple[torch.Tensor, bool, int]:
     t, numpy = _data(x, "x", 1, like)
-    if t.numel() == 0:
-        raise ValueError("x is empty; pass at least one observed label")
     _check_integers(t, "x", "class labels 0, 1, ..., K-1")
     top = int(t.max().item())
     if num_classes is None:
         num_classes = top + 1
     else:
-        if isinstance(num_classes, bool) or int(num_classes) != num_classes or num_classes < 1:
+        if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or num_classes < 1:
             raise ValueError(f"num_classes={num_classes!r} must be a positive integer")
         num_classes = int(num_classes)
         if top >= num_classes:
-            raise ValueError(f"x holds the label {top}, but num_classes={num_classes} allows only 0..{num_classes - 1}; "
-                             "relabel the data or raise num_classes")
+            raise ValueError(f"x holds the label {top}, but num_classes={num_classes} allows only "
+                             f"0..{num_classes - 1}; relabel the data or raise num_classes")
     return t, numpy, num_classes
 
 
@@ -148,8 +151,6 @@ def categorical_log_likelihood(x, probs):
 # ----------------------------------------------------------------------------------------------------------
 def _binary(x, like=None) -> tuple[torch.Tensor, bool]:
     t, numpy = _data(x, "x", 1, like)
-    if t.numel() == 0:
-        raise ValueError("x is empty; pass at least one observation")
     if not bool(((t == 0) | (t == 1)).all()):
         raise ValueError("x must hold only 0 and 1 (or False/True); map labels such as -1/+1 with (y == 1)")
     return t, numpy
@@ -197,8 +198,6 @@ def bernoulli_log_likelihood(x, p):
 # ----------------------------------------------------------------------------------------------------------
 def _count_data(x, like=None) -> tuple[torch.Tensor, bool]:
     t, numpy = _data(x, "x", 1, like)
-    if t.numel() == 0:
-        raise ValueError("x is empty; pass at least one observed count")
     _check_integers(t, "x", "counts 0, 1, 2, ...")
     return t, numpy
 
@@ -247,8 +246,6 @@ def _points(X, like=None) -> tuple[torch.Tensor, bool]:
     t, numpy = _data(X, "X", (1, 2), like)
     if t.ndim == 1:
         t = t.reshape(-1, 1)
-    if t.shape[0] == 0:
-        raise ValueError("X is empty; pass at least one sample")
     return t, numpy
 
 

@@ -15,6 +15,15 @@ def two_gaussians_log_joint(x, theta, weights=(0.3, 0.7), sigma=1.0):
     return np.log(weights) - 0.5 * ((x - means) / sigma) ** 2 - 0.5 * math.log(2 * math.pi * sigma**2)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny arrays: one thread avoids waking a thread pool for every small operation."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def log_joint():
     rng = np.random.default_rng(0)

@@ -43,11 +43,10 @@ def _scores(out_dir):
 
 @pytest.fixture(scope="module")
 def resumed(tmp_path_factory):
-    """`course grade` on three submissions, SIGKILLed after the first result, then run again."""
+    """`course grade` on two submissions, SIGKILLed after the first result, then run again."""
     out = tmp_path_factory.mktemp("resume") / "grades"
-    argv = [sys.executable, "-m", "autograder.cli", "grade", str(SUBS / "complete.ipynb"),
-            str(SUBS / "partial.ipynb"), str(SUBS / "broken.ipynb"), "--assignment", "fixture_hw",
-            "--out", str(out)]
+    argv = [sys.executable, "-m", "autograder.cli", "grade", str(SUBS / "partial.ipynb"),
+            str(SUBS / "broken.ipynb"), "--assignment", "fixture_hw", "--out", str(out)]
     proc = subprocess.Popen(argv, env=_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
     deadline = time.monotonic() + 150
@@ -76,10 +75,10 @@ def test_resume_after_sigkill_grades_each_submission_once(resumed):
     assert f"{len(resumed['first'])} submission(s) already graded" in rerun.stderr
     for name, mtime in resumed["first"].items():          # not graded a second time
         assert (out / name / "results.json").stat().st_mtime_ns == mtime
-    assert _scores(out) == EXPECTED
-    for name in EXPECTED:
+    assert _scores(out) == {"partial": EXPECTED["partial"], "broken": EXPECTED["broken"]}
+    for name in ("partial", "broken"):
         assert {p.name for p in (out / name).iterdir()} == {"results.json", "feedback.md", "feedback.html"}
-    assert "complete" in rerun.stdout and "100 / 100" in rerun.stdout    # the table
+    assert "partial" in rerun.stdout and "45 / 100" in rerun.stdout    # the table
 
 
 def test_results_json_schema(resumed):
@@ -111,29 +110,32 @@ def test_feedback_names_the_known_mistake_and_hidden_checks_leak_nothing(resumed
 
 def test_workers_2_gives_the_same_scores(resumed, tmp_path):
     out = tmp_path / "w2"
-    r = subprocess.run([sys.executable, "-m", "autograder.cli", "grade", str(SUBS), "--assignment", "fixture_hw",
-                        "--out", str(out), "--workers", "2"], env=_env(), cwd=ROOT, capture_output=True,
-                       text=True, timeout=300)
+    r = subprocess.run([sys.executable, "-m", "autograder.cli", "grade", str(SUBS / "complete.ipynb"),
+                        str(SUBS / "partial.ipynb"), "--assignment", "fixture_hw", "--out", str(out),
+                        "--workers", "2"], env=_env(), cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert _scores(out) == _scores(resumed["out"]) == EXPECTED
-    for name in EXPECTED:          # same seeds, same per-check scores
-        a = json.loads((out / name / "results.json").read_text())
-        b = json.loads((resumed["out"] / name / "results.json").read_text())
-        assert a["extra_data"]["seeds"] == b["extra_data"]["seeds"]
-        assert [t["score"] for t in a["tests"]] == [t["score"] for t in b["tests"]]
+    assert _scores(out) == {"complete": 100.0, "partial": 45.0}
+    _same_result(out / "partial", resumed["out"] / "partial")
+
+
+def _same_result(a, b):
+    """The same submission graded twice (same salt): same seeds, same score on every check."""
+    a = json.loads((a / "results.json").read_text())
+    b = json.loads((b / "results.json").read_text())
+    assert a["extra_data"]["seeds"] == b["extra_data"]["seeds"]
+    assert [(t["name"], t["score"]) for t in a["tests"]] == [(t["name"], t["score"]) for t in b["tests"]]
 
 
 def test_dask_local_cluster_through_the_cli(resumed, tmp_path):
     from distributed import LocalCluster
     out = tmp_path / "dask"
     with LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as cluster:
-        rc = cli.main(["grade", str(SUBS / "complete.ipynb"), str(SUBS / "partial.ipynb"),
+        rc = cli.main(["grade", str(SUBS / "partial.ipynb"), str(SUBS / "broken.ipynb"),
                        "--assignment", "fixture_hw", "--out", str(out), "--scheduler", cluster.scheduler_address])
     assert rc == 0
-    base = _scores(resumed["out"])
-    assert _scores(out) == {k: base[k] for k in ("complete", "partial")}
-    hosts = {json.loads((out / n / "results.json").read_text())["extra_data"]["host"] for n in ("complete", "partial")}
-    assert hosts
+    assert _scores(out) == _scores(resumed["out"])
+    for name in ("partial", "broken"):
+        _same_result(out / name, resumed["out"] / name)
 
 
 # ---------------------------------------------------------------------------------- no sandbox needed
@@ -208,4 +210,57 @@ def test_course_check_prints_expected_vs_got_for_public_checks():
     assert "FAIL  mle_covariance matches the reference" in out
     assert "expected [[" in out and "got      [[" in out and "unbiased_covariance" in out
     assert "hidden" not in out.split("public checks")[0]          # hidden checks are not run
-    assert "public checks: 40 / 50 points" in out
+    assert "public checks: 30 / 50 points" in out
+
+
+# ---------------------------------------------------------------------------------- Gradescope
+def test_gradescope_zip_and_run_autograder_with_paths_overridden(tmp_path):
+    import zipfile
+    zpath = tmp_path / "autograder.zip"
+    assert cli.main(["gradescope", "fixture_hw", "--out", str(zpath)]) == 0
+    with zipfile.ZipFile(zpath) as zf:
+        names = set(zf.namelist())
+        modes = {i.filename: (i.external_attr >> 16) & 0o777 for i in zf.infolist()}
+        zf.extractall(tmp_path / "source")
+    for required in ("setup.sh", "run_autograder", "grader.json", "state/salt", "pyproject.toml",
+                     "course_lib/__init__.py", "autograder/grading.py", "autograder/judge.py",
+                     "autograder/suites/__init__.py", "suite/fixture_hw.py"):
+        assert required in names, required
+    assert not any("__pycache__" in n for n in names)
+    assert modes["run_autograder"] == 0o755 and modes["state/salt"] == 0o600
+    cfg = json.loads((tmp_path / "source" / "grader.json").read_text())
+    assert cfg == {**cfg, "assignment": "fixture_hw", "suite": "suite/fixture_hw.py"}
+
+    def run_autograder(submission_files):
+        sub = tmp_path / f"submission{len(submission_files)}"
+        sub.mkdir()
+        for name, data in submission_files.items():
+            (sub / name).write_text(data)
+        results = tmp_path / f"results{len(submission_files)}" / "results.json"
+        env = dict(os.environ, COURSE_SUBMISSION_DIR=str(sub), COURSE_RESULTS_JSON=str(results),
+                   COURSE_GRADER_CONFIG=str(tmp_path / "source" / "grader.json"), COURSE_PYTHON=sys.executable,
+                   PYTHONPATH=str(tmp_path / "source"))         # the zip's own copy of the package
+        env.pop("COURSE_GRADER_SALT", None)
+        env.pop("COURSE_GRADER_STATE", None)
+        r = subprocess.run(["bash", str(tmp_path / "source" / "run_autograder")], env=env, capture_output=True,
+                           text=True, timeout=120)
+        assert r.returncode == 0, r.stderr[-2000:]
+        return json.loads(results.read_text())
+
+    res = run_autograder({})
+    assert res["score"] == 0 and "no .ipynb notebook" in res["output"]
+    res = run_autograder({"fixture_hw.ipynb": "{broken json", "notes.txt": "x"})
+    assert res["score"] == 0 and "could not be read" in res["output"]
+    assert res["extra_data"]["assignment"] == "fixture_hw"
+
+
+def test_bench_grader_batch_is_distinct_submissions(tmp_path):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("bench_grader", ROOT / "benchmarks" / "bench_grader.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    paths = bench.make_batch(bench.sample("fixture_hw"), tmp_path, 3)
+    seeds = {submission_seeds(code_source(json.loads(p.read_text())), b"s")["hidden"] for p in paths}
+    assert len(paths) == 3 and len(seeds) == 3                     # each copy gets its own cases
+    with pytest.raises(SystemExit):
+        bench.main(["--help"])

@@ -26,6 +26,17 @@ def _quiet():
         yield
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """These problems are tiny: one thread is faster, and far steadier on a machine shared with other jobs."""
+    from threadpoolctl import threadpool_limits
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(before)
+
+
 def blobs(n=300, d=3, k=3, seed=0):
     rng = np.random.default_rng(seed)
     centers = rng.normal(scale=4.0, size=(k, d))

@@ -8,6 +8,7 @@ from torch.distributions import Bernoulli, Normal, kl_divergence
 
 from course_lib import vae as vae_mod
 from course_lib.data import load_digits
+from course_lib.factor_analysis import FactorAnalysis
 from course_lib.vae import (VAE, bernoulli_log_likelihood, gaussian_log_likelihood, kl_standard_normal,
                             reparameterize)
 
@@ -154,13 +155,12 @@ def test_linear_vae_elbo_never_exceeds_log_px_and_gets_close(ppca_data):
 
 @pytest.mark.filterwarnings("ignore:FactorAnalysis did not converge")
 def test_linear_vae_against_factor_analysis(ppca_data):
-    fa_mod = pytest.importorskip("course_lib.factor_analysis")
     X, k, _ = ppca_data
     model = VAE(X.shape[1], k, hidden_dims=(), likelihood="gaussian", noise_variance="learned_diagonal",
                 random_state=0)
     model.fit(X, epochs=300, batch_size=X.shape[0], lr=0.03, progress=False)
     model.fit(X, epochs=300, batch_size=X.shape[0], lr=0.003, progress=False)
-    fa = fa_mod.FactorAnalysis(n_components=k, random_state=0).fit(X.numpy())
+    fa = FactorAnalysis(n_components=k, random_state=0).fit(X.numpy())
     fa_mean = float(np.mean(np.asarray(fa.score_samples(X.numpy()))))
     with torch.no_grad():
         elbo = float(model.elbo(X, n_samples=200, random_state=0).mean())

@@ -15,7 +15,7 @@ import re
 import sys
 from pathlib import Path
 
-__all__ = ["load_suite", "available_suites", "suite_source", "REPO_ROOT", "ASSIGNMENTS"]
+__all__ = ["load_suite", "available_suites", "suite_source", "suite_reference", "REPO_ROOT", "ASSIGNMENTS"]
 
 #: The course's assignments, in order.
 ASSIGNMENTS = ("hw1_mle", "hw2_em", "hw3_linear", "hw4_vae")
@@ -84,3 +84,12 @@ def load_suite(name):
     suite.source = str(path)
     _CACHE[key] = suite
     return suite
+
+
+def suite_reference(suite) -> str:
+    """What to pass to ``load_suite`` in another process: the name for the package's own suites (found on
+    any machine with the package), else the path of the file that defines it."""
+    src = getattr(suite, "source", None)
+    if src and Path(src).resolve().parent != Path(__file__).resolve().parent:
+        return str(src)
+    return suite.name

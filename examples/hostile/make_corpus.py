@@ -60,7 +60,7 @@ VARIANTS = {
         [], {"notebook": "timeout", "slots": {"F0": "timeout"}}),
     "memory_bomb": (
         "a graded function allocating without bound",
-        {"F1": "def {name}({arg}):\n    blocks = []\n    while True:\n        blocks.append(np.ones(10**7))\n"},
+        {"F1": "def {name}({arg}):\n    blocks = []\n    while True:\n        blocks.append(np.zeros(10**8))\n"},
         [], {"notebook": "error", "slots": {"F1": "error"}, "contains": {"F1": "memory"}}),
     "fork_bomb": (
         "a graded function forking without bound",
@@ -86,7 +86,7 @@ VARIANTS = {
     "toplevel_hang": (
         "a top-level cell that ignores interrupts and spins forever",
         {}, ["import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass\n"],
-        {"notebook": "crashed", "slots": {}}),
+        {"notebook": "timeout", "slots": {}}),
     "toplevel_sys_exit": (
         "a top-level cell calling sys.exit",
         {}, ["import sys\nsys.exit('done')\n"],
@@ -146,7 +146,7 @@ VARIANTS = {
              "if os.getuid() in range(61000, 61500):  # corpus safety: only inside the grader's private user\n"
              "    for target in ['..', '/tmp', '/work/main', '/autograder', os.path.expanduser('~')]:\n"
              "        shutil.rmtree(target, ignore_errors=True)\n"
-             "    for path in glob.glob('/tmp/**', recursive=True):\n"
+             "    for path in glob.glob('/tmp/*') + glob.glob('/tmp/*/*'):\n"
              "        try:\n"
              "            os.remove(path)\n"
              "        except OSError:\n"

@@ -118,8 +118,9 @@ ax.set(xlabel="$x$", ylabel="value", title="The logarithm is concave", ylim=(-2,
 ax.legend(loc="lower right", fontsize=8)
 
 ax = axes[1]
-o = faithful[100, 0]                                     # one eruption duration (minutes)
-log_joint = np.array([np.log(0.35) + log_normal(o, 2.0, 0.1), np.log(0.65) + log_normal(o, 4.3, 0.16)])
+o = faithful[np.argmin(np.abs(faithful[:, 0] - 3.2)), 0]  # one eruption duration (minutes), between the modes
+# h = 1: a short eruption N(2.0, 0.5), weight 0.35; h = 2: a long one N(4.3, 0.5), weight 0.65
+log_joint = np.array([np.log(0.35) + log_normal(o, 2.0, 0.5), np.log(0.65) + log_normal(o, 4.3, 0.5)])
 post = elbo.posterior(log_joint)
 qs = np.linspace(0.0, 1.0, 401)
 bounds = [elbo.elbo(log_joint, np.array([qq, 1 - qq])) for qq in qs]
@@ -127,7 +128,7 @@ ax.plot(qs, bounds, color=COLORS[2], label=r"ELBO $\sum_h Q(h)\log\frac{P(h,o)}{
 ax.axhline(elbo.log_marginal(log_joint), color=COLORS[0], ls="--", label=r"$\log P(o)$")
 ax.plot(post[0], elbo.log_marginal(log_joint), "ko", ms=6, label=f"$Q = P(h\\mid o)$: $Q(h{{=}}1)$ = {post[0]:.2f}")
 ax.set(xlabel=r"$Q(h=1)$", ylabel="nats", title=f"The bound for one observation (o = {o:.2f} min)",
-       ylim=(elbo.log_marginal(log_joint) - 3, elbo.log_marginal(log_joint) + 0.5))
+       ylim=(min(bounds) - 0.1, elbo.log_marginal(log_joint) + 0.15))
 ax.legend(loc="lower center", fontsize=8)
 savefig("fig_02_concavity_elbo")
 plt.show()
@@ -157,7 +158,7 @@ two-component mixture for the Old Faithful eruption durations (the other paramet
 """),
     ("code", r"""
 durations = faithful[:, 0]
-W_SHORT, VAR_SHORT, MEAN_LONG, VAR_LONG = 0.35, 0.1, 4.3, 0.16
+W_SHORT, VAR_SHORT, MEAN_LONG, VAR_LONG = 0.35, 0.5, 4.3, 0.5
 
 def log_joint_fn(theta):
     # log P(o, h; theta) for every duration o (rows) and component h (columns: short, long)
@@ -168,10 +169,10 @@ def m_step(theta_k):
     r = elbo.posterior(log_joint_fn(theta_k))[:, 0]
     return float((r * durations).sum() / r.sum())
 
-thetas = [0.6]
+thetas = [3.3]
 for _ in range(3):
     thetas.append(m_step(thetas[-1]))
-grid = np.linspace(0.2, 3.4, 321)
+grid = np.linspace(0.8, 4.2, 341)
 _, log_p = elbo.bound(log_joint_fn, grid, thetas[0], return_log_marginal=True)
 
 fig, ax = plt.subplots(figsize=(7.5, 4.6))
@@ -183,12 +184,13 @@ for k, color in zip(range(3), COLORS[:3]):
     j_next = elbo.bound(log_joint_fn, [thetas[k + 1]], thetas[k])[0]
     ax.annotate("", (thetas[k + 1], j_next), (thetas[k], elbo.log_marginal(log_joint_fn(thetas[k]))),
                 arrowprops=dict(arrowstyle="->", color=color, lw=1.4))
-    ax.text(thetas[k], elbo.log_marginal(log_joint_fn(thetas[k])) + 25, fr"$\theta^{k}$", color=color, ha="center")
-ymax = log_p.max()
+    ax.annotate(fr"$\theta^{k}$", (thetas[k], elbo.log_marginal(log_joint_fn(thetas[k]))), (6, 6),
+                textcoords="offset points", color=color, fontsize=12)
+ymax, y0 = log_p.max(), elbo.log_marginal(log_joint_fn(thetas[0]))
 ax.set(xlabel=r"$\theta$ (mean of the short-eruption component, minutes)", ylabel="log-likelihood (nats)",
        title="EM maximises a bound that touches the log-likelihood at the current estimate",
-       ylim=(ymax - 900, ymax + 60))
-ax.legend(loc="lower right")
+       ylim=(ymax - 2.2 * (ymax - y0), ymax + 0.15 * (ymax - y0)))
+ax.legend(loc="lower left")
 savefig("fig_02_em_bounds")
 plt.show()
 print("theta^k:", np.round(thetas, 3))
@@ -279,7 +281,7 @@ def draw_gmm(ax, means, covs, resp, title):
     ax.set_aspect("equal")
 
 shown = [1, 2, 3, 5] if FAST else [1, 2, 5, 20]
-N_IT = 15 if FAST else 100
+N_IT = 15 if FAST else 50
 fig, axes = plt.subplots(2, 3, figsize=(13, 8.4))
 axes = axes.ravel()
 g0 = gmm_after(0)                            # max_iter=0: the initial parameters, no EM step yet
@@ -322,17 +324,20 @@ form (it will be our only option for the VAE), and its likelihood fluctuates aro
 """),
     ("code", r"""
 n_it = 15 if FAST else 100
+START = 4        # skip the first climb, to see how the two kinds of completion behave near the maximum
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.9))
 ax = axes[0]
 for completion, color in [("expectation", COLORS[0]), ("sampling", COLORS[1])]:
     m = MissingDataGaussian(completion=completion, max_iter=n_it, tol=0.0, random_state=SEED).fit(X_miss)
-    ax.plot(m.log_likelihoods_, color=color, label=f"completion by {completion}")
+    lls = np.asarray(m.log_likelihoods_)
+    ax.plot(np.arange(START, len(lls)), lls[START:], color=color, label=f"completion by {completion}")
 ax.set(xlabel="EM iteration", ylabel=r"$\log P(O;\theta^k)$", title="Gaussian with missing components")
 ax.legend()
 ax = axes[1]
 for completion, color in [("expectation", COLORS[0]), ("sampling", COLORS[1])]:
     g = gmm_after(N_IT, completion=completion)
-    ax.plot(np.arange(1, len(g.lower_bounds_) + 1), g.lower_bounds_, color=color, label=f"completion by {completion}")
+    lbs = np.asarray(g.lower_bounds_)
+    ax.plot(np.arange(START, len(lbs)) + 1, lbs[START:], color=color, label=f"completion by {completion}")
 ax.set(xlabel="EM iteration", ylabel="mean log-likelihood per point", title="Gaussian mixture on Old Faithful")
 ax.legend()
 savefig("fig_02_completion_compare")

@@ -93,19 +93,20 @@ closed = PCA(n_components=2).fit(X3)
 U = closed.components_.T                                             # (3, 2) orthonormal eigenvectors
 
 def largest_angle(W):
+    # sine of the largest principal angle: the largest singular value of the part of span(W) outside span(U)
     Q = np.linalg.qr(W)[0]
-    cosines = np.linalg.svd(U.T @ Q, compute_uv=False)
-    return np.degrees(np.arccos(np.clip(cosines.min(), -1, 1)))
+    sines = np.linalg.svd(Q - U @ (U.T @ Q), compute_uv=False)
+    return np.degrees(np.arcsin(np.clip(sines.max(), 0, 1)))
 
 W = rng.normal(size=(3, 2))
 angles_it = [largest_angle(W)]
-for _ in range(15 if FAST else 30):
+for _ in range(15 if FAST else 25):
     W = iterative_pca_step(X3, W)
     angles_it.append(largest_angle(W))
 iterative = PCA(n_components=2, solver="iterative", random_state=SEED).fit(X3)
 
 fig, ax = plt.subplots(figsize=(6.5, 3.8))
-ax.semilogy(np.maximum(angles_it, 1e-12), "o-", ms=4, color=COLORS[0])
+ax.semilogy(np.maximum(angles_it, 1e-14), "o-", ms=4, color=COLORS[0])
 ax.set(xlabel="iteration ($Z \\leftarrow W^+X$, $W \\leftarrow XZ^+$)",
        ylabel="largest angle to the eigenvectors (degrees)",
        title="Iterative PCA converges to the principal subspace")
@@ -128,7 +129,7 @@ Xt = torch.as_tensor(Xc, dtype=torch.float32)
 encoder, decoder = torch.nn.Linear(2, 1, bias=False), torch.nn.Linear(1, 2, bias=False)
 opt = torch.optim.Adam([*encoder.parameters(), *decoder.parameters()], lr=0.02)
 losses = []
-for step in range(150 if FAST else 1500):
+for step in range(150 if FAST else 600):
     loss = ((decoder(encoder(Xt)) - Xt) ** 2).sum(1).mean()
     opt.zero_grad(); loss.backward(); opt.step()
     losses.append(loss.item())
@@ -138,7 +139,7 @@ w_dec = decoder.weight.detach().numpy()[:, 0]
 pca_recon = (Xc @ w_pca)[:, None] * w_pca
 cos = abs(w_dec @ w_pca) / np.linalg.norm(w_dec)
 
-fig, axes = plt.subplots(1, 2, figsize=(11, 4.0))
+fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
 ax = axes[0]
 ax.scatter(*Xc.T, s=8, color=COLORS[7], label="data")
 ax.scatter(*pca_recon.T, s=26, facecolors="none", edgecolors=COLORS[0], label="PCA projections")
@@ -152,6 +153,7 @@ ax.semilogy(losses, color=COLORS[1], label="autoencoder")
 ax.axhline(((Xc - pca_recon) ** 2).sum(1).mean(), color=COLORS[0], ls="--", label="PCA (the minimum)")
 ax.set(xlabel="gradient step", ylabel="mean squared reconstruction error", title="Training the linear autoencoder")
 ax.legend()
+fig.tight_layout()
 savefig("fig_03_linear_autoencoder")
 plt.show()
 print(f"decoder weights {np.round(w_dec, 3)}, first principal component {np.round(w_pca, 3)}")
@@ -285,6 +287,10 @@ Completing **by expectation** replaces $\sum xz^\top$ by $\sum x\,E[z\mid x]^\to
 $\sum E[zz^\top\mid x]$; completing **by sampling** draws $z\sim P(z\mid x)$ and uses the complete-data formulas.
 Intuitively: attach each point to every place on the plane that could have produced it, with strength
 $P(z\mid x)$; let the plane rotate and stretch to reduce the total tension; repeat.
+
+(In this 2-D picture with one factor the model has four parameters for a covariance with three free entries,
+so several $(A, D)$ fit equally well and EM settles on one of them; with one factor and three or more
+features, $A$ is determined up to its sign.)
 """),
     ("code", r"""
 from course_lib import FactorAnalysis
@@ -294,7 +300,8 @@ N_fa = 300 if FAST else 1000
 rng = np.random.default_rng(SEED + 3)
 X_fa = rng.normal(size=(N_fa, 1)) * A_true + rng.normal(size=(N_fa, 2)) * np.sqrt(D_true)
 fa = FactorAnalysis(n_components=1, max_iter=200, tol=1e-10).fit(X_fa)
-fa_s = FactorAnalysis(n_components=1, max_iter=50 if FAST else 200, tol=1e-10, completion="sampling", random_state=SEED).fit(X_fa)
+fa_s = FactorAnalysis(n_components=1, max_iter=50 if FAST else 200, tol=1e-10, completion="sampling",
+                      random_state=SEED).fit(X_fa)
 post_mean, post_cov = fa.posterior(X_fa[:4])
 A_hat = fa.components_[0]
 
@@ -313,11 +320,12 @@ ax.set(xlabel="$x_1$", ylabel="$x_2$", title="Posterior $P(z\\mid x)$: where on 
 ax.set_aspect("equal", adjustable="datalim")
 ax.legend(fontsize=8, loc="upper left")
 ax = axes[1]
-ax.plot(np.arange(1, len(fa.loglike_) + 1), fa.loglike_, color=COLORS[0], label="completion by expectation")
-ax.plot(np.arange(1, len(fa_s.loglike_) + 1), fa_s.loglike_, color=COLORS[1], alpha=0.8, label="completion by sampling")
+ax.plot(np.arange(1, len(fa_s.loglike_) + 1), fa_s.loglike_, color=COLORS[1], alpha=0.7, label="completion by sampling")
+ax.plot(np.arange(1, len(fa.loglike_) + 1), fa.loglike_, "o-", ms=3, color=COLORS[0], label="completion by expectation")
 ax.set(xlabel="EM iteration", ylabel="log-likelihood $\\sum_n \\log P(x_n)$", title="EM for factor analysis",
        xscale="log")
 ax.legend()
+fig.tight_layout()
 savefig("fig_03_factor_analysis_em")
 plt.show()
 print("true A", A_true, " estimated A", np.round(A_hat, 3), "(up to sign)")

@@ -1,0 +1,141 @@
+"""The released student notebooks: generated from the solutions by nbgrader's preprocessors, and in sync."""
+import ast
+import importlib
+import json
+import re
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from autograder import release
+
+ROOT = Path(__file__).resolve().parent.parent
+ASSIGNMENTS = release.ASSIGNMENTS
+
+
+def _nbgrader(cell):
+    return cell.metadata.get("nbgrader", {})
+
+
+def _solution_cells(nb):
+    return [c for c in nb.cells if _nbgrader(c).get("solution")]
+
+
+def _read(path):
+    return nbformat.read(str(path), as_version=4)
+
+
+@pytest.mark.parametrize("hw", ASSIGNMENTS)
+def test_release_is_in_sync(hw):
+    problem = release.check(hw)
+    assert problem is None, problem
+
+
+@pytest.mark.parametrize("hw", ASSIGNMENTS)
+def test_stubs_raise_and_hold_no_solution_or_hidden_tests(hw):
+    solution = _read(release.solution_path(hw))
+    student = _read(release.release_path(hw))
+    text = release.release_path(hw).read_text()
+    assert "BEGIN SOLUTION" not in text and "END SOLUTION" not in text
+    assert "HIDDEN TESTS" not in text
+    by_id = {_nbgrader(c).get("grade_id"): c for c in student.cells if _nbgrader(c)}
+    for cell in _solution_cells(solution):
+        gid = _nbgrader(cell)["grade_id"]
+        stub = by_id[gid].source
+        assert stub.rstrip().endswith("raise NotImplementedError()"), f"{hw}/{gid}: the stub must end in raise"
+        assert '"""' in stub, f"{hw}/{gid}: the stub keeps its docstring with the shapes"
+        body = cell.source.split("### BEGIN SOLUTION")[1].split("### END SOLUTION")[0]
+        for line in body.strip().splitlines():
+            if line.strip() and not line.strip().startswith("#") and len(line.strip()) > 12:
+                assert line.strip() not in stub, f"{hw}/{gid}: solution line leaked into the stub: {line.strip()}"
+    for cell in student.cells:
+        if _nbgrader(cell).get("grade"):
+            hidden = [c for c in solution.cells if _nbgrader(c).get("grade_id") == _nbgrader(cell)["grade_id"]][0]
+            assert hidden.source.split("### BEGIN HIDDEN TESTS")[0].strip() in cell.source
+
+
+@pytest.mark.parametrize("hw", ASSIGNMENTS)
+def test_grade_ids_are_the_graded_functions(hw):
+    suite = importlib.import_module(f"autograder.suites.{hw}").SUITE
+    for path in (release.solution_path(hw), release.release_path(hw)):
+        nb = _read(path)
+        ids = []
+        for cell in _solution_cells(nb):
+            tree = ast.parse(cell.source)
+            defs = [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
+            assert defs == [_nbgrader(cell)["grade_id"]], f"{path.name}: {defs} in cell {_nbgrader(cell)['grade_id']}"
+            ids.append(defs[0])
+        assert sorted(ids) == sorted(suite.functions), f"{path.name}: solution cells {ids} vs graded {list(suite.functions)}"
+    assert suite.notebook == f"assignments/{hw}/{hw}.ipynb"
+
+
+@pytest.mark.parametrize("hw", ASSIGNMENTS)
+def test_points_in_the_notebook_match_the_suite(hw):
+    suite = importlib.import_module(f"autograder.suites.{hw}").SUITE
+    per_function = {}
+    for check in suite.checks:
+        per_function[check.function] = per_function.get(check.function, 0) + check.points
+    nb = _read(release.solution_path(hw))
+    tests = {_nbgrader(c)["grade_id"]: _nbgrader(c)["points"] for c in nb.cells if _nbgrader(c).get("grade")}
+    assert tests == {f"test_{f}": p for f, p in per_function.items()}
+    assert sum(tests.values()) == 100
+
+
+@pytest.mark.parametrize("hw", ASSIGNMENTS)
+def test_parameters_cell_covers_the_grading_setting(hw):
+    suite = importlib.import_module(f"autograder.suites.{hw}").SUITE
+    for path in (release.solution_path(hw), release.release_path(hw)):
+        nb = _read(path)
+        params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+        assert len(params) == 1, f"{path.name}: exactly one cell tagged 'parameters'"
+        names = {t.id for node in ast.parse(params[0].source).body if isinstance(node, ast.Assign)
+                 for t in node.targets}
+        assert set(suite.parameters) <= names, f"{path.name}: grading parameters {set(suite.parameters) - names} unset"
+
+
+@pytest.mark.parametrize("hw", ASSIGNMENTS)
+def test_committed_notebooks_carry_no_outputs(hw):
+    paths = [release.solution_path(hw), release.release_path(hw), *sorted((ROOT / "examples" / hw).glob("*.ipynb"))]
+    for path in paths:
+        nb = json.loads(path.read_text())
+        dirty = [i for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code"
+                 and (c.get("outputs") or c.get("execution_count"))]
+        assert not dirty, f"{path.relative_to(ROOT)}: cells {dirty} carry outputs"
+
+
+def test_check_reports_drift_and_release_fixes_it(tmp_path, capsys):
+    hw = "hw1_mle"
+    for sub in ("solutions", "assignments"):
+        shutil.copytree(ROOT / sub / hw, tmp_path / sub / hw)
+    assert release.check(hw, tmp_path) is None
+    sol = release.solution_path(hw, tmp_path)
+    nb = _read(sol)
+    md = next(c for c in nb.cells if c.cell_type == "markdown")
+    md.source += "\n\nA new sentence."
+    nbformat.write(nb, str(sol))
+    problem = release.check(hw, tmp_path)
+    assert problem and "out of sync" in problem and "cell 0" in problem and "course release hw1_mle" in problem
+    release.release(hw, tmp_path)
+    assert release.check(hw, tmp_path) is None
+    assert "A new sentence." in release.release_path(hw, tmp_path).read_text()
+
+
+def test_release_refuses_solution_code_outside_a_solution_cell(tmp_path):
+    hw = "hw2_em"
+    shutil.copytree(ROOT / "solutions" / hw, tmp_path / "solutions" / hw)
+    sol = release.solution_path(hw, tmp_path)
+    nb = _read(sol)
+    nb.cells.append(nbformat.v4.new_code_cell("x = 1\n### BEGIN SOLUTION\ny = 2\n### END SOLUTION"))
+    nbformat.write(nb, str(sol))
+    with pytest.raises(RuntimeError, match="non-solution cell"):
+        release.build(hw, tmp_path)
+
+
+def test_cli_check_exit_codes(capsys):
+    from autograder.cli import main
+    assert main(["release", "hw2_em", "--check"]) == 0
+    assert "in sync" in capsys.readouterr().out
+    assert main(["release", "hw9_none", "--check"]) == 2
+    assert re.search(r"no solution notebook", capsys.readouterr().err)

@@ -1,0 +1,106 @@
+"""results.json, feedback files, grades.csv: schema, atomic writes, rebuilt rows without duplicates."""
+import csv
+import json
+import os
+
+import pytest
+
+from autograder import report
+from autograder.suites import load_suite
+
+
+def judged(fraction_cov=0.0):
+    suite = load_suite("fixture_hw")
+    checks = []
+    for c in suite.checks:
+        frac = fraction_cov if c.function == "mle_covariance" else 1.0
+        case = {"fraction": frac, "status": "ok", "mistake": None, "message": ""}
+        if frac < 1 and c.visibility == "visible":
+            case.update(message="expected shape (2, 2) float64, got shape (2, 2) float64\nmax abs error 0.2",
+                        mistake="unbiased_covariance", inputs="X = [[1, 2], [3, 4]]")
+        checks.append({"name": c.name, "function": c.function, "visibility": c.visibility,
+                       "points": float(c.points), "fraction": frac, "score": c.points * frac,
+                       "status": "passed" if frac >= 1 else "failed", "cases": [case]})
+    return {"checks": checks}
+
+
+def build(name="alice", **kw):
+    return report.build_results(load_suite("fixture_hw"), judged(**kw), name=name,
+                                notebook_status={"status": "ok", "reason": ""},
+                                function_status={"sample_mean": "ok"},
+                                extra={"submission_sha256": "ab" * 32, "seeds": {"visible": "1", "hidden": "2"}},
+                                execution_time=3.21)
+
+
+def test_results_follow_the_gradescope_schema():
+    r = build()
+    assert r["score"] == 60.0 and r["execution_time"] == 3.21
+    assert {"score", "execution_time", "output", "visibility", "stdout_visibility", "tests", "extra_data"} <= set(r)
+    assert all({"name", "score", "max_score", "status", "output", "visibility"} <= set(t) for t in r["tests"])
+    assert sum(t["max_score"] for t in r["tests"]) == 100
+    assert r["extra_data"]["complete"] and r["extra_data"]["mistakes"] == ["unbiased_covariance"]
+    json.dumps(r)          # serialisable
+
+
+def test_visible_failures_show_inputs_and_hidden_ones_only_pass_fail():
+    tests = {t["name"]: t for t in build()["tests"]}
+    vis = tests["mle_covariance matches the reference"]["output"]
+    assert "inputs: X = [[1, 2], [3, 4]]" in vis and "max abs error" in vis
+    hid = tests["mle_covariance on hidden data"]["output"]
+    assert hid == "failed" and "hidden" in tests["mle_covariance on hidden data"]["tags"]
+
+
+def test_feedback_markdown_and_html():
+    r = build()
+    md, html = report.render_markdown(r), report.render_html(r)
+    assert "**Score: 60 / 100**" in md and "| mle_covariance on hidden data (hidden) | 0 / 15 | failed |" in md
+    assert "unbiased_covariance" in md and "<table>" in html and "60 / 100" in html
+    r2 = build()
+    r2["tests"][2]["output"] = "<script>alert(1)</script>"
+    assert "<script>" not in report.render_html(r2)
+
+
+def test_write_atomic_leaves_old_file_when_interrupted(tmp_path, monkeypatch):
+    p = tmp_path / "results.json"
+    report.write_atomic(p, "old")
+
+    def boom(src, dst):
+        raise OSError("disk full")
+    monkeypatch.setattr(report.os, "replace", boom)
+    with pytest.raises(OSError):
+        report.write_atomic(p, "new" * 1000)
+    monkeypatch.undo()
+    assert p.read_text() == "old" and [q.name for q in tmp_path.iterdir()] == ["results.json"]
+
+
+def test_csv_is_rebuilt_from_complete_results_only(tmp_path):
+    names = [c.name for c in load_suite("fixture_hw").checks]
+    report.write_submission(tmp_path, "alice", build("alice"))
+    report.write_submission(tmp_path, "bob", build("bob", fraction_cov=1.0))
+    report.write_submission(tmp_path, "bob", build("bob", fraction_cov=1.0))      # written twice
+    (tmp_path / "torn").mkdir()
+    (tmp_path / "torn" / "results.json").write_text('{"score": 10, "extra_da')     # a torn file is ignored
+    report.rebuild_csv(tmp_path, names, assignment="fixture_hw")
+    report.rebuild_csv(tmp_path, names, assignment="fixture_hw")
+    with open(tmp_path / "grades.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["submission"] for r in rows] == ["alice", "bob"]
+    assert [float(r["score"]) for r in rows] == [60.0, 100.0]
+    assert float(rows[0]["mle_covariance matches the reference"]) == 0.0
+    assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_read_complete_checks_the_submission_hash(tmp_path):
+    p = report.write_submission(tmp_path, "alice", build("alice"))
+    assert report.read_complete(p, sha256="ab" * 32, assignment="fixture_hw") is not None
+    assert report.read_complete(p, sha256="cd" * 32) is None          # the notebook changed: grade again
+    assert report.read_complete(p, assignment="hw2_em") is None
+    os.remove(p)
+    assert report.read_complete(p) is None
+
+
+def test_error_results_and_table():
+    e = report.error_results("fixture_hw", "carol", "grader error: boom", {"submission_sha256": "x"})
+    assert e["score"] == 0 and e["tests"] == [] and e["extra_data"]["complete"]
+    table = report.format_table([build("alice"), e])
+    assert "alice" in table and "60 / 100" in table and "grader error: boom" in table
