@@ -413,7 +413,7 @@ def grade_batch(items, suite_name, out_dir, workers: int = 1, scheduler: str | N
         if not todo:
             pass
         elif scheduler:
-            _run_dask(todo, scheduler, record, failed)
+            _run_dask(todo, scheduler, record, failed, suite_ref)
         elif workers > 1 and len(todo) > 1:
             _run_pool(todo, workers, record, failed, suite_ref)
         else:
@@ -460,7 +460,7 @@ def _run_pool(todo, workers, record, failed, suite_ref) -> None:
         pending = lost
 
 
-def _run_dask(todo, scheduler, record, failed) -> None:
+def _run_dask(todo, scheduler, record, failed, suite_ref) -> None:
     try:
         from distributed import Client, as_completed
     except ImportError:                     # pragma: no cover
@@ -470,6 +470,10 @@ def _run_dask(todo, scheduler, record, failed) -> None:
     except Exception as exc:
         raise ValueError(f"could not connect to the Dask scheduler at {scheduler}: {_one_line(exc, 120)}") from None
     try:
+        try:
+            client.run(_warm_worker, suite_ref)        # each worker starts its judge now
+        except Exception:
+            pass
         futures = {}
         for name, task in todo:
             fut = client.submit(_grade_task, task, key=f"course-grade-{name}-{task[3]['hidden'][:12]}", pure=False,

@@ -122,9 +122,9 @@ def _memory_child(args) -> None:
     X, init, data, dev = _problem(args)
     name = args.memory_of
     # load the libraries' lazily loaded parts (BLAS kernels, thread pools) on a tiny problem first
-    Xs, init_s = make_problem(8 * args.k, args.d, args.k, args.seed)
+    Xs, init_s = make_problem(64 * args.d, args.d, 2, args.seed)
     small = {key: torch.as_tensor(Xs, dtype=t.dtype, device=t.device) for key, t in data.items()}
-    _fit(name, Xs, small, init_s, args.k, 2)
+    _fit(name, Xs, small, init_s, 2, 2)
     if name != "sklearn" and dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
         _fit(name, X, data, init, args.k, 1 + args.iters)

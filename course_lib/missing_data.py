@@ -173,7 +173,7 @@ class MissingDataGaussian(Estimator):
     tol : float, default 1e-6
         Stop when the observed-data log-likelihood *per row* changes by less than ``tol`` between two
         iterations. With ``completion="sampling"`` the likelihood keeps fluctuating, so the fit usually runs
-        for ``max_iter`` iterations.
+        for ``max_iter`` iterations (and, unlike the expectation variant, gives no ConvergenceWarning then).
     random_state : None, int or torch.Generator
         Seeds the draws of ``completion="sampling"`` (the expectation variant is deterministic).
     device, dtype

@@ -41,7 +41,7 @@ _COVARIANCE_TYPES = ("full", "diag", "spherical")
 _INIT_PARAMS = ("kmeans", "random_from_data")
 _COMPLETIONS = ("expectation", "sampling")
 # Elements of the per-block n × K × d intermediate: small enough to stay in the CPU caches.
-_BLOCK_ELEMENTS = 1 << 19
+_BLOCK_ELEMENTS = 1 << 18
 _KMEANS_ITERS = 10
 
 

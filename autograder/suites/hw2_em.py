@@ -2,8 +2,8 @@
 
 Every expected value comes from course_lib: ``course_lib._gaussian.log_gaussian_pdf`` for the densities,
 ``course_lib.elbo`` (``posterior``, ``log_marginal``, ``elbo``) for the E-step and the bound,
-``GaussianMixture._estimate_from_resp`` (with ``reg_covar=0``) for one M-step, ``GaussianMixture`` for the
-optimum of the fitted mixture, and the missing-data pieces of ``course_lib.missing_data`` (``_Layout``,
+``GaussianMixture._estimate_from_resp`` (with ``reg_covar=0``) for one M-step, ``GaussianMixture`` started
+from the notebook's initialisation for the fitted mixture, and the missing-data pieces of ``course_lib.missing_data`` (``_Layout``,
 ``_complete``, ``MissingDataGaussian._m_step``) for the missing-data E- and M-steps. The grader does not
 re-implement the mathematics; the known-mistake alternatives (what a wrong solution returns) are the only
 formulas written here.
@@ -159,18 +159,25 @@ def ref_log_likelihood(X, weights, means, covs):
     return float(log_marginal(_log_joint(X, weights, means, covs)))
 
 
-_OPTIMA: dict = {}
+def ref_fit_gmm(case):
+    """course_lib's GaussianMixture run for n_iter EM iterations from the notebook's initialisation (the
+    means at ``default_rng(seed).choice(N, K, replace=False)``, every covariance the data's ML covariance,
+    equal weights); returns (the log-likelihood of its final parameters, its per-iteration log-likelihoods)."""
+    import warnings
 
-
-def ref_gmm_optimum(case):
-    """The best total log-likelihood course_lib's GaussianMixture reaches (several initialisations)."""
-    key = (case["X"].shape, float(case["X"].sum()), int(case["K"]))
-    if key not in _OPTIMA:
-        from course_lib.mixture import GaussianMixture
-        gm = GaussianMixture(n_components=int(case["K"]), tol=1e-8, max_iter=300, n_init=2, random_state=0)
-        gm.fit(case["X"])
-        _OPTIMA[key] = float(gm.score(case["X"])) * case["X"].shape[0]
-    return _OPTIMA[key]
+    from course_lib.mixture import GaussianMixture
+    from course_lib.mle import gaussian
+    X, K, n_iter = case["X"], int(case["K"]), int(case["n_iter"])
+    N = X.shape[0]
+    means0 = X[np.random.default_rng(int(case["seed"])).choice(N, size=K, replace=False)]
+    precision0 = np.linalg.inv(gaussian(X)[1])
+    gm = GaussianMixture(n_components=K, tol=0.0, reg_covar=0.0, max_iter=n_iter, weights_init=np.full(K, 1.0 / K),
+                         means_init=means0, precisions_init=np.repeat(precision0[None], K, axis=0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gm.fit(X)
+    final = ref_log_likelihood(X, gm.weights_, gm.means_, gm.covariances_)
+    return final, np.asarray(gm.lower_bounds_) * N
 
 
 def ref_missing_e_step(case):
@@ -200,9 +207,36 @@ def naive_e_step(case):
         return joint / total, float(np.log(total).sum())
 
 
+def _names_missing_logsumexp(judge):
+    """Name the mistake when the output is non-finite on rows where every density underflows (exp(a) == 0),
+    whichever naive form produced it (0/0 = nan, or exp(a - log 0) = inf)."""
+    def wrapped(case, output, ctx):
+        from autograder.feedback import describe_mistake
+        res = judge(case, output, ctx)
+        if res.passed or res.mistake:
+            return res
+        with np.errstate(all="ignore"):
+            underflow = np.exp(_log_joint(case["X"], case["weights"], case["means"], case["covs"])).sum(1) == 0
+        parts = output if isinstance(output, (tuple, list)) else (output,)
+        try:
+            resp = np.asarray(parts[0], dtype=float)
+            bad_rows = ~np.all(np.isfinite(resp.reshape(resp.shape[0], -1)), axis=1)
+            ll_bad = len(parts) > 1 and not np.isfinite(float(np.asarray(parts[1], dtype=float).reshape(())))
+        except (TypeError, ValueError, IndexError):
+            return res
+        if underflow.any() and (bad_rows[underflow].any() or ll_bad) and not bad_rows[~underflow].any():
+            return CheckResult(res.score_fraction, f"{res.message}\nthis matches a known mistake (missing_logsumexp): "
+                                                   f"{describe_mistake('missing_logsumexp')}", "missing_logsumexp")
+        return res
+    return wrapped
+
+
 def m_step_divided_by_n(case):
+    """Means divided by N (they shrink by pi_k), covariances around those means also divided by N."""
     weights, means, covs = ref_m_step(case)
-    return weights, means * weights[:, None], covs * weights[:, None, None]
+    shift = means * (1.0 - weights[:, None])                       # mu_k - pi_k mu_k
+    wrong_covs = weights[:, None, None] * (covs + shift[:, :, None] * shift[:, None, :])
+    return weights, means * weights[:, None], wrong_covs
 
 
 def m_step_without_conditional_covs(case):
@@ -265,13 +299,14 @@ def _monotone_judge(case, output, ctx):
 
 
 def _optimum_judge(case, output, ctx):
-    """Full marks within 1 nat of course_lib's optimum, linearly down to 0 at 25 nats below it; the
-    returned parameters must be the ones the log-likelihoods belong to."""
+    """The log-likelihood of the returned parameters against course_lib's EM from the same initialisation:
+    full marks when it is at least the reference's (to 1e-6 relative), linearly down to 0 at 25 nats below;
+    the returned parameters must be those after the last M-step (not below the last recorded value)."""
     try:
         w, m, S, lls = _gmm_parts(output, case)
     except ValueError as exc:
         return CheckResult(0.0, str(exc))
-    best = ref_gmm_optimum(case)
+    best, _ = ref_fit_gmm(case)
     try:
         final = ref_log_likelihood(case["X"], w, m, S)
     except Exception:
@@ -282,9 +317,9 @@ def _optimum_judge(case, output, ctx):
         return CheckResult(0.0, f"the returned parameters have log-likelihood {final:.4f}, below the last "
                                 f"recorded value {lls[-1]:.4f}: return the parameters of the last M-step")
     gap = best - final
-    fraction = 1.0 if gap <= 1.0 else max(0.0, 1.0 - (gap - 1.0) / 24.0)
-    msg = "" if fraction >= 1 else (f"final log-likelihood {final:.3f}, the optimum is {best:.3f} "
-                                    f"({gap:.2f} nats lower)")
+    fraction = 1.0 if gap <= 1e-6 * max(1.0, abs(best)) else max(0.0, 1.0 - gap / 25.0)
+    msg = "" if fraction >= 1 else (f"final log-likelihood {final:.4f}; EM from the initialisation described in "
+                                    f"the notebook reaches {best:.4f} after {int(case['n_iter'])} iterations")
     return CheckResult(fraction, msg)
 
 
@@ -315,9 +350,11 @@ SUITE = Suite(
         Check("log_gaussian_pdf in six dimensions", "log_gaussian_pdf", 5, "hidden",
               reference_judge(ref_log_gaussian_pdf, rtol=RTOL, atol=ATOL)),
         Check("e_step matches the reference (points far from every component)", "e_step", 8, "visible",
-              reference_judge(ref_e_step, rtol=RTOL, atol=ATOL, mistakes={"missing_logsumexp": naive_e_step})),
+              _names_missing_logsumexp(reference_judge(ref_e_step, rtol=RTOL, atol=ATOL,
+                                                       mistakes={"missing_logsumexp": naive_e_step}))),
         Check("e_step in five dimensions with far-away points", "e_step", 7, "hidden",
-              reference_judge(ref_e_step, rtol=RTOL, atol=ATOL, mistakes={"missing_logsumexp": naive_e_step})),
+              _names_missing_logsumexp(reference_judge(ref_e_step, rtol=RTOL, atol=ATOL,
+                                                       mistakes={"missing_logsumexp": naive_e_step}))),
         Check("m_step matches the reference (soft responsibilities)", "m_step", 8, "visible",
               reference_judge(ref_m_step, rtol=RTOL, atol=ATOL,
                               mistakes={"mstep_divided_by_n": m_step_divided_by_n})),
@@ -330,8 +367,8 @@ SUITE = Suite(
         Check("elbo matches the reference on other responsibilities", "elbo", 5, "hidden",
               reference_judge(ref_elbo, rtol=RTOL, atol=ATOL)),
         Check("fit_gmm never lowers the log-likelihood (Old Faithful)", "fit_gmm", 5, "visible", _monotone_judge),
-        Check("fit_gmm reaches the optimum on Old Faithful", "fit_gmm", 5, "visible", _optimum_judge),
-        Check("fit_gmm on three clusters: monotone and near the optimum", "fit_gmm", 5, "hidden",
+        Check("fit_gmm reaches the reference log-likelihood on Old Faithful", "fit_gmm", 5, "visible", _optimum_judge),
+        Check("fit_gmm on three clusters: monotone and as high as the reference", "fit_gmm", 5, "hidden",
               lambda case, out, ctx: CheckResult(min(_monotone_judge(case, out, ctx).score_fraction,
                                                      _optimum_judge(case, out, ctx).score_fraction))),
         Check("missing_e_step matches the reference", "missing_e_step", 8, "visible",
