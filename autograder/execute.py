@@ -26,10 +26,8 @@ Nothing printed by the notebook is ever parsed for a score.
 """
 from __future__ import annotations
 
-import contextlib
 import io
 import json
-import math
 import os
 import shutil
 import stat

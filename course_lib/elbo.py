@@ -39,17 +39,18 @@ def _log_normalize(log_joint: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
     return log_joint - log_norm.unsqueeze(-1), log_norm
 
 
-def _posterior_(log_joint: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _posterior_(log_joint: torch.Tensor, log_norm_out: torch.Tensor | None = None):
     """``(P(m | o), log P(o))`` from a finite log joint (n, M), overwriting it (the E-step's fast path).
 
     The same log-sum-exp as ``_log_normalize``, arranged as a few in-place passes because the E-step calls it
-    on many small blocks.
+    on many small blocks. ``log_norm_out`` (n,), if given, receives log P(o).
     """
     shift = log_joint.amax(dim=-1, keepdim=True)
     resp = log_joint.sub_(shift).exp_()
     total = resp.sum(dim=-1, keepdim=True)
     resp.div_(total)
-    return resp, total.log_().add_(shift).squeeze(-1)
+    log_norm = torch.add(total.log_().squeeze(-1), shift.squeeze(-1), out=log_norm_out)
+    return resp, log_norm
 
 
 def _as_log_joint(log_joint, name: str = "log_joint") -> tuple[torch.Tensor, bool]:

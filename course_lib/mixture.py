@@ -378,8 +378,8 @@ class GaussianMixture(Estimator):
         const = _log_const(p, ct, d)
         sampling = self.completion == "sampling"
         dev, dt = p.means.device, p.means.dtype
-        ll = torch.zeros((), dtype=dt, device=dev)
-        nk = torch.zeros(K, dtype=dt, device=dev)
+        resp = torch.empty(n, K, dtype=dt, device=dev)          # responsibilities (or sampled assignments)
+        log_norm = torch.empty(n, dtype=dt, device=dev)         # log p(x_n)
         if ct == "full":
             W = _full_weights(p)
             acc = torch.zeros(d + 1, K * d, dtype=dt, device=dev)
@@ -387,23 +387,28 @@ class GaussianMixture(Estimator):
         else:
             W = _diag_weights(p, ct, d, const)
             acc = torch.zeros(K, design.A.shape[1], dtype=dt, device=dev)
+        start = 0
         for Ab in design.blocks:
+            m = Ab.shape[0]
+            rows = slice(start, start + m)
+            start += m
             if ct == "full":
-                y = torch.matmul(Ab, W, out=y_buf[:Ab.shape[0]])                         # (m, K d)
-                lj = torch.linalg.vector_norm(y.view(-1, K, d), dim=2).square_().mul_(-0.5).add_(const)
+                y = torch.matmul(Ab, W, out=y_buf[:m])                                   # (m, K d)
+                norm = torch.linalg.vector_norm(y.view(m, K, d), dim=2)
+                lj = torch.addcmul(const, norm, norm, value=-0.5, out=resp[rows])        # log π + log N
             else:
-                lj = Ab @ W                                                              # (m, K)
-            r, log_norm = _posterior_(lj)
-            ll += log_norm.sum()
+                lj = torch.matmul(Ab, W, out=resp[rows])                                 # (m, K)
+            r, _ = _posterior_(lj, log_norm[rows])
             if sampling:
                 z = torch.multinomial(r, 1, generator=gen)
-                r = torch.zeros_like(r).scatter_(1, z, 1.0)
-            nk += r.sum(0)
+                r.zero_().scatter_(1, z, 1.0)
             if ct == "full":
-                y.view(-1, K, d).mul_(r.unsqueeze(-1))
+                y.view(m, K, d).mul_(r.unsqueeze(-1))
                 acc.addmm_(Ab.T, y)                  # Σ [x; 1] r (x − μ_k)ᵀ U_k
             else:
                 acc.addmm_(r.T, Ab)                  # Σ r [x, x², 1]
+        ll = log_norm.sum()
+        nk = resp.sum(0)
         if not torch.isfinite(ll):
             raise ValueError("the log-likelihood is not finite (a component collapsed onto single points); "
                              "increase reg_covar or use fewer components")
@@ -414,8 +419,11 @@ class GaussianMixture(Estimator):
         eps = torch.finfo(acc.dtype).eps
         empty = nk_raw <= 10 * eps
         if bool(empty.any()):
-            how = "no point was drawn for it" if self.completion == "sampling" else "its responsibilities vanished"
-            raise ValueError(f"{_bad_components(empty)} lost all its points ({how}); use fewer components, "
+            one = int(empty.sum()) == 1
+            how = (f"no point was drawn for {'it' if one else 'them'}" if self.completion == "sampling"
+                   else "the responsibilities vanished")
+            raise ValueError(f"{_bad_components(empty)} lost all {'its' if one else 'their'} points ({how}); "
+                             "use fewer components, "
                              "a larger reg_covar, or another initialisation (random_state, init_params)")
         nk = nk_raw + 10 * eps
         reg = float(self.reg_covar)

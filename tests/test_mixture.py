@@ -1,6 +1,5 @@
 """GaussianMixture: EM against scikit-learn, the properties EM guarantees, errors, devices, the benchmark."""
 import importlib.util
-import math
 import warnings
 from pathlib import Path
 
