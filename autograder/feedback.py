@@ -13,7 +13,7 @@ import numpy as np
 
 from autograder.suite import CheckResult
 
-__all__ = ["KNOWN_MISTAKES", "compare", "describe_mistake", "format_value", "to_array"]
+__all__ = ["KNOWN_MISTAKES", "compare", "describe_mistake", "format_value", "labelled", "to_array"]
 
 #: Known mistakes: name -> what the student most likely did and what to change.
 KNOWN_MISTAKES = {
@@ -64,6 +64,11 @@ def format_value(a: np.ndarray, precision: int = 6) -> str:
         return f"array of shape {a.shape}, no finite entries"
     return (f"array of shape {a.shape}, min {float(np.min(finite)):.6g}, max {float(np.max(finite)):.6g}, "
             f"mean {float(np.mean(finite)):.6g}")
+
+
+def labelled(label: str, text: str) -> str:
+    """``label + text`` with the continuation lines of a multi-line ``text`` aligned under its first line."""
+    return label + text.replace("\n", "\n" + " " * len(label))
 
 
 def _where(idx) -> str:
@@ -151,8 +156,8 @@ def _compare_one(got, expected, rtol, atol, label: str = "") -> tuple[bool, str]
     _, err = _error_summary(g, e)
     lines.append(f"{prefix}{err} (tolerance rtol {rtol:g}, atol {atol:g})")
     if e.size <= _MAX_SHOWN:
-        lines.append(f"{prefix}expected {format_value(e)}")
-        lines.append(f"{prefix}got      {format_value(g)}")
+        lines.append(labelled(f"{prefix}expected ", format_value(e)))
+        lines.append(labelled(f"{prefix}got      ", format_value(g)))
     return False, "\n".join(lines)
 
 

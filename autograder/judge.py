@@ -137,13 +137,13 @@ def _unavailable(fname: str, status: str, message: str, visible: bool) -> str:
 
 
 def _inputs_text(case) -> str:
-    from autograder.feedback import format_value, to_array
+    from autograder.feedback import format_value, labelled, to_array
     from autograder.suite import case_arguments
     parts = []
     for k, v in case_arguments(case).items():
         a = to_array(v)
-        parts.append(f"{k} = {format_value(a) if a is not None else repr(v)[:200]}")
-    return "; ".join(parts)
+        parts.append(labelled(f"{k} = ", format_value(a) if a is not None else repr(v)[:200]))
+    return "\n".join(parts)
 
 
 class _Plugin:
@@ -355,9 +355,9 @@ class JudgeProcess:
             return
         try:
             if self.proc.poll() is None:
-                self.proc.stdin.close()
+                self.proc.stdin.close()          # the judge exits at end of input; it keeps no state
                 try:
-                    self.proc.wait(timeout=5)
+                    self.proc.wait(timeout=0.5)
                 except subprocess.TimeoutExpired:
                     self.proc.kill()
                     self.proc.wait()

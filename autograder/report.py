@@ -66,7 +66,8 @@ def _check_output(c: dict) -> str:
             continue
         lines.append(f"case {i + 1}" + (f" (partial credit {e['fraction']:.0%})" if 0 < e["fraction"] < 1 else "") + ":")
         if e.get("inputs"):
-            lines.append(f"  inputs: {e['inputs']}")
+            lines.append("  inputs:")
+            lines += [f"    {ln}" for ln in e["inputs"].splitlines()]
         for ln in (e.get("message") or "").splitlines():
             lines.append(f"  {ln}")
         break           # the first failing case is enough to act on

@@ -45,7 +45,7 @@ def test_results_follow_the_gradescope_schema():
 def test_visible_failures_show_inputs_and_hidden_ones_only_pass_fail():
     tests = {t["name"]: t for t in build()["tests"]}
     vis = tests["mle_covariance matches the reference"]["output"]
-    assert "inputs: X = [[1, 2], [3, 4]]" in vis and "max abs error" in vis
+    assert "inputs:\n    X = [[1, 2], [3, 4]]" in vis and "max abs error" in vis
     hid = tests["mle_covariance on hidden data"]["output"]
     assert hid == "failed" and "hidden" in tests["mle_covariance on hidden data"]["tags"]
 
