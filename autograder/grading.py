@@ -1,6 +1,6 @@
 """Grade notebooks: the whole pipeline for one submission, and batches of them (`course grade`, `course check`).
 
-One submission (``grade_one``, pure: returns its result, writes nothing outside a private temporary folder)
+One submission (``grade_one``, pure: returns its result, writes nothing outside private temporary folders)
  1 static check   ``autograder.static_check``: graded functions found by name, forbidden imports flagged
  2 sandbox        ``autograder.execute.execute_submission``: papermill runs a copy under ``run_sandboxed``
  3 harvest        the sandbox's data-only outputs (npz, ``allow_pickle=False``) per function and case
@@ -13,9 +13,11 @@ different code gets different ones, and nobody without the salt can predict them
 ``$COURSE_GRADER_SALT`` or the file ``salt`` (mode 0600, created on first use) in the grader's state folder
 (``$COURSE_GRADER_STATE``, default ``$XDG_STATE_HOME/course-grader`` or ``~/.local/state/course-grader``).
 
-Batches (``grade_batch``): submissions are graded in this process (``workers=1``), in a pool of
-processes (``workers=N``) or on a Dask cluster (``scheduler="tcp://..."``), always with the same
-function; only the coordinating process writes files. A submission whose ``DIR/<name>/results.json`` is
+Batches (``grade_batch``): steps 1-3 (``run_submission``, the expensive part) run in this process
+(``workers=1``), in a pool of processes (``workers=N``) or on a Dask cluster (``scheduler="tcp://..."``),
+always with the same function; they send back data-only outputs. Steps 4-5 (``judge_submission``) run
+in the coordinating process, with one judge for the whole batch (its torch/course_lib imports are paid
+once), and only the coordinating process writes files. A submission whose ``DIR/<name>/results.json`` is
 complete (same notebook bytes, same assignment) is skipped, and ``grades.csv`` is rebuilt from the
 results.json files after each result, so a batch killed at any point resumes without duplicates.
 """
@@ -80,7 +82,11 @@ def load_salt() -> bytes:
 
 def code_source(nb) -> bytes:
     """The source of the notebook's code cells, in order (what the seed depends on)."""
-    parts = [str(c.get("source", "")) for c in nb.get("cells", []) if c.get("cell_type") == "code"]
+    parts = []
+    for c in nb.get("cells", []):
+        if isinstance(c, dict) and c.get("cell_type") == "code":
+            src = c.get("source", "")
+            parts.append("".join(map(str, src)) if isinstance(src, list) else str(src))
     return "\n\0\n".join(parts).encode("utf-8")
 
 
@@ -106,9 +112,13 @@ def _static_check(nb_path: Path, suite) -> dict:
     """``{function: (status, message)}`` for the functions the static check rules out (never executed)."""
     from autograder.static_check import check_submission
     rep = check_submission(nb_path, suite)
+    # A forbidden name used inside a graded function's own cell costs that function only; used anywhere
+    # else (an imports cell, top-level code) it costs every function that forbids it.
+    own_cell = {f: info.cell for f, info in rep.functions.items()}
     out = {}
     for fname in suite.functions:
-        bad = rep.violations_for(suite.forbidden_for(fname))
+        bad = [v for v in rep.violations_for(suite.forbidden_for(fname))
+               if v.cell == own_cell.get(fname) or v.cell not in own_cell.values()]
         if bad:
             out[fname] = ("forbidden", bad[0].message)
         elif fname in rep.missing:
@@ -168,8 +178,18 @@ def _one_line(s: str, n: int = 300) -> str:
 def grade_one(nb_bytes: bytes, name: str, suite_name, seeds: dict, public_only: bool = False) -> dict:
     """Grade one notebook given as bytes; return ``{"results": results.json dict}``. Never raises.
 
-    Runs anywhere the package is installed (a pool worker, a Dask worker): it reads nothing but its
-    arguments and writes only inside its own temporary folder, which it removes.
+    Both phases in this process: ``run_submission`` (static check, sandbox, harvest), then ``judge_submission``
+    (the judge, the report). It reads nothing but its arguments and writes only inside temporary folders.
+    """
+    return judge_submission(run_submission(nb_bytes, name, suite_name, seeds, public_only))
+
+
+def run_submission(nb_bytes: bytes, name: str, suite_name, seeds: dict, public_only: bool = False) -> dict:
+    """Phase 1, where the work is (a pool or Dask worker): static check, sandbox, harvest. Never raises.
+
+    Returns ``{"results": ...}`` when the submission is already settled (unreadable notebook, grader
+    error), else ``{"pending": ...}``: the judge's request and the harvested arrays (numeric data only)
+    plus what the report needs, for ``judge_submission`` in the coordinating process.
     """
     t0 = time.perf_counter()
     sha = hashlib.sha256(nb_bytes).hexdigest()
@@ -244,23 +264,14 @@ def grade_one(nb_bytes: bytes, name: str, suite_name, seeds: dict, public_only: 
                 function_status[fname] = "ok" if all(s == "ok" for s in sts) else \
                     next(s for s in sts if s != "ok")
 
-        from autograder.judge import encode_outputs, run_judge
+        from autograder.judge import encode_outputs
         meta, arrays = encode_outputs(entries)
         request = {"suite": suite_reference(suite), "seeds": {v: seeds[v] for v in visibilities},
                    "visibilities": list(visibilities), "functions": meta}
-        (private / "judge").mkdir(mode=0o700)
-        jdir = private / "judge"
-        (jdir / "request.json").write_text(json.dumps(request))
-        np.savez(jdir / "outputs.npz", **arrays)
-        t = time.perf_counter()
-        judged = run_judge(jdir)
-        durations["judge"] = time.perf_counter() - t
-        durations["total"] = time.perf_counter() - t0
-        extra["durations"] = {k: round(v, 3) for k, v in durations.items()}
-        results = report.build_results(
-            suite, judged, name=name, notebook_status=nb_status, function_status=function_status,
-            extra=extra, execution_time=time.perf_counter() - t0, public_only=public_only)
-        return {"results": results}
+        extra["durations"] = durations
+        return {"pending": {"name": name, "suite": suite_reference(suite), "request": request, "arrays": arrays,
+                            "notebook_status": nb_status, "function_status": function_status, "extra": extra,
+                            "public_only": bool(public_only), "seconds": time.perf_counter() - t0}}
     except Exception as exc:     # a fault of the grader: still exactly one result
         extra["traceback"] = traceback.format_exc(limit=8)
         return {"results": report.error_results(str(suite_label), name, f"grader error: {_one_line(f'{type(exc).__name__}: {exc}', 250)}",
@@ -270,16 +281,59 @@ def grade_one(nb_bytes: bytes, name: str, suite_name, seeds: dict, public_only: 
             shutil.rmtree(workdir, ignore_errors=True)
 
 
+def judge_submission(outcome: dict) -> dict:
+    """Phase 2, in the coordinating process: judge a ``run_submission`` outcome. Never raises.
+
+    The judge (pytest in its own process, started once per grader) reads the harvested arrays from a
+    private folder with ``allow_pickle=False`` and computes the expected values itself.
+    """
+    if "results" in outcome:
+        return outcome
+    p = outcome["pending"]
+    t0 = time.perf_counter()
+    extra = p["extra"]
+    durations = extra.get("durations", {})
+    jdir = None
+    try:
+        from autograder.judge import run_judge
+        from autograder.suites import load_suite
+        suite = load_suite(p["suite"])
+        jdir = Path(tempfile.mkdtemp(prefix="course-judge-"))
+        (jdir / "request.json").write_text(json.dumps(p["request"]))
+        np.savez(jdir / "outputs.npz", **p["arrays"])
+        judged = run_judge(jdir)
+        durations["judge"] = time.perf_counter() - t0
+        total = p["seconds"] + durations["judge"]
+        durations["total"] = total
+        extra["durations"] = {k: round(v, 3) for k, v in durations.items()}
+        results = report.build_results(
+            suite, judged, name=p["name"], notebook_status=p["notebook_status"],
+            function_status=p["function_status"], extra=extra, execution_time=total, public_only=p["public_only"])
+        return {"results": results}
+    except Exception as exc:
+        extra["traceback"] = traceback.format_exc(limit=8)
+        extra["durations"] = {k: round(v, 3) for k, v in durations.items()}
+        return {"results": report.error_results(
+            str(p["request"].get("suite")), p["name"], f"grader error: {_one_line(f'{type(exc).__name__}: {exc}', 250)}",
+            extra, p["seconds"] + time.perf_counter() - t0)}
+    finally:
+        if jdir is not None:
+            shutil.rmtree(jdir, ignore_errors=True)
+
+
 def _grade_task(args) -> dict:
-    """Picklable entry point for process pools and Dask: ``(nb_bytes, name, suite_name, seeds)``."""
-    return grade_one(*args)
+    """Picklable entry point for process pools and Dask, ``(nb_bytes, name, suite_name, seeds)``: phase 1."""
+    return run_submission(*args)
 
 
 def _warm_worker(suite_name) -> None:
-    """Pool initializer: start this worker's judge now, so its imports overlap with the first sandbox run."""
+    """Pool/Dask worker set-up: import the sandbox side now (the judge runs in the coordinating process)."""
     try:
-        from autograder.judge import shared_judge
-        shared_judge()
+        import autograder.execute  # noqa: F401
+        import autograder.static_check  # noqa: F401
+        import nbformat  # noqa: F401
+        from autograder.suites import load_suite
+        load_suite(suite_name)
     except Exception:
         pass
 
@@ -397,7 +451,7 @@ def grade_batch(items, suite_name, out_dir, workers: int = 1, scheduler: str | N
         print(f"course grade: {len(done)} submission(s) already graded in {out_dir}, skipped", file=sys.stderr)
 
     def record(name, outcome):
-        res = outcome["results"] if isinstance(outcome, dict) and "results" in outcome else outcome
+        res = judge_submission(outcome)["results"]
         report.write_submission(out_dir, name, res)
         report.rebuild_csv(out_dir, check_names, assignment=suite.name)
         done[name] = res
@@ -407,8 +461,15 @@ def grade_batch(items, suite_name, out_dir, workers: int = 1, scheduler: str | N
     def failed(name, task, exc):
         nb_bytes = task[0]
         extra = {"submission_sha256": hashlib.sha256(nb_bytes).hexdigest(), "seeds": task[3]}
-        return report.error_results(suite.name, name, f"grader error: {_one_line(f'{type(exc).__name__}: {exc}', 250)}", extra)
+        return {"results": report.error_results(
+            suite.name, name, f"grader error: {_one_line(f'{type(exc).__name__}: {exc}', 250)}", extra)}
 
+    if todo:
+        try:
+            from autograder.judge import shared_judge
+            shared_judge()                # one judge for the whole batch; its imports overlap with the work
+        except Exception:
+            pass
     try:
         if not todo:
             pass
@@ -417,11 +478,6 @@ def grade_batch(items, suite_name, out_dir, workers: int = 1, scheduler: str | N
         elif workers > 1 and len(todo) > 1:
             _run_pool(todo, workers, record, failed, suite_ref)
         else:
-            try:
-                from autograder.judge import shared_judge
-                shared_judge()            # its imports overlap with the first sandbox run
-            except Exception:
-                pass
             for name, task in todo:
                 try:
                     outcome = _grade_task(task)
@@ -498,12 +554,11 @@ def _error(msg: str, code: int = 2) -> int:
 
 def grade_command(args) -> int:
     """`course grade SUBMISSION... --assignment HW [--out DIR] [--workers N] [--scheduler ADDRESS]`."""
-    if int(args.workers or 1) == 1 and not getattr(args, "scheduler", None):
-        try:       # the judge's imports (torch, course_lib) take seconds: start them first
-            from autograder.judge import shared_judge
-            shared_judge()
-        except Exception:
-            pass
+    try:           # the judge's imports (torch, course_lib) take seconds: start them first
+        from autograder.judge import shared_judge
+        shared_judge()
+    except Exception:
+        pass
     try:
         from autograder.suites import load_suite
         load_suite(args.assignment)

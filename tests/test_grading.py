@@ -144,9 +144,11 @@ def test_seeds_depend_on_code_and_salt_only():
     same = json.loads(json.dumps(nb))
     same["cells"][0]["source"] = "a different markdown cell"          # markdown does not count
     edited = json.loads(json.dumps(nb))
-    edited["cells"][3]["source"] += "\n# a comment"
+    edited["cells"][3]["source"] = "".join(edited["cells"][3]["source"]) + "\n# a comment"
+    as_lines = json.loads(json.dumps(nb))
+    as_lines["cells"][3]["source"] = "".join(as_lines["cells"][3]["source"]).splitlines(keepends=True)
     s = submission_seeds(code_source(nb), b"salt-a")
-    assert s == submission_seeds(code_source(same), b"salt-a")
+    assert s == submission_seeds(code_source(same), b"salt-a") == submission_seeds(code_source(as_lines), b"salt-a")
     assert s["hidden"] != submission_seeds(code_source(edited), b"salt-a")["hidden"]
     other = submission_seeds(code_source(nb), b"salt-b")
     assert s["visible"] != other["visible"] and s["hidden"] != other["hidden"]
@@ -264,3 +266,20 @@ def test_bench_grader_batch_is_distinct_submissions(tmp_path):
     assert len(paths) == 3 and len(seeds) == 3                     # each copy gets its own cases
     with pytest.raises(SystemExit):
         bench.main(["--help"])
+
+
+def test_forbidden_imports_cost_the_function_whose_cell_uses_them(tmp_path):
+    from autograder.grading import _static_check
+    suite = load_suite("fixture_hw")
+    nb = json.loads((SUBS / "complete.ipynb").read_text())
+    cells = {c["metadata"].get("nbgrader", {}).get("grade_id"): c for c in nb["cells"]}
+    src = "".join(cells["sample_mean"]["source"])
+    cells["sample_mean"]["source"] = "from sklearn.preprocessing import scale\n" + src
+    p = tmp_path / "one.ipynb"
+    p.write_text(json.dumps(nb))
+    found = _static_check(p, suite)
+    assert set(found) == {"sample_mean"} and found["sample_mean"][0] == "forbidden"
+    assert "sklearn" in found["sample_mean"][1]
+    nb["cells"][2]["source"] = "import numpy as np\nimport sklearn"            # the shared imports cell
+    p.write_text(json.dumps(nb))
+    assert set(_static_check(p, suite)) == {"sample_mean", "mle_covariance", "log_sum_exp"}
