@@ -173,7 +173,7 @@ def write_cases(directory, cases) -> None:
 
 # ============================================================================================ the notebook
 _HELPER = r'''
-def __course_harvest__(name, budget, ncases, memory_mib, cases_dir):
+def __course_harvest__(name, budget, ncases, memory_mib, cases_dir, probe=""):
     """Grader's harvest: run `name` on its cases in a forked child, kill it after `budget` seconds."""
     import json as _json, os as _os, select as _select, signal as _signal, time as _time
     t0 = _time.monotonic()
@@ -196,7 +196,7 @@ def __course_harvest__(name, budget, ncases, memory_mib, cases_dir):
     if pid == 0:
         code = 0
         try:
-            __course_child__(name, fn, memory_mib, cases_dir)
+            __course_child__(name, fn, memory_mib, cases_dir, probe)
         except BaseException:
             code = 70
         finally:
@@ -238,7 +238,7 @@ def __course_harvest__(name, budget, ncases, memory_mib, cases_dir):
     return status(status="crashed", exitcode=code)
 
 
-def __course_child__(name, fn, memory_mib, cases_dir):
+def __course_child__(name, fn, memory_mib, cases_dir, probe=""):
     import json as _json, os as _os, signal as _signal, sys as _sys, time as _time, traceback as _tb
     _os.setpgid(0, 0)
     null = _os.open(_os.devnull, _os.O_RDWR)
@@ -319,17 +319,24 @@ def __course_child__(name, fn, memory_mib, cases_dir):
         _os.makedirs("outputs", exist_ok=True)
         write_json(f"outputs/{name}.{i}.start.json", {"case": i})
         try:
-            kwargs = {}
+            kwargs, probe_kwargs = {}, {}
             for key, v in case.items():
                 if v["kind"] == "array":
                     a = _np.array(arrays[v["key"]])
                     if v.get("torch"):
                         import torch as _torch
                         a = _torch.from_numpy(a)
-                    kwargs[key] = a
                 else:
-                    kwargs[key] = v["value"]
+                    a = v["value"]
+                if key.startswith("probe_"):
+                    probe_kwargs[key[len("probe_"):]] = a
+                else:
+                    kwargs[key] = a
             out = fn(**kwargs)
+            if probe:
+                scope = {}
+                exec(probe, scope)
+                out = scope["probe"](out, **probe_kwargs)
             data = {}
             struct = to_data(out, data)
             with open(f"outputs/{name}.{i}.npz.tmp", "wb") as fh:
@@ -344,9 +351,11 @@ def __course_child__(name, fn, memory_mib, cases_dir):
 '''
 
 
-def build_notebook(nb, functions: dict, ncases: dict, memory_mib: int, cases_dir: str = "cases"):
+def build_notebook(nb, functions: dict, ncases: dict, memory_mib: int, cases_dir: str = "cases",
+                   probes: dict | None = None):
     """The notebook the sandbox runs: the student's cells (tagged with their index, outputs stripped) +
-    the helper cell + one harvest cell per function (``functions``: name -> budget in seconds)."""
+    the helper cell + one harvest cell per function (``functions``: name -> budget in seconds;
+    ``probes``: name -> source of the probe run on what that function returns, see ``Function.probe``)."""
     import nbformat
 
     from autograder.static_check import definitions_only
@@ -366,7 +375,7 @@ def build_notebook(nb, functions: dict, ncases: dict, memory_mib: int, cases_dir
     for name, budget in functions.items():
         cell = nbformat.v4.new_code_cell(
             f"__course_harvest__({name!r}, {float(budget)!r}, {int(ncases.get(name, 0))}, {int(memory_mib)}, "
-            f"{str(cases_dir)!r})")
+            f"{str(cases_dir)!r}, {(probes or {}).get(name, '')!r})")
         cell.metadata["course"] = {"role": "harvest", "function": name, "budget": float(budget)}
         nb.cells.append(cell)
     return nb
@@ -534,10 +543,14 @@ for attempt in range(plan["max_attempts"]):
     progress["attempts"] = attempt + 1
     if attempt and plan.get("private_user"):
         # a private user runs only this driver and its kernel: clear whatever the last kernel left (a fork
-        # bomb, daemons); kill(-1) reaches every process of this uid except the driver itself
-        with __import__("contextlib").suppress(OSError):
-            os.kill(-1, 9)
-        time.sleep(0.05)
+        # bomb, daemons); kill(-1) reaches every process of this uid except the driver itself. A fork bomb
+        # keeps forking while the signals go out, so repeat until nothing of this uid is left.
+        for _ in range(200):
+            try:
+                os.kill(-1, 9)
+            except OSError:  # ProcessLookupError: none left
+                break
+            time.sleep(0.01)
     for d in ("outputs", "tmp", ".ipython", ".jupyter", os.environ.get("JUPYTER_RUNTIME_DIR", "rt")):
         os.makedirs(d, exist_ok=True)  # the notebook may have deleted its own folders
     kernelspec()
@@ -864,7 +877,8 @@ def execute_submission(notebook_path, suite, cases, workdir, limits: Limits | No
         # what the run reads but must not change: root-owned and read-only for it (it cannot delete them)
         ro = outer / "input"
         ro.mkdir()
-        nbformat.write(build_notebook(nb, budgets, ncases, limits.memory_bytes // 2**20, str(ro / "cases")),
+        probes = {n: getattr(suite.functions[n], "probe", "") for n in names}
+        nbformat.write(build_notebook(nb, budgets, ncases, limits.memory_bytes // 2**20, str(ro / "cases"), probes),
                        str(ro / "notebook.ipynb"))
         write_cases(ro / "cases", {n: cases[n] for n in names})
         (rundir / "outputs").mkdir()

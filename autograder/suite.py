@@ -113,11 +113,17 @@ class Function:
         the notebook zeroes this function's checks with the reason.
     description : str
         One line shown in feedback next to the function's checks.
+    probe : str
+        For a function that returns something that is not data (a trained model): the source of a function
+        ``probe(output, **inputs)`` that the sandbox runs on the returned object, and whose data result is
+        harvested instead. Case keys starting with ``probe_`` go to the probe (without the prefix), not to
+        the student's function.
     """
 
     time_budget_s: float = 30.0
     forbidden: tuple[str, ...] = ()
     description: str = ""
+    probe: str = ""
 
     def __post_init__(self):
         if not (isinstance(self.time_budget_s, (int, float)) and self.time_budget_s > 0):
@@ -125,6 +131,8 @@ class Function:
         if isinstance(self.forbidden, str):
             object.__setattr__(self, "forbidden", (self.forbidden,))
         object.__setattr__(self, "forbidden", tuple(self.forbidden))
+        if self.probe and "def probe(" not in self.probe:
+            raise ValueError("Function.probe must be the source of a function named probe(output, **inputs)")
 
 
 @dataclass(frozen=True)
@@ -340,8 +348,14 @@ class Suite:
 
 
 def case_arguments(case: Mapping[str, Any]) -> dict:
-    """The keyword arguments the student's function is called with (keys not starting with ``_``)."""
-    return {k: v for k, v in case.items() if not str(k).startswith("_")}
+    """The keyword arguments the student's function is called with (keys not starting with ``_`` or
+    ``probe_``: the first are the judge's, the second go to the function's probe)."""
+    return {k: v for k, v in case.items() if not str(k).startswith(("_", "probe_"))}
+
+
+def probe_arguments(case: Mapping[str, Any]) -> dict:
+    """The keyword arguments of a function's probe (keys starting with ``probe_``, prefix removed)."""
+    return {k[len("probe_"):]: v for k, v in case.items() if str(k).startswith("probe_")}
 
 
 # ---------------------------------------------------------------------- ready-made judges

@@ -9,8 +9,8 @@ Evaluating ``train_vae``. It returns a model, not data, so the sandbox evaluates
 ``model = train_vae(X, latent_dim, epochs, seed)`` the harvest runs :data:`TRAIN_VAE_PROBE` with the
 held-out digits and the noise the grader drew (``probe(model, X_eval, eps) -> (mu, logvar, logits)``,
 plain tensors), and the judge computes the negative ELBO from those outputs itself. The held-out digits and
-noise travel in the case under ``_X_eval`` and ``_eps``. If the harvest does not evaluate the model (an
-output that is not ``(mu, logvar, logits)``) the check scores 0 with that reason.
+noise travel in the case under ``probe_X_eval`` and ``probe_eps`` (see ``Function.probe``). If the model
+cannot be evaluated (an output that is not ``(mu, logvar, logits)``) the check scores 0 with that reason.
 """
 from __future__ import annotations
 
@@ -71,8 +71,8 @@ def make_cases(rng, visibility):
     latent = 2 if vis else 4
     X_eval = _digits("test", 100 if vis else 200, rng)
     cases["train_vae"] = [{"X": _t(_digits("train", 600, rng)), "latent_dim": latent, "epochs": 10,
-                           "seed": int(rng.integers(0, 2**31 - 1)), "_X_eval": X_eval,
-                           "_eps": rng.normal(size=(X_eval.shape[0], latent)).astype(np.float32)}]
+                           "seed": int(rng.integers(0, 2**31 - 1)), "probe_X_eval": X_eval,
+                           "probe_eps": rng.normal(size=(X_eval.shape[0], latent)).astype(np.float32)}]
     return cases
 
 
@@ -128,9 +128,9 @@ def ref_trained_loss(case):
         finally:
             torch.set_num_threads(threads)
         with torch.no_grad():
-            X_eval = _t(case["_X_eval"])
+            X_eval = _t(case["probe_X_eval"])
             mu, logvar = model.encode(X_eval)
-            logits = model.decode(mu + torch.exp(0.5 * logvar) * _t(case["_eps"]))
+            logits = model.decode(mu + torch.exp(0.5 * logvar) * _t(case["probe_eps"]))
         _REFERENCE_LOSS[key] = float(_negative_elbo_per_row(X_eval, logits, mu, logvar).mean())
     return _REFERENCE_LOSS[key]
 
@@ -152,7 +152,7 @@ def negative_elbo_wrong_kl_sign(case):
 
 # ---------------------------------------------------------------------------------------------- judges
 def _training_judge(case, output, ctx):
-    n, k, d = case["_X_eval"].shape[0], int(case["latent_dim"]), case["_X_eval"].shape[1]
+    n, k, d = case["probe_X_eval"].shape[0], int(case["latent_dim"]), case["probe_X_eval"].shape[1]
     if not (isinstance(output, (tuple, list)) and len(output) == 3):
         return CheckResult(0.0, "the grader could not evaluate the returned model: train_vae must return the "
                                 "trained VAEModel (with encode(x) -> (mu, logvar) and decode(z) -> logits)")
@@ -162,7 +162,7 @@ def _training_judge(case, output, ctx):
             return CheckResult(0.0, f"model.encode/decode gave {name} of shape {arr.shape}, expected {shape}")
     if not all(np.all(np.isfinite(a)) for a in (mu, logvar, logits)):
         return CheckResult(0.0, "the trained model outputs NaN or infinity on held-out digits")
-    got = float(_negative_elbo_per_row(case["_X_eval"], logits, mu, logvar).mean())
+    got = float(_negative_elbo_per_row(case["probe_X_eval"], logits, mu, logvar).mean())
     ref = ref_trained_loss(case)
     gap = got - ref
     fraction = 1.0 if gap <= FULL_NATS else max(0.0, 1.0 - (gap - FULL_NATS) / (ZERO_NATS - FULL_NATS))
@@ -191,7 +191,8 @@ SUITE = Suite(
         "gaussian_log_likelihood": Function(time_budget_s=20, forbidden=_FORBID,
                                             description="log P(x | z) of a Gaussian decoder"),
         "negative_elbo": Function(time_budget_s=20, forbidden=_FORBID, description="the loss: batch mean"),
-        "train_vae": Function(time_budget_s=60, forbidden=_FORBID, description="training loop"),
+        "train_vae": Function(time_budget_s=60, forbidden=_FORBID, description="training loop",
+                              probe=TRAIN_VAE_PROBE),
     },
     make_cases=make_cases,
     checks=[
