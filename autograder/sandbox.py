@@ -15,7 +15,8 @@ What a sandboxed process gets
 When the grader runs as root, each run gets a user id of its own from ``UID_RANGE`` (a lock file per uid
 keeps parallel graders apart, so ``RLIMIT_NPROC`` counts only that run's processes) and runs a private
 Python *runtime*: a hard-linked copy of this interpreter and of its site-packages *without* the course's
-reference code (``course_lib``, ``autograder``) and scikit-learn (``BLOCKED_DISTRIBUTIONS``). The project
+reference code (``course_lib``, ``autograder``) and scikit-learn (``BLOCKED_DISTRIBUTIONS``), plus a copy of the
+student view of course_lib (``STUDENT_VIEW``: its data sets and seeding, no estimator). The project
 itself (``protect`` paths: its tests, hidden suites, the grading salt, other students' results) is made
 unreadable to other users, so student code can neither import nor read the reference.
 """
@@ -57,6 +58,10 @@ BLOCKED_DISTRIBUTIONS = (
 )
 
 _PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+#: What a graded notebook may import of course_lib: the data sets and seeding, not the estimators. The
+#: sandbox's site-packages holds a copy of just these (the notebooks load their data through them).
+STUDENT_VIEW = ("__init__.py", "utils.py", "data.py", "datasets")
 
 
 class SandboxError(RuntimeError):
@@ -226,6 +231,8 @@ def _runtime_key() -> str:
     h.update(sys.version.encode())
     h.update(str(Path(sys.base_prefix).resolve()).encode())
     h.update(repr((BLOCKED_DISTRIBUTIONS, _RUNTIME_LAYOUT)).encode())
+    for path in _student_view_files():
+        h.update(path.read_bytes())
     for sp in _site_packages():
         h.update(str(sp).encode())
         for entry in sorted(os.listdir(sp)):
@@ -234,6 +241,26 @@ def _runtime_key() -> str:
                 with contextlib.suppress(OSError):
                     h.update(str(os.stat(sp / entry).st_mtime_ns).encode())
     return h.hexdigest()[:16]
+
+
+def _student_view_files() -> list[Path]:
+    src = _PROJECT_ROOT / "course_lib"
+    files = []
+    for name in STUDENT_VIEW:
+        p = src / name
+        files.extend(sorted(q for q in p.rglob("*") if q.is_file() and "__pycache__" not in q.parts)
+                     if p.is_dir() else [p])
+    return files
+
+
+def _install_student_view(site: Path) -> None:
+    """Copy the student view of course_lib (``STUDENT_VIEW``) into the sandbox's site-packages."""
+    src = _PROJECT_ROOT / "course_lib"
+    for path in _student_view_files():
+        target = site / "course_lib" / path.relative_to(src)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+        os.chmod(target, 0o644)
 
 
 def _link_or_copy(src: str, dst: str) -> None:
@@ -310,6 +337,7 @@ def build_runtime() -> Path:
         site.mkdir()
         for sp in _site_packages():
             _copy_tree(sp, site, skip=_blocked)
+        _install_student_view(site)
         for dirpath, dirnames, _ in os.walk(tmp):
             for d in dirnames:
                 os.chmod(os.path.join(dirpath, d), 0o755)

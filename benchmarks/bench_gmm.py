@@ -87,6 +87,7 @@ class _PeakRSS:
 
 
 NAMES = ["sklearn", "course_lib float64", "course_lib float32"]
+PAUSE_S = 1.0
 
 
 def _fit(name: str, X: np.ndarray, data: dict, init: dict, k: int, iters: int):
@@ -190,6 +191,9 @@ def _main(args) -> dict | None:
         order = NAMES[rep % len(NAMES):] + NAMES[:rep % len(NAMES)]
         for name in order:
             for it in lengths:
+                # Let the previous contender's thread pools (OpenBLAS under NumPy, OpenMP under torch) go
+                # idle first: measured here, a torch fit right after a scikit-learn fit ran 2x slower.
+                time.sleep(0.0 if args.quick else PAUSE_S)
                 w, c, models[name] = _fit(name, X, data, init, args.k, it)
                 wall[name, it].append(w)
                 cpu[name, it].append(c)

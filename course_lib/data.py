@@ -67,7 +67,7 @@ DIGITS_N_TRAIN = 1500
 
 
 def load_digits(split: str | None = "train", return_labels: bool = True):
-    """The 1797 handwritten 8x8 digits bundled with scikit-learn, scaled to [0, 1].
+    """The 1797 handwritten 8x8 digits (the copy scikit-learn bundles, shipped here), scaled to [0, 1].
 
     Pixel values (0..16 grey levels) are divided by 16, so the data suit a Bernoulli likelihood. The split is
     fixed: a permutation drawn with ``np.random.default_rng(DIGITS_SPLIT_SEED=0)`` whose first
@@ -89,11 +89,10 @@ def load_digits(split: str | None = "train", return_labels: bool = True):
     """
     if split not in ("train", "test", None):
         raise ValueError(f"split={split!r} must be 'train', 'test' or None (all 1797 digits)")
-    from sklearn.datasets import load_digits as _sk_load_digits
-
-    bunch = _sk_load_digits()
-    X = np.asarray(bunch.data, dtype=np.float64) / 16.0
-    y = np.asarray(bunch.target, dtype=np.int64)
+    with resources.files("course_lib.datasets").joinpath("digits.csv.gz").open("rb") as fh:
+        table = np.loadtxt(gzip.open(fh, "rt"), delimiter=",", dtype=np.float64)
+    X = table[:, :-1] / 16.0
+    y = table[:, -1].astype(np.int64)
     if split is not None:
         perm = np.random.default_rng(DIGITS_SPLIT_SEED).permutation(X.shape[0])
         idx = perm[:DIGITS_N_TRAIN] if split == "train" else perm[DIGITS_N_TRAIN:]

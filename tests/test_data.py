@@ -142,3 +142,13 @@ def test_load_mnist_errors(tmp_path, tiny_mnist):
 def test_module_exports():
     for name in data.__all__:
         assert hasattr(data, name)
+
+
+def test_shipped_digits_are_scikit_learns():
+    from sklearn.datasets import load_digits as sk_load_digits
+
+    from course_lib.data import load_digits
+    X, y = load_digits(None)
+    ref = sk_load_digits()
+    np.testing.assert_array_equal(X, ref.data / 16.0)
+    np.testing.assert_array_equal(y, ref.target)

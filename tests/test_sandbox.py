@@ -97,11 +97,14 @@ for p in {probes!r}:
         open(p, "rb").read(1); out["read"].append(p)
     except OSError:
         pass
-for m in ("sklearn", "course_lib", "autograder"):
+for m in ("sklearn", "course_lib.mixture", "course_lib.vae", "course_lib._base", "autograder"):
     try:
         __import__(m); out["imported"].append(m)
     except ImportError:
         pass
+from course_lib.data import load_faithful   # the student view: data sets and seeding
+from course_lib import seed_everything
+out["faithful"] = load_faithful().shape[0]
 import numpy
 for p in ({str(canary / 'keep.txt')!r}, {str(canary / 'new.txt')!r}, {str(REPO / 'pwned.txt')!r}):
     try:
@@ -116,6 +119,7 @@ print(json.dumps(out))
     out = json.loads(r.stdout)
     assert out["uid"] in sandbox.UID_RANGE and out["uid"] == r.uid
     assert out["read"] == [] and out["imported"] == [] and out["wrote"] == []
+    assert out["faithful"] == 272
     assert (canary / "keep.txt").read_text() == "keep" and not (canary / "new.txt").exists()
     assert not Path(f"/tmp/course-test-stray-{r.uid}").exists()  # cleaned after the run
     assert not sandbox._uid_has_processes(r.uid)
@@ -136,5 +140,8 @@ def test_runtime_lacks_the_reference_and_sklearn():
     site = next((sandbox.build_runtime() / "lib").glob("python3*/site-packages"))
     names = {p.name.split("-")[0].lower() for p in site.iterdir()}
     assert "numpy" in names and "papermill" in names
-    assert not {"sklearn", "course_lib", "autograder"} & names
+    assert not {"sklearn", "autograder"} & names
     assert not list(site.glob("__editable__*"))
+    # of course_lib, only the student view: data sets and seeding, no estimator
+    shipped = {p.relative_to(site / "course_lib").parts[0] for p in (site / "course_lib").rglob("*")}
+    assert shipped == set(sandbox.STUDENT_VIEW)
