@@ -184,6 +184,25 @@ def __course_harvest__(name, budget, ncases, memory_mib, cases_dir, probe=""):
         with open(tmp, "w") as fh:
             _json.dump(kw, fh)
         _os.replace(tmp, f"outputs/{name}.status.json")
+    def clear_group(pgid):
+        # SIGKILL the function's process group until it is empty. Orphans come back to the kernel (a child
+        # subreaper), which reaps them: a fork bomb's zombies would otherwise hold the process limit.
+        for _ in range(1000):
+            try:
+                _os.killpg(pgid, _signal.SIGKILL)
+            except OSError:
+                return
+            while True:
+                try:
+                    done, _ = _os.waitpid(-1, _os.WNOHANG)
+                except ChildProcessError:
+                    break
+                if done == 0:
+                    break
+            _time.sleep(0.002)
+    with __import__("contextlib").suppress(Exception):
+        import ctypes as _ctypes
+        _ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
     fn = globals().get(name)
     if fn is None:
         return status(status="missing", message=f"no function named {name} was defined when the notebook ran")
@@ -227,8 +246,7 @@ def __course_harvest__(name, budget, ncases, memory_mib, cases_dir, probe=""):
             _time.sleep(min(left, 0.005))
     if pidfd is not None:
         _os.close(pidfd)
-    with __import__("contextlib").suppress(OSError):
-        _os.killpg(pid, _signal.SIGKILL)  # what the function left running
+    clear_group(pid)  # what the function left running
     finished = _os.path.exists(f"outputs/{name}.done")
     if timed_out:
         return status(status="timeout", budget=budget)

@@ -20,7 +20,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "solutions"))
 
-from build import MISTAKES  # noqa: E402
+from make_examples import MISTAKES, example_notebooks  # noqa: E402
 
 from autograder.release import ASSIGNMENTS  # noqa: E402
 from autograder.suite import JudgeContext, case_arguments, probe_arguments  # noqa: E402
@@ -169,3 +169,12 @@ def test_known_mistake_partial_credit_in_process(hw, mistake):
     score, mistakes, _ = judge_in_process(hw, ROOT / "examples" / hw / f"{mistake}.ipynb")
     assert 0.0 < score < 100.0
     assert mistake in mistakes
+
+
+@pytest.mark.parametrize("hw", ASSIGNMENTS)
+def test_sample_submissions_are_in_sync_with_the_solution(hw):
+    """examples/HW/*.ipynb are what solutions/make_examples.py makes from the solution notebook."""
+    for name, nb in example_notebooks(hw).items():
+        committed = nbformat.read(str(ROOT / "examples" / hw / f"{name}.ipynb"), as_version=4)
+        assert [c.source for c in committed.cells] == [c.source for c in nb.cells], \
+            f"examples/{hw}/{name}.ipynb is out of date: run python solutions/make_examples.py {hw}"
