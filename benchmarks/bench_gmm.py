@@ -2,8 +2,10 @@
 
 Full covariances, the same data and the same initial parameters (weights, means, precisions) for every
 contender: scikit-learn (always float64), course_lib in float64 and course_lib in float32. The contenders are
-timed in one process, interleaved (the order rotates every repeat), and the median is taken, so both sides
-see the same machine load. Per-iteration time = (time of a fit with 1 + ``iters`` iterations − time of a
+timed in one run, interleaved (the order rotates every repeat), and the median is taken, so both sides see
+the same machine load; each measurement runs in a fresh process of its own (after a warm-up fit), because a
+torch fit in a process where scikit-learn had just run was measured twice as slow here (NumPy's BLAS thread
+pool still awake), which says nothing about either library. Per-iteration time = (time of a fit with 1 + ``iters`` iterations − time of a
 fit with 1 iteration) / ``iters``, which removes input checks, initialisation and scikit-learn's final E-step.
 
 After the same number of iterations the average log-likelihoods must agree (float64: 1e-8 relative,
@@ -25,6 +27,7 @@ the work each side does.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import subprocess
 import sys
@@ -87,7 +90,6 @@ class _PeakRSS:
 
 
 NAMES = ["sklearn", "course_lib float64", "course_lib float32"]
-PAUSE_S = 1.0
 
 
 def _fit(name: str, X: np.ndarray, data: dict, init: dict, k: int, iters: int):
@@ -136,6 +138,25 @@ def _memory_child(args) -> None:
     print(watch.peak)
 
 
+def _timings(name, X, data, init, args, lengths) -> dict:
+    """{iterations: (wall s, CPU s, average log-likelihood)} of one contender, after a warm-up fit."""
+    _fit(name, X, data, init, args.k, 1)      # warm-up: threads, allocator, lazily loaded kernels
+    out = {}
+    for it in lengths:
+        w, c, model = _fit(name, X, data, init, args.k, it)
+        out[it] = (w, c, float(model.lower_bound_))
+    return out
+
+
+def _timings_isolated(name: str, args) -> dict:
+    cmd = [sys.executable, __file__, "--time-of", name, "--n", str(args.n), "--d", str(args.d), "--k",
+           str(args.k), "--iters", str(args.iters), "--seed", str(args.seed), "--device", args.device]
+    if args.threads is not None:
+        cmd += ["--threads", str(args.threads)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=1800)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def _peak_memory(args, name: str) -> int | None:
     cmd = [sys.executable, __file__, "--memory-of", name, "--n", str(args.n), "--d", str(args.d), "--k",
            str(args.k), "--iters", str(args.iters), "--seed", str(args.seed), "--device", args.device]
@@ -161,6 +182,7 @@ def main(argv=None) -> dict:
                         help="threads for both sides (torch and the BLAS under NumPy); default: the libraries' own")
     parser.add_argument("--quick", action="store_true", help="small sizes, no memory measurement: a smoke run")
     parser.add_argument("--memory-of", choices=NAMES, help=argparse.SUPPRESS)
+    parser.add_argument("--time-of", choices=NAMES, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
         args.n, args.d, args.k, args.iters, args.repeats = 3000, 4, 3, 2, 3
@@ -180,23 +202,26 @@ def _main(args) -> dict | None:
     if args.memory_of:
         _memory_child(args)
         return None
+    if args.time_of:
+        X, init, data, _ = _problem(args)
+        print(json.dumps(_timings(args.time_of, X, data, init, args, (1, 1 + args.iters))))
+        return None
     X, init, data, dev = _problem(args)
-    for name in NAMES:                      # warm-up (threads, allocator, lazy imports)
-        _fit(name, X, data, init, args.k, 1)
     lengths = (1, 1 + args.iters)
     wall = {(name, it): [] for name in NAMES for it in lengths}
     cpu = {(name, it): [] for name in NAMES for it in lengths}
-    models = {}
+    loglik = {}
     for rep in range(args.repeats):
         order = NAMES[rep % len(NAMES):] + NAMES[:rep % len(NAMES)]
         for name in order:
-            for it in lengths:
-                # Let the previous contender's thread pools (OpenBLAS under NumPy, OpenMP under torch) go
-                # idle first: measured here, a torch fit right after a scikit-learn fit ran 2x slower.
-                time.sleep(0.0 if args.quick else PAUSE_S)
-                w, c, models[name] = _fit(name, X, data, init, args.k, it)
-                wall[name, it].append(w)
-                cpu[name, it].append(c)
+            # Each contender's fits run in a fresh process (all of them, interleaved): measured here, a torch
+            # fit in a process where scikit-learn had just run (OpenBLAS's thread pool awake under NumPy)
+            # was twice as slow, which says nothing about either library. --quick stays in this process.
+            timings = _timings(name, X, data, init, args, lengths) if args.quick else _timings_isolated(name, args)
+            for it, (w, c, ll) in timings.items():
+                wall[name, int(it)].append(w)
+                cpu[name, int(it)].append(c)
+                loglik[name] = ll
 
     def per_iteration(table):
         return {name: max(statistics.median(table[name, lengths[1]]) - statistics.median(table[name, 1]), 1e-9)
@@ -205,7 +230,7 @@ def _main(args) -> dict | None:
     per_iter, per_iter_cpu = per_iteration(wall), per_iteration(cpu)
     memory = {name: None if args.quick else _peak_memory(args, name) for name in NAMES}
 
-    ref = models["sklearn"].lower_bound_
+    ref = loglik["sklearn"]
     tolerance = {"sklearn": 0.0, "course_lib float64": 1e-8, "course_lib float32": 1e-4}
     results = {"n": args.n, "d": args.d, "k": args.k, "iters": args.iters, "repeats": args.repeats,
                "seconds_per_iter": per_iter, "cpu_seconds_per_iter": per_iter_cpu, "speedup": {},
@@ -222,7 +247,7 @@ def _main(args) -> dict | None:
     print(f"{'contender':<20}{'wall s/iter':>12}{'speed-up':>10}{'CPU s/iter':>12}{'speed-up':>10}"
           f"{'avg log-lik':>18}{'rel. diff':>10}{'peak memory':>26}")
     for name in NAMES:
-        ll = models[name].lower_bound_
+        ll = loglik[name]
         rel = abs(ll - ref) / max(abs(ref), 1e-300)
         results["speedup"][name] = per_iter["sklearn"] / per_iter[name]
         results["speedup_cpu"][name] = per_iter_cpu["sklearn"] / per_iter_cpu[name]
