@@ -72,7 +72,8 @@ def run_lecture(notebook: Path, figures_dir: Path, parameters: dict | None = Non
                "COURSE_POLLS": "text",
                # one thread: the lectures' models are small, and a fixed thread count keeps the sums (and so the
                # figures' bytes) the same from run to run
-               "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+               "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+               "MKL_CBWR": "COMPATIBLE"}
     saved = {k: os.environ.get(k) for k in env_set}
     os.environ.update(env_set)
     start = time.perf_counter()
