@@ -19,19 +19,23 @@ precision (U_m U_mᵀ = Σ_m⁻¹, U_m upper triangular, as in scikit-learn), so
 component at once. The M-step reuses them: weighted by the responsibilities and multiplied by ``[X, 1]`` they
 give, in one more product, Σ_n r_nm U_mᵀ(x_n − μ_m) [x_nᵀ, 1], from which the new means and covariances follow
 with a small d × d product per component. Both products are large, well-shaped matrix multiplications, and
-the work runs over blocks of samples so no N × K × d array is ever formed.
+the work runs over blocks of samples so no N × K × d array is ever formed. On a multi-core CPU the blocks
+are shared among as many worker threads as torch has, each running its blocks with a one-thread torch (for
+the duration of the step): many small operations per block then cost no thread-pool hand-off, and the
+partial sums are added in a fixed order, so the result does not depend on the number of threads.
 """
 from __future__ import annotations
 
 import math
 import numbers
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
-from ._base import Estimator
+from ._base import Estimator, few_threads
 from ._gaussian import LOG_2PI
 from .elbo import _log_normalize, _posterior_
 
@@ -380,33 +384,48 @@ class GaussianMixture(Estimator):
         dev, dt = p.means.device, p.means.dtype
         resp = torch.empty(n, K, dtype=dt, device=dev)          # responsibilities (or sampled assignments)
         log_norm = torch.empty(n, dtype=dt, device=dev)         # log p(x_n)
-        if ct == "full":
-            W = _full_weights(p)
-            acc = torch.zeros(d + 1, K * d, dtype=dt, device=dev)
-            y_buf = torch.empty(design.blocks[0].shape[0], K * d, dtype=dt, device=dev)
+        W = _full_weights(p) if ct == "full" else _diag_weights(p, ct, d, const)
+        acc_shape = (d + 1, K * d) if ct == "full" else (K, design.A.shape[1])
+        starts = np.cumsum([0] + [b.shape[0] for b in design.blocks])
+
+        def run(block_ids):
+            """E-step and M-step sums over some blocks; returns their accumulator."""
+            acc = torch.zeros(acc_shape, dtype=dt, device=dev)
+            y_buf = torch.empty(design.blocks[0].shape[0], K * d, dtype=dt, device=dev) if ct == "full" else None
+            for i in block_ids:
+                Ab = design.blocks[i]
+                m = Ab.shape[0]
+                rows = slice(int(starts[i]), int(starts[i]) + m)
+                if ct == "full":
+                    y = torch.matmul(Ab, W, out=y_buf[:m])                               # (m, K d)
+                    norm = torch.linalg.vector_norm(y.view(m, K, d), dim=2)
+                    lj = torch.addcmul(const, norm, norm, value=-0.5, out=resp[rows])    # log π + log N
+                else:
+                    lj = torch.matmul(Ab, W, out=resp[rows])                             # (m, K)
+                r, _ = _posterior_(lj, log_norm[rows])
+                if sampling:
+                    z = torch.multinomial(r, 1, generator=gen)
+                    r.zero_().scatter_(1, z, 1.0)
+                if ct == "full":
+                    y.view(m, K, d).mul_(r.unsqueeze(-1))
+                    acc.addmm_(Ab.T, y)                  # Σ [x; 1] r (x − μ_k)ᵀ U_k
+                else:
+                    acc.addmm_(r.T, Ab)                  # Σ r [x, x², 1]
+            return acc
+
+        blocks = range(len(design.blocks))
+        workers = torch.get_num_threads() if dev.type == "cpu" and not sampling else 1
+        if workers > 1 and len(blocks) >= 2 * workers:
+            # On the CPU each worker thread takes every workers-th block with a one-thread torch: the blocks'
+            # many small operations then run without a thread-pool hand-off each, and each core keeps its
+            # block in its own cache. The partial sums are added in a fixed order, so results do not vary.
+            with few_threads(), ThreadPoolExecutor(workers) as pool:
+                parts = list(pool.map(run, [blocks[w::workers] for w in range(workers)]))
+            acc = parts[0]
+            for part in parts[1:]:
+                acc += part
         else:
-            W = _diag_weights(p, ct, d, const)
-            acc = torch.zeros(K, design.A.shape[1], dtype=dt, device=dev)
-        start = 0
-        for Ab in design.blocks:
-            m = Ab.shape[0]
-            rows = slice(start, start + m)
-            start += m
-            if ct == "full":
-                y = torch.matmul(Ab, W, out=y_buf[:m])                                   # (m, K d)
-                norm = torch.linalg.vector_norm(y.view(m, K, d), dim=2)
-                lj = torch.addcmul(const, norm, norm, value=-0.5, out=resp[rows])        # log π + log N
-            else:
-                lj = torch.matmul(Ab, W, out=resp[rows])                                 # (m, K)
-            r, _ = _posterior_(lj, log_norm[rows])
-            if sampling:
-                z = torch.multinomial(r, 1, generator=gen)
-                r.zero_().scatter_(1, z, 1.0)
-            if ct == "full":
-                y.view(m, K, d).mul_(r.unsqueeze(-1))
-                acc.addmm_(Ab.T, y)                  # Σ [x; 1] r (x − μ_k)ᵀ U_k
-            else:
-                acc.addmm_(r.T, Ab)                  # Σ r [x, x², 1]
+            acc = run(blocks)
         ll = log_norm.sum()
         nk = resp.sum(0)
         if not torch.isfinite(ll):

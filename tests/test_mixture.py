@@ -262,3 +262,24 @@ def test_benchmark_smoke_run(capsys):
     assert results["ok"], results["loglik"]
     assert set(results["speedup"]) == {"sklearn", "course_lib float64", "course_lib float32"}
     assert "speed-up" in capsys.readouterr().out
+
+
+def test_threaded_cpu_blocks_match_one_thread_and_are_deterministic():
+    """With several torch threads the E/M sums run block-parallel; the result must not depend on it."""
+    rng = np.random.default_rng(3)
+    X = np.concatenate([rng.normal(size=(2500, 16)) + 4 * rng.normal(size=16) for _ in range(4)])
+    kw = dict(n_components=8, max_iter=5, tol=0.0, random_state=0)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = GaussianMixture(**kw).fit(X)
+        torch.set_num_threads(2)
+        two = GaussianMixture(**kw).fit(X)
+        again = GaussianMixture(**kw).fit(X)
+        assert torch.get_num_threads() == 2          # restored after every EM step
+    finally:
+        torch.set_num_threads(before)
+    # float64 sums in another order: equal to rounding
+    np.testing.assert_allclose(two.covariances_, one.covariances_, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(two.lower_bounds_, one.lower_bounds_, rtol=1e-12)
+    np.testing.assert_array_equal(two.covariances_, again.covariances_)
