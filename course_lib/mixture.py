@@ -425,7 +425,9 @@ class GaussianMixture(Estimator):
             for part in parts[1:]:
                 acc += part
         else:
-            acc = run(blocks)
+            # a small problem: a thread pool costs more than it saves on its tiny operations
+            with few_threads(dev.type == "cpu" and n * W.shape[1] < 4_000_000):
+                acc = run(blocks)
         ll = log_norm.sum()
         nk = resp.sum(0)
         if not torch.isfinite(ll):
