@@ -139,3 +139,13 @@ def test_cli_check_exit_codes(capsys):
     assert "in sync" in capsys.readouterr().out
     assert main(["release", "hw9_none", "--check"]) == 2
     assert re.search(r"no solution notebook", capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("hw", ASSIGNMENTS)
+def test_student_notebook_names_its_assignment(hw):
+    """`course check my_copy.ipynb` finds the assignment from the notebook itself, whatever the file is called."""
+    from autograder.grading import _assignment_of
+    nb = nbformat.read(str(ROOT / "assignments" / hw / f"{hw}.ipynb"), as_version=4)
+    assert nb.metadata["course"]["assignment"] == hw
+    renamed = ROOT / "examples" / hw / "complete.ipynb"      # a student's copy under another name
+    assert _assignment_of(renamed, json.loads(renamed.read_text())) == hw
