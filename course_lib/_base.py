@@ -15,7 +15,8 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 
-__all__ = ["as_tensor", "to_output", "make_generator", "few_threads", "Estimator", "NotFittedError"]
+__all__ = ["as_tensor", "to_output", "make_generator", "few_threads", "Estimator", "NotFittedError",
+           "check_int", "check_nonneg", "check_choice", "check_n_components"]
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32, "float16": torch.float16,
            "bfloat16": torch.bfloat16, "double": torch.float64, "float": torch.float32}
@@ -114,6 +115,38 @@ def make_generator(random_state, device="cpu") -> torch.Generator:
     else:
         raise ValueError(f"random_state={random_state!r} must be None, an int or a torch.Generator")
     return gen
+
+
+def check_int(value, name: str, minimum: int = 1) -> int:
+    """``value`` as an int, or a one-line ValueError when it is not an integer ≥ ``minimum`` (1 or 0)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        kind = "positive" if minimum >= 1 else "non-negative"
+        raise ValueError(f"{name}={value!r} must be a {kind} integer")
+    return int(value)
+
+
+def check_nonneg(value, name: str) -> float:
+    """``value`` as a float, or a one-line ValueError when it is not a finite number ≥ 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < float("inf"):
+        raise ValueError(f"{name}={value!r} must be a non-negative finite number")
+    return float(value)
+
+
+def check_choice(value, name: str, options):
+    """``value``, or a one-line ValueError naming the allowed ``options``."""
+    if value not in options:
+        raise ValueError(f"{name}={value!r} is not supported; use one of {', '.join(map(repr, options))}")
+    return value
+
+
+def check_n_components(n_components, n_features: int) -> int:
+    """The number of components (``None``: all ``n_features``), at most ``n_features``."""
+    k = n_features if n_components is None else n_components
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
+        raise ValueError(f"n_components={n_components!r} must be a positive integer or None")
+    if k > n_features:
+        raise ValueError(f"n_components={k} is larger than n_features={n_features}; use at most {n_features}")
+    return int(k)
 
 
 @contextlib.contextmanager

@@ -15,22 +15,15 @@ computed with log-sum-exp so that far-away points do not underflow to 0/0.
 """
 from __future__ import annotations
 
-import numbers
 
 import numpy as np
 import torch
 from sklearn.base import ClassifierMixin
 
-from ._base import Estimator
+from ._base import Estimator, check_nonneg
 from ._gaussian import LOG_2PI, cholesky, log_gaussian_pdf
 
 __all__ = ["GaussianDiscriminantAnalysis", "GaussianNaiveBayes"]
-
-
-def _check_nonneg(value, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value >= 0 or value == float("inf"):
-        raise ValueError(f"{name}={value!r} must be a non-negative finite number")
-    return float(value)
 
 
 class _GenerativeClassifier(ClassifierMixin, Estimator):
@@ -185,7 +178,7 @@ class GaussianDiscriminantAnalysis(_GenerativeClassifier):
         self.dtype = dtype
 
     def _check_params(self) -> None:
-        _check_nonneg(self.reg_covar, "reg_covar")
+        check_nonneg(self.reg_covar, "reg_covar")
         if not isinstance(self.shared_covariance, (bool, np.bool_)):
             raise ValueError(f"shared_covariance={self.shared_covariance!r} must be True or False")
 
@@ -272,7 +265,7 @@ class GaussianNaiveBayes(_GenerativeClassifier):
         self.dtype = dtype
 
     def _check_params(self) -> None:
-        _check_nonneg(self.var_smoothing, "var_smoothing")
+        check_nonneg(self.var_smoothing, "var_smoothing")
 
     def _prior_attr(self):
         return self.class_prior_

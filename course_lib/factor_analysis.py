@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
-from ._base import Estimator, few_threads, as_tensor
+from ._base import Estimator, as_tensor, check_choice, check_int, check_n_components, check_nonneg, few_threads
 from ._gaussian import LOG_2PI, cholesky
 
 __all__ = ["FactorAnalysis"]
@@ -108,18 +108,10 @@ class FactorAnalysis(Estimator):
 
     # ------------------------------------------------------------------ checks and start
     def _check_params(self, n_features: int) -> int:
-        if self.completion not in _COMPLETIONS:
-            raise ValueError(f"completion={self.completion!r} is not one of {_COMPLETIONS}")
-        k = n_features if self.n_components is None else self.n_components
-        if not isinstance(k, numbers.Integral) or isinstance(k, bool) or k < 1:
-            raise ValueError(f"n_components={self.n_components!r} must be a positive integer or None")
-        if k > n_features:
-            raise ValueError(f"n_components={k} is larger than n_features={n_features}; use at most {n_features}")
-        if not isinstance(self.max_iter, numbers.Integral) or self.max_iter < 1:
-            raise ValueError(f"max_iter={self.max_iter!r} must be a positive integer")
-        if not (isinstance(self.tol, numbers.Real) and self.tol >= 0):
-            raise ValueError(f"tol={self.tol!r} must be a non-negative number")
-        return int(k)
+        check_choice(self.completion, "completion", _COMPLETIONS)
+        check_int(self.max_iter, "max_iter")
+        check_nonneg(self.tol, "tol")
+        return check_n_components(self.n_components, n_features)
 
     def _initial(self, S: torch.Tensor, var: torch.Tensor, k: int, floor: torch.Tensor):
         d = S.shape[0]
@@ -146,7 +138,6 @@ class FactorAnalysis(Estimator):
     @staticmethod
     def _posterior_pieces(A: torch.Tensor, psi: torch.Tensor):
         """``L`` (Cholesky of I + AᵀD⁻¹A), ``Σ_z``, ``β = Σ_z AᵀD⁻¹`` and ``AᵀD⁻¹``."""
-        k = A.shape[1]
         AtPinv = A.T / psi                                                   # (k, d)
         M = AtPinv @ A
         M.diagonal().add_(1.0)

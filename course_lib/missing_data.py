@@ -29,13 +29,12 @@ matrix and ``C_n``, so the work is done once per pattern and vectorised over its
 """
 from __future__ import annotations
 
-import numbers
 import warnings
 
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
-from ._base import Estimator, few_threads
+from ._base import Estimator, check_choice, check_int, check_nonneg, few_threads
 from ._gaussian import LOG_2PI, cholesky
 
 __all__ = ["MissingDataGaussian"]
@@ -215,12 +214,9 @@ class MissingDataGaussian(Estimator):
 
     # ---- checks ------------------------------------------------------------------------------------------
     def _check_params(self) -> None:
-        if self.completion not in ("expectation", "sampling"):
-            raise ValueError(f"completion={self.completion!r} must be 'expectation' or 'sampling'")
-        if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, numbers.Integral) or self.max_iter < 1:
-            raise ValueError(f"max_iter={self.max_iter!r} must be a positive integer")
-        if isinstance(self.tol, bool) or not isinstance(self.tol, numbers.Real) or not self.tol >= 0:
-            raise ValueError(f"tol={self.tol!r} must be a non-negative number")
+        check_choice(self.completion, "completion", ("expectation", "sampling"))
+        check_int(self.max_iter, "max_iter")
+        check_nonneg(self.tol, "tol")
 
     @staticmethod
     def _check_coverage(X: torch.Tensor) -> None:

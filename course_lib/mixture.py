@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
-from ._base import Estimator, few_threads
+from ._base import Estimator, check_choice, check_int, check_nonneg, few_threads
 from ._gaussian import LOG_2PI
 from .elbo import _log_normalize, _posterior_
 
@@ -238,30 +238,17 @@ class GaussianMixture(Estimator):
 
     # ------------------------------------------------------------------ checks
     def _check_hyperparameters(self, n_samples: int) -> None:
-        def is_int(v):
-            return isinstance(v, numbers.Integral) and not isinstance(v, bool)
-
-        if not is_int(self.n_components) or self.n_components < 1:
-            raise ValueError(f"n_components={self.n_components!r} must be a positive integer")
+        check_int(self.n_components, "n_components")
         if self.n_components > n_samples:
             raise ValueError(f"n_components={self.n_components} is larger than the number of samples "
                              f"({n_samples}); use at most {n_samples} components or pass more data")
-        if self.covariance_type not in _COVARIANCE_TYPES:
-            raise ValueError(f"covariance_type={self.covariance_type!r} is not supported; use one of "
-                             f"{', '.join(map(repr, _COVARIANCE_TYPES))}")
-        if self.init_params not in _INIT_PARAMS:
-            raise ValueError(f"init_params={self.init_params!r} is not supported; use 'kmeans' or "
-                             "'random_from_data'")
-        if self.completion not in _COMPLETIONS:
-            raise ValueError(f"completion={self.completion!r} is not supported; use 'expectation' or 'sampling'")
-        if not isinstance(self.tol, numbers.Real) or not self.tol >= 0:
-            raise ValueError(f"tol={self.tol!r} must be a non-negative number")
-        if not isinstance(self.reg_covar, numbers.Real) or not self.reg_covar >= 0:
-            raise ValueError(f"reg_covar={self.reg_covar!r} must be a non-negative number")
-        if not is_int(self.max_iter) or self.max_iter < 0:
-            raise ValueError(f"max_iter={self.max_iter!r} must be a non-negative integer")
-        if not is_int(self.n_init) or self.n_init < 1:
-            raise ValueError(f"n_init={self.n_init!r} must be a positive integer")
+        check_choice(self.covariance_type, "covariance_type", _COVARIANCE_TYPES)
+        check_choice(self.init_params, "init_params", _INIT_PARAMS)
+        check_choice(self.completion, "completion", _COMPLETIONS)
+        check_nonneg(self.tol, "tol")
+        check_nonneg(self.reg_covar, "reg_covar")
+        check_int(self.max_iter, "max_iter", minimum=0)
+        check_int(self.n_init, "n_init")
 
     def _user_init(self, X: torch.Tensor):
         """The user's initial parameters as tensors on X's device and dtype (None where not given)."""

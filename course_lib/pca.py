@@ -30,13 +30,13 @@ Normalisation
 from __future__ import annotations
 
 import math
-import numbers
 import warnings
 
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
-from ._base import Estimator, few_threads, as_tensor, make_generator, to_output
+from ._base import (Estimator, as_tensor, check_choice, check_int, check_n_components, check_nonneg, few_threads,
+                    make_generator, to_output)
 from ._gaussian import LOG_2PI
 
 __all__ = ["PCA", "iterative_pca_step"]
@@ -149,22 +149,15 @@ class PCA(Estimator):
 
     # ------------------------------------------------------------------ fitting
     def _check_params(self, n_samples: int, n_features: int) -> int:
-        if self.solver not in _SOLVERS:
-            raise ValueError(f"solver={self.solver!r} is not one of {_SOLVERS}")
-        k = n_features if self.n_components is None else self.n_components
-        if not isinstance(k, numbers.Integral) or isinstance(k, bool) or k < 1:
-            raise ValueError(f"n_components={self.n_components!r} must be a positive integer or None")
-        if k > n_features:
-            raise ValueError(f"n_components={k} is larger than n_features={n_features}; use at most {n_features}")
+        check_choice(self.solver, "solver", _SOLVERS)
+        k = check_n_components(self.n_components, n_features)
         if self.solver == "iterative":
             if k > n_samples - 1:
                 raise ValueError(f"n_components={k} needs at least {k + 1} samples for the iterative solver, "
                                  f"got {n_samples}; use fewer components")
-            if not isinstance(self.max_iter, numbers.Integral) or self.max_iter < 1:
-                raise ValueError(f"max_iter={self.max_iter!r} must be a positive integer")
-            if not (isinstance(self.tol, numbers.Real) and self.tol >= 0):
-                raise ValueError(f"tol={self.tol!r} must be a non-negative number")
-        return int(k)
+            check_int(self.max_iter, "max_iter")
+            check_nonneg(self.tol, "tol")
+        return k
 
     def fit(self, X, y=None):
         """Fit the principal subspace of ``X`` (n_samples, n_features). Returns self."""

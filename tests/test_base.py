@@ -44,3 +44,17 @@ def test_generator_is_seeded():
     assert torch.equal(a, b)
     with pytest.raises(ValueError, match="random_state"):
         make_generator("seven")
+
+
+def test_shared_parameter_checks():
+    from course_lib._base import check_choice, check_int, check_n_components, check_nonneg
+    assert check_int(3, "max_iter") == 3 and check_int(0, "max_iter", minimum=0) == 0
+    assert check_nonneg(0.5, "tol") == 0.5 and check_choice("full", "kind", ("full", "diag")) == "full"
+    assert check_n_components(None, 4) == 4 and check_n_components(2, 4) == 2
+    for call, match in [(lambda: check_int(True, "max_iter"), "max_iter=True must be a positive integer"),
+                        (lambda: check_int(-1, "max_iter", minimum=0), "non-negative integer"),
+                        (lambda: check_nonneg(float("inf"), "tol"), "non-negative finite number"),
+                        (lambda: check_choice("svd", "solver", ("eigh",)), "use one of 'eigh'"),
+                        (lambda: check_n_components(5, 4), "n_components=5 is larger than n_features=4")]:
+        with pytest.raises(ValueError, match=match):
+            call()
