@@ -1,24 +1,32 @@
-"""Run a command as untrusted code: resource limits, a wall-clock budget, a scrubbed environment, and,
-when the grader runs as root, a throw-away unprivileged user.
+"""Run a command as untrusted code, at the strongest isolation level the host offers.
 
-What a sandboxed process gets
------------------------------
-* its own working directory (the caller fills it with only what the run needs); ``HOME``, ``TMPDIR`` and the
-  Jupyter/IPython/matplotlib folders point inside it;
-* a scrubbed environment: ``PATH``, ``LANG``, thread caps (``OMP_NUM_THREADS`` ... = ``limits.threads``),
-  ``MPLBACKEND=Agg``, plus what the caller adds;
-* rlimits: address space, CPU seconds, processes, file size, no core dumps;
-* a new session: on timeout the whole process group is killed (and, with a private user, every process
-  of that user, so nothing escapes by ``setsid``);
-* stdout and stderr captured, keeping the first and last ``limits.output_bytes / 2`` bytes each.
+Isolation levels (``ISOLATION_LEVELS``, weakest first; every result records the one it had)
+------------------------------------------------------------------------------------------
+``namespaces``
+    bubblewrap (``bwrap``) gives the run its own user, mount, PID, IPC, network (loopback only, nothing
+    listening) and UTS namespaces. It sees the shared libraries of /usr (every Python installation there
+    masked), the sandbox's Python *runtime* read-only, its inputs read-only (``/sandbox/input``), the
+    supervisor's output folder (``/sandbox/out``) and a working folder that is a tmpfs of
+    ``limits.disk_bytes`` (``/sandbox/run``, also ``/tmp``). No checkout of the course, no other run, no
+    host process is visible. A supervisor nests its kernel in PID, IPC and mount namespaces of its own
+    (:func:`kernel_command`), so the student's code can neither signal nor read the supervisor.
+``uid``
+    (root, no namespaces) a throw-away user id per run from ``UID_RANGE``, rlimits and permissions: the
+    grader's own folders are made private (``protect``), but world-readable files of the host are readable.
+``none``
+    (unprivileged, no namespaces) the grader's own user with rlimits: for a student checking their own work.
 
-When the grader runs as root, each run gets a user id of its own from ``UID_RANGE`` (a lock file per uid
-keeps parallel graders apart, so ``RLIMIT_NPROC`` counts only that run's processes) and runs a private
-Python *runtime*: a hard-linked copy of this interpreter and of its site-packages *without* the course's
-reference code (``course_lib``, ``autograder``) and scikit-learn (``BLOCKED_DISTRIBUTIONS``), plus a copy of the
-student view of course_lib (``STUDENT_VIEW``: its data sets and seeding, no estimator). The project
-itself (``protect`` paths: its tests, hidden suites, the grading salt, other students' results) is made
-unreadable to other users, so student code can neither import nor read the reference.
+At every level: a scrubbed environment (``PATH``, ``LANG``, thread caps, ``MPLBACKEND=Agg``, plus what the
+caller adds); rlimits (address space, CPU seconds, file size, no core dumps; processes with a private uid);
+memory and processes capped for the run as a whole by a cgroup (v2, else v1) where the host has one and the
+grader is root; a new session and the parent-death signal, so a run dies with the grader that started it; on
+timeout every process of the run is killed; stdout and stderr captured, keeping the first and last
+``limits.output_bytes / 2`` bytes each.
+
+The runtime is a hard-linked copy of this interpreter and of its site-packages *without* the course's
+reference code (``course_lib``, ``autograder``) and scikit-learn (``BLOCKED_DISTRIBUTIONS``), plus a copy of
+the student view of course_lib (``STUDENT_VIEW``: its data sets and seeding, no estimator). Nothing outside
+the grader's own folders ever has its permissions changed.
 """
 from __future__ import annotations
 
@@ -29,6 +37,7 @@ import hashlib
 import os
 import random
 import resource
+import secrets
 import shutil
 import signal
 import stat
@@ -42,8 +51,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 __all__ = [
-    "Limits", "SandboxResult", "SandboxError", "run_sandboxed", "sandbox_python", "build_runtime",
+    "Limits", "SandboxResult", "SandboxError", "SandboxPaths", "run_sandboxed", "sandbox_python", "build_runtime",
     "privileged", "protect_paths", "private_dir", "UID_RANGE", "BLOCKED_DISTRIBUTIONS", "describe_exit",
+    "ISOLATION_LEVELS", "isolation_level", "sandbox_paths", "kernel_command",
 ]
 
 #: User ids handed to sandboxed runs when the grader is root (none of them may exist in /etc/passwd).
@@ -75,11 +85,12 @@ class Limits:
     Parameters
     ----------
     memory_bytes : int
-        Address-space limit of each process (``RLIMIT_AS``); importing torch alone takes about 0.7 GB.
+        Memory of the run as a whole (a cgroup, where the host has one) and address space of each process
+        (``RLIMIT_AS``); importing torch alone takes about 0.7 GB of address space.
     cpu_seconds : int
         CPU-time limit of each process (``RLIMIT_CPU``).
     max_processes : int
-        Processes and threads of the run's user (``RLIMIT_NPROC``; enforced per run only with a private uid).
+        Processes and threads of the run (a cgroup's ``pids.max``, and ``RLIMIT_NPROC`` of a private uid).
     file_size_bytes : int
         Largest file a process may write (``RLIMIT_FSIZE``).
     wall_seconds : float
@@ -88,6 +99,8 @@ class Limits:
         How much of stdout (and of stderr) is kept: the first and the last half of it.
     threads : int
         Threads for BLAS/OpenMP/torch (``OMP_NUM_THREADS`` ...).
+    disk_bytes : int
+        Size of the run's working folder (a tmpfs) in a namespace sandbox: every file it writes, together.
     """
 
     memory_bytes: int = 4 * 2**30
@@ -97,9 +110,11 @@ class Limits:
     wall_seconds: float = 600.0
     output_bytes: int = 64 * 2**10
     threads: int = 1
+    disk_bytes: int = 512 * 2**20
 
     def __post_init__(self):
-        for name in ("memory_bytes", "cpu_seconds", "max_processes", "file_size_bytes", "output_bytes", "threads"):
+        for name in ("memory_bytes", "cpu_seconds", "max_processes", "file_size_bytes", "output_bytes", "threads",
+                     "disk_bytes"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"Limits.{name} must be a positive int, got {value!r}")
@@ -127,7 +142,11 @@ class SandboxResult:
     duration : float
         Wall-clock seconds.
     uid : int
-        The user id the command ran as.
+        The user id the command ran as (outside any user namespace).
+    isolation : str
+        The isolation level the run had (one of ``ISOLATION_LEVELS``).
+    cgroup : str or None
+        "v1" or "v2" when memory and processes were capped for the run as a whole by a cgroup, else None.
     """
 
     returncode: int
@@ -137,6 +156,8 @@ class SandboxResult:
     reason: str | None
     duration: float
     uid: int = -1
+    isolation: str = "none"
+    cgroup: str | None = None
 
 
 # ---------------------------------------------------------------------------------------- small helpers
@@ -178,25 +199,39 @@ def private_dir(path) -> Path:
 
 
 def protect_paths(paths) -> list:
-    """Take group/other permissions off each path (the directory itself, not recursively).
+    """Take group/other permissions off each of the grader's own folders (the folder itself, not recursively).
 
     With a directory mode of 0700 no other user can list it or reach anything below it, whatever the
     modes inside. Only done when running as root (an unprivileged grader shares its uid with the sandbox,
-    so permissions cannot separate them). Returns the paths that were changed.
+    so permissions cannot separate them). Fails closed: a path that cannot be protected raises SandboxError.
+    The interpreter's prefix, the project and the file system's top folders are refused (a grader must
+    never change them: with a system Python, the prefix is /usr). Returns the paths that were changed.
     """
     changed = []
     if not privileged():
         return changed
+    forbidden = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, _PROJECT_ROOT, "/",
+                                              Path.home(), tempfile.gettempdir(), "/usr", "/var", "/etc")}
     for p in paths:
         if p is None:
             continue
         p = Path(p)
+        real = p.resolve()
+        if real in forbidden or any(real in Path(f).parents for f in (sys.prefix, _PROJECT_ROOT)):
+            raise SandboxError(f"refusing to change the permissions of {p}: keep the grader's output and state "
+                               f"folders outside the project and the Python installation")
         try:
-            st = os.stat(p)
+            st = os.stat(p, follow_symlinks=False)
         except FileNotFoundError:
             continue
+        if stat.S_ISLNK(st.st_mode):
+            raise SandboxError(f"{p} is a symbolic link: give the grader a real folder")
         if st.st_mode & 0o077:
-            os.chmod(p, stat.S_IMODE(st.st_mode) & ~0o077)
+            try:
+                os.chmod(p, stat.S_IMODE(st.st_mode) & ~0o077)
+            except OSError as exc:
+                raise SandboxError(f"could not make {p} private ({exc.strerror}): fix its owner or choose "
+                                   f"another folder") from None
             changed.append(p)
     return changed
 
@@ -475,26 +510,274 @@ def _check_reachable(path: Path, uid: int) -> None:
                                f"{stat.S_IMODE(mode):04o}; use a working directory under {tempfile.gettempdir()}")
 
 
+# ---------------------------------------------------------------------------------------- isolation
+#: Isolation levels, weakest first. "namespaces": bubblewrap gives the run its own mount, PID, IPC, network
+#: and UTS namespaces; "uid": a private user id, rlimits and file permissions (the grader runs as root but the
+#: host has no namespaces); "none": the grader's own user with rlimits (an unprivileged grader without
+#: namespaces: fine for a student checking their own work, not for hidden checks).
+ISOLATION_LEVELS = ("none", "uid", "namespaces")
+
+#: Where things sit inside a namespace sandbox.
+SANDBOX_ROOT = "/sandbox"
+
+
+@dataclass(frozen=True)
+class SandboxPaths:
+    """The folders of one run as the sandboxed process sees them.
+
+    ``input``: read-only (what the run reads: the notebook, its case inputs); ``out``: the supervisor's
+    folder, the host folder the grader reads afterwards; ``run``: the working folder (``HOME``), a size-capped
+    tmpfs in a namespace sandbox. Without namespaces ``out`` and ``run`` are the same host folder.
+    """
+
+    input: str
+    out: str
+    run: str
+
+
+def _bwrap() -> str | None:
+    path = os.environ.get("COURSE_BWRAP") or shutil.which("bwrap")
+    return path if path and os.access(path, os.X_OK) else None
+
+
+_LEVEL: dict = {}
+
+
+def isolation_level() -> str:
+    """The strongest isolation this host offers: "namespaces", "uid" or "none" (see ISOLATION_LEVELS).
+
+    "namespaces" needs bubblewrap (``bwrap``) and a kernel that lets it create namespaces, checked once per
+    process by running ``bwrap`` for real. ``COURSE_SANDBOX_ISOLATION`` caps the level (tests use it to try
+    the fallbacks); it can only lower the level, never claim one the host lacks.
+    """
+    key = (os.geteuid(), _bwrap())
+    if key not in _LEVEL:
+        level = "uid" if privileged() else "none"
+        if key[1] is not None:
+            probe = [key[1], "--unshare-all", "--die-with-parent", *_system_binds(), "--proc", "/proc",
+                     "--dev", "/dev", "--", "/bin/true"]
+            try:
+                ok = subprocess.run(probe, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL, timeout=20,
+                                    preexec_fn=_drop_to(UID_RANGE.stop - 1) if privileged() else None).returncode == 0
+            except (OSError, subprocess.SubprocessError):
+                ok = False
+            if ok:
+                level = "namespaces"
+        _LEVEL[key] = level
+    level = _LEVEL[key]
+    cap = os.environ.get("COURSE_SANDBOX_ISOLATION")
+    if cap:
+        if cap not in ISOLATION_LEVELS:
+            raise SandboxError(f"COURSE_SANDBOX_ISOLATION={cap!r}: use one of {', '.join(ISOLATION_LEVELS)}")
+        if ISOLATION_LEVELS.index(cap) < ISOLATION_LEVELS.index(level):
+            level = cap
+    if level == "uid" and not privileged():
+        level = "none"
+    return level
+
+
+def sandbox_paths(level: str, workdir, inputs=None) -> SandboxPaths:
+    """Where ``inputs`` (read-only), ``workdir`` (the supervisor's folder) and the working folder appear."""
+    if level == "namespaces":
+        return SandboxPaths(f"{SANDBOX_ROOT}/input", f"{SANDBOX_ROOT}/out", f"{SANDBOX_ROOT}/run")
+    workdir = str(Path(workdir).absolute())
+    return SandboxPaths(str(Path(inputs).absolute()) if inputs else workdir, workdir, workdir)
+
+
+def _system_binds() -> list:
+    """bwrap arguments giving read-only shared libraries and programs, and nothing of Python's own.
+
+    /usr is bound read-only with every Python installation in it masked (``/usr/local``, ``/usr/lib/python*``:
+    another environment's scikit-learn or a copy of the course must not be importable); /lib, /bin ... follow
+    the host (symlinks into /usr, or read-only binds). /etc gives only the dynamic linker's cache.
+    """
+    args = ["--ro-bind", "/usr", "/usr"]
+    for pattern in ("/usr/local", "/usr/lib/python*", "/usr/lib64/python*", "/usr/share/python*",
+                    "/usr/lib/*/python*"):
+        for hit in sorted(Path("/").glob(pattern.lstrip("/"))):
+            if hit.is_dir() and not hit.is_symlink():
+                args += ["--tmpfs", str(hit)]
+    for top in ("/lib", "/lib32", "/lib64", "/bin", "/sbin"):
+        if os.path.islink(top):
+            args += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            args += ["--ro-bind", top, top]
+    for f in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/localtime"):
+        if os.path.exists(f):
+            args += ["--ro-bind", f, f]
+    return args
+
+
+def _namespace_args(runtime: Path | None, limits: "Limits", paths: SandboxPaths, *, inputs=None, out=None,
+                    run=None, kernel: bool = False) -> list:
+    """The bwrap options of a run (``kernel=False``: the supervisor) or of its kernel nested inside it.
+
+    The supervisor gets every namespace (``--unshare-all``: user, mount, PID, IPC, network with loopback only,
+    UTS, cgroup), the runtime and its inputs read-only, its output folder, and a working folder that is a
+    tmpfs of ``limits.disk_bytes``. The kernel runs inside the supervisor's sandbox in PID, IPC and mount
+    namespaces of its own (it keeps the supervisor's loopback to talk to it): it can see, signal and read
+    neither the supervisor nor its output folder.
+    """
+    # a nested kernel's parent is the namespace's init: without JPY_PARENT_PID, ipykernel does not take that
+    # for its parent having exited (it dies with its supervisor through --die-with-parent instead)
+    args = ["--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unsetenv", "JPY_PARENT_PID"] if kernel \
+        else ["--unshare-all"]
+    args += ["--die-with-parent", "--new-session", "--hostname", "sandbox", *_system_binds()]
+    if runtime is not None:
+        args += ["--ro-bind", str(runtime), str(runtime)]
+    args += ["--proc", "/proc", "--dev", "/dev", "--dir", SANDBOX_ROOT]
+    if kernel:  # re-bind what the supervisor sees, minus its output folder
+        args += ["--ro-bind", paths.input, paths.input, "--bind", paths.run, paths.run]
+    else:
+        if inputs is not None:
+            args += ["--ro-bind", str(inputs), paths.input]
+        args += ["--bind", str(out), paths.out, "--size", str(limits.disk_bytes), "--tmpfs", paths.run]
+        for sub in _HOME_DIRS:
+            args += ["--dir", f"{paths.run}/{sub}"]
+    args += ["--symlink", f"{paths.run}/tmp", "/tmp", "--symlink", f"{paths.run}/tmp", "/var/tmp",
+             "--chdir", paths.run]
+    return args
+
+
+def kernel_command(level: str, limits: "Limits", paths: SandboxPaths) -> list:
+    """The prefix a supervisor puts before its kernel's command line (empty without namespaces)."""
+    if level != "namespaces":
+        return []
+    runtime = build_runtime()
+    return [_bwrap() or "bwrap", *_namespace_args(runtime, limits, paths, kernel=True), "--"]
+
+
+# ---------------------------------------------------------------------------------------- cgroups
+class _Cgroup:
+    """Memory and process caps for a run as a whole: a cgroup of its own (v2, else v1), where the host
+    has a writable cgroup file system with those controllers. ``kind`` is "v2", "v1" or None (no caps)."""
+
+    def __init__(self, limits: "Limits"):
+        self.dirs, self.kind = [], None
+        name = f"course-sandbox-{os.getpid()}-{secrets.token_hex(4)}"
+        try:
+            self._create_v2(name, limits) or self._create_v1(name, limits)
+        except OSError:
+            self.close()
+            self.dirs, self.kind = [], None
+
+    @staticmethod
+    def _own(controller: str) -> str | None:
+        with open("/proc/self/cgroup") as fh:
+            for line in fh:
+                _, ctrls, path = line.rstrip("\n").split(":", 2)
+                if (controller == "" and ctrls == "") or controller in ctrls.split(","):
+                    return path
+        return None
+
+    @staticmethod
+    def _mounts(fstype: str) -> list:
+        out = []
+        with open("/proc/self/mounts") as fh:
+            for line in fh:
+                dev, mnt, typ, opts, *_ = line.split()
+                if typ == fstype:
+                    out.append((mnt, opts.split(",")))
+        return out
+
+    def _create_v2(self, name, limits) -> bool:
+        own = self._own("")
+        for mnt, _ in self._mounts("cgroup2"):
+            parent = Path(mnt) / (own or "/").lstrip("/")
+            try:
+                ctrls = (parent / "cgroup.subtree_control").read_text().split()
+            except OSError:
+                continue
+            if not {"memory", "pids"} <= set(ctrls):
+                continue
+            d = parent / name
+            d.mkdir()
+            self.dirs.append(d)
+            (d / "memory.max").write_text(str(limits.memory_bytes))
+            with contextlib.suppress(OSError):
+                (d / "memory.swap.max").write_text("0")
+            (d / "pids.max").write_text(str(limits.max_processes))
+            self.kind = "v2"
+            return True
+        return False
+
+    def _create_v1(self, name, limits) -> bool:
+        found = {}
+        for mnt, opts in self._mounts("cgroup"):
+            for ctrl in ("memory", "pids"):
+                if ctrl in opts and ctrl not in found:
+                    own = self._own(ctrl) or "/"
+                    found[ctrl] = Path(mnt) / own.lstrip("/")
+        if set(found) != {"memory", "pids"}:
+            return False
+        for ctrl, parent in found.items():
+            d = parent / name
+            d.mkdir()
+            self.dirs.append(d)
+            if ctrl == "memory":
+                (d / "memory.limit_in_bytes").write_text(str(limits.memory_bytes))
+                with contextlib.suppress(OSError):
+                    (d / "memory.memsw.limit_in_bytes").write_text(str(limits.memory_bytes))
+            else:
+                (d / "pids.max").write_text(str(limits.max_processes))
+        self.kind = "v1"
+        return True
+
+    def join(self) -> None:
+        """Move the calling process into the run's cgroups (called in the child before exec)."""
+        for d in self.dirs:
+            (d / "cgroup.procs").write_text(str(os.getpid()))
+
+    def pids(self) -> list:
+        out = []
+        for d in self.dirs:
+            with contextlib.suppress(OSError):
+                out += [int(x) for x in (d / "cgroup.procs").read_text().split()]
+        return out
+
+    def close(self) -> None:
+        """Kill what is left in the cgroups and remove them."""
+        for _ in range(200):
+            left = self.pids()
+            if not left:
+                break
+            for pid in left:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.01)
+        for d in self.dirs:
+            for _ in range(100):
+                try:
+                    d.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.02)
+
+
 # ---------------------------------------------------------------------------------------- running
-def _environment(workdir: Path, limits: Limits, env_extra, runtime: Path | None) -> dict:
+def _environment(paths: SandboxPaths, limits: Limits, env_extra, runtime: Path | None, tmp: str) -> dict:
     threads = str(limits.threads)
-    path = "/usr/local/bin:/usr/bin:/bin"
+    path = "/usr/bin:/bin"
+    home = Path(paths.run)
     env = {
         "PATH": (f"{runtime}/bin:" if runtime else f"{Path(sys.executable).parent}:") + path,
-        "HOME": str(workdir),
-        "TMPDIR": str(workdir / "tmp"),
+        "HOME": str(home),
+        "TMPDIR": tmp,
         "LANG": "C.UTF-8",
         "LC_ALL": "C.UTF-8",
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONNOUSERSITE": "1",
         "PYTHONUNBUFFERED": "1",
         "MPLBACKEND": "Agg",
-        "MPLCONFIGDIR": str(workdir / ".config" / "matplotlib"),
-        "JUPYTER_CONFIG_DIR": str(workdir / ".jupyter"),
-        "JUPYTER_DATA_DIR": str(workdir / ".local" / "share" / "jupyter"),
-        "JUPYTER_RUNTIME_DIR": str(workdir / ".local" / "share" / "jupyter" / "runtime"),
+        "MPLCONFIGDIR": str(home / ".config" / "matplotlib"),
+        "JUPYTER_CONFIG_DIR": str(home / ".jupyter"),
+        "JUPYTER_DATA_DIR": str(home / ".local" / "share" / "jupyter"),
+        "JUPYTER_RUNTIME_DIR": str(home / ".local" / "share" / "jupyter" / "runtime"),
         "JUPYTER_PLATFORM_DIRS": "1",
-        "IPYTHONDIR": str(workdir / ".ipython"),
+        "IPYTHONDIR": str(home / ".ipython"),
         "OMP_NUM_THREADS": threads,
         "MKL_NUM_THREADS": threads,
         "OPENBLAS_NUM_THREADS": threads,
@@ -502,6 +785,9 @@ def _environment(workdir: Path, limits: Limits, env_extra, runtime: Path | None)
         "VECLIB_MAXIMUM_THREADS": threads,
         "TORCH_NUM_THREADS": threads,
         "CUDA_VISIBLE_DEVICES": "",
+        "COURSE_SANDBOX_INPUT": paths.input,
+        "COURSE_SANDBOX_OUT": paths.out,
+        "COURSE_SANDBOX_RUN": paths.run,
     }
     if runtime is not None:
         env["LD_LIBRARY_PATH"] = str(runtime / "lib")
@@ -510,8 +796,23 @@ def _environment(workdir: Path, limits: Limits, env_extra, runtime: Path | None)
     return env
 
 
-def _rlimits(limits: Limits, nproc: int | None):
-    def apply():  # runs in the child after the uid switch, before exec
+_HOME_DIRS = ("tmp", ".config/matplotlib", ".jupyter", ".ipython", ".local/share/jupyter/runtime")
+
+
+def _drop_to(uid: int):
+    def drop():
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
+    return drop
+
+
+def _child_setup(limits: Limits, nproc: int | None, cgroup: _Cgroup | None, uid: int | None):
+    def apply():  # runs in the child before exec: cgroups (as root), the parent-death signal, rlimits, the uid
+        if cgroup is not None:
+            cgroup.join()
+        _set_parent_death_signal()
+
         def lim(res, soft, hard=None):
             hard = soft if hard is None else hard
             with contextlib.suppress(ValueError, OSError):
@@ -523,7 +824,16 @@ def _rlimits(limits: Limits, nproc: int | None):
         if nproc is not None:
             lim(resource.RLIMIT_NPROC, nproc)
         os.umask(0o077)
+        if uid is not None:
+            _drop_to(uid)()
     return apply
+
+
+def _set_parent_death_signal() -> None:
+    """Ask the kernel to SIGKILL this process when its parent dies (Linux; a no-op elsewhere)."""
+    with contextlib.suppress(Exception):
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
 
 
 class _Capture(threading.Thread):
@@ -556,82 +866,112 @@ class _Capture(threading.Thread):
         return (bytes(self.head).decode("utf-8", "replace") + mid + bytes(self.tail).decode("utf-8", "replace"))
 
 
-def run_sandboxed(argv, workdir, limits: Limits | None = None, env_extra=None, protect=(),
-                  python_placeholder: str = "{python}") -> SandboxResult:
-    """Run ``argv`` in ``workdir`` under ``limits``, as a private user when the grader is root.
+def run_sandboxed(argv, workdir, limits: Limits | None = None, env_extra=None, protect=(), inputs=None,
+                  level: str | None = None, python_placeholder: str = "{python}") -> SandboxResult:
+    """Run ``argv`` under ``limits`` at the strongest isolation level the host offers.
 
     Parameters
     ----------
     argv : list of str
-        The command. An item equal to ``"{python}"`` is replaced by the sandbox's interpreter.
+        The command. An item equal to ``"{python}"`` is replaced by the sandbox's interpreter. Paths in it
+        must be the ones the run sees (:func:`sandbox_paths`).
     workdir : path
-        An existing directory holding only what the run needs; the command runs in it and may write only
-        there (and in the shared temporary folders, which are cleaned after the run). When running as root
-        it is handed to the run's user for the run and must sit below world-traversable directories; put it
-        inside a root-owned folder of mode 0711 (not directly in /tmp) so the run cannot rename or replace it.
+        An existing grader-owned folder the run may write (the supervisor's output folder, ``paths.out``).
+        Without namespaces it is also the run's working folder; in a namespace sandbox the working folder is
+        a private tmpfs of ``limits.disk_bytes`` that disappears with the run. As root, put it inside a
+        root-owned folder of mode 0711 (not directly in /tmp) so the run cannot rename or replace it.
     limits : Limits
     env_extra : dict, optional
         Extra environment variables.
     protect : iterable of paths
-        Paths to make unreadable to other users before the run (the project, the grader's output folder,
-        the salt file). Only applies when running as root.
+        Without namespaces, grader-owned paths to make unreadable to the run's user (the grader's output
+        folder, the salt): fails with SandboxError rather than run with them exposed. A namespace sandbox
+        sees none of them anyway. The interpreter's prefix and the project are never touched.
+    inputs : path, optional
+        A folder the run reads but cannot change (``paths.input``).
+    level : str, optional
+        The isolation level to use (default :func:`isolation_level`); asking for one the host lacks fails.
 
     Returns
     -------
     SandboxResult
+        ``isolation`` names the level used and ``cgroup`` the kind of whole-run caps ("v1", "v2" or None).
     """
     limits = limits or Limits()
     workdir = Path(workdir).absolute()
     if not workdir.is_dir() or workdir.is_symlink():
         raise SandboxError(f"working directory {workdir} does not exist")
-    for sub in ("tmp", ".config", ".jupyter", ".ipython", ".local/share/jupyter/runtime"):
-        (workdir / sub).mkdir(parents=True, exist_ok=True)
+    available = isolation_level()
+    level = level or available
+    if level not in ISOLATION_LEVELS:
+        raise SandboxError(f"unknown isolation level {level!r}: use one of {', '.join(ISOLATION_LEVELS)}")
+    if ISOLATION_LEVELS.index(level) > ISOLATION_LEVELS.index(available):
+        raise SandboxError(f"isolation level {level!r} is not available on this host (it offers {available!r})")
     as_root = privileged()
-    if as_root:
-        protect_paths([_PROJECT_ROOT, Path(sys.prefix), *protect])
-    runtime = build_runtime() if as_root else None
+    paths = sandbox_paths(level, workdir, inputs)
+    if level != "namespaces":
+        for sub in _HOME_DIRS:
+            (workdir / sub).mkdir(parents=True, exist_ok=True)
+        if as_root:
+            protect_paths(protect)
+    runtime = build_runtime() if (as_root or level == "namespaces") else None
     python = str(runtime / "bin" / "python3") if runtime else sys.executable
     argv = [python if a == python_placeholder else str(a) for a in argv]
-    env = _environment(workdir, limits, env_extra, runtime)
+    env = _environment(paths, limits, env_extra, runtime, "/tmp" if level == "namespaces" else str(workdir / "tmp"))
+    if level == "namespaces":
+        argv = [_bwrap(), *_namespace_args(runtime, limits, paths, inputs=inputs, out=workdir), "--", *argv]
 
     with (_private_uid() if as_root else contextlib.nullcontext(None)) as uid:
-        kwargs = {}
-        if uid is not None:
-            _check_reachable(workdir, uid)
-            _chown_tree(workdir, uid, uid)
-            os.chmod(workdir, 0o700)
-            kwargs = dict(user=uid, group=uid, extra_groups=[])
-        start = time.monotonic()
+        cgroup = _Cgroup(limits) if as_root else None
         try:
-            proc = subprocess.Popen(
-                argv, cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, start_new_session=True, close_fds=True,
-                preexec_fn=_rlimits(limits, limits.max_processes if uid is not None else None), **kwargs)
-        except OSError as exc:
-            raise SandboxError(f"could not start {argv[0]}: {exc}") from exc
-        out, err = _Capture(proc.stdout, limits.output_bytes), _Capture(proc.stderr, limits.output_bytes)
-        out.start()
-        err.start()
-        timed_out = False
-        try:
-            proc.wait(timeout=limits.wall_seconds)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-        finally:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
             if uid is not None:
-                _kill_uid(uid)
-            proc.wait()
-        duration = time.monotonic() - start
-        for t in (out, err):
-            t.join(timeout=2.0)
-        for s in (proc.stdout, proc.stderr):
-            with contextlib.suppress(OSError):
-                s.close()
-        if uid is not None:  # hand the folder back to the grader before it reads anything in it
-            _chown_tree(workdir, 0, 0)
+                if level != "namespaces":
+                    _check_reachable(workdir, uid)
+                _chown_tree(workdir, uid, uid)
+                if inputs is not None and level != "namespaces":
+                    _check_reachable(Path(inputs), uid)
+                os.chmod(workdir, 0o700)
+            start = time.monotonic()
+            try:
+                proc = subprocess.Popen(
+                    argv, cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE, start_new_session=True, close_fds=True,
+                    preexec_fn=_child_setup(limits, limits.max_processes if uid is not None else None,
+                                            cgroup if cgroup and cgroup.kind else None, uid))
+            except OSError as exc:
+                raise SandboxError(f"could not start {argv[0]}: {exc}") from exc
+            out, err = _Capture(proc.stdout, limits.output_bytes), _Capture(proc.stderr, limits.output_bytes)
+            out.start()
+            err.start()
+            timed_out = False
+            try:
+                proc.wait(timeout=limits.wall_seconds)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+            finally:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                if cgroup is not None:
+                    for pid in cgroup.pids():
+                        with contextlib.suppress(OSError):
+                            os.kill(pid, signal.SIGKILL)
+                if uid is not None:
+                    _kill_uid(uid)
+                proc.wait()
+            duration = time.monotonic() - start
+            for t in (out, err):
+                t.join(timeout=2.0)
+            for s in (proc.stdout, proc.stderr):
+                with contextlib.suppress(OSError):
+                    s.close()
+        finally:
+            if cgroup is not None:
+                cgroup.close()
+            if uid is not None:  # hand the folder back to the grader before it reads anything in it
+                _chown_tree(workdir, 0, 0)
     rc = proc.returncode
+    if level == "namespaces" and 128 < rc < 128 + 65:
+        rc = 128 - rc  # bwrap reports a command killed by signal N as exit status 128 + N
     if timed_out:
         reason = f"did not finish within the {limits.wall_seconds:g} s budget"
     elif rc == 0:
@@ -641,4 +981,5 @@ def run_sandboxed(argv, workdir, limits: Limits | None = None, env_extra=None, p
     else:
         reason = describe_exit(rc)
     return SandboxResult(returncode=rc, stdout=out.text(), stderr=err.text(), timed_out=timed_out,
-                         reason=reason, duration=duration, uid=uid if uid is not None else os.getuid())
+                         reason=reason, duration=duration, uid=uid if uid is not None else os.getuid(),
+                         isolation=level, cgroup=cgroup.kind if cgroup is not None else None)

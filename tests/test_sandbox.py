@@ -1,32 +1,48 @@
-"""The sandbox: limits, timeouts, a scrubbed environment, and (as root) a private user that can read
-nothing of the project and import neither the reference nor scikit-learn."""
+"""The sandbox: limits, timeouts, a scrubbed environment, and the isolation levels. In a namespace sandbox
+(bubblewrap) a run sees no network, no host process, no other run, no copy of the course and nothing of the
+host's Python installations; memory, processes and disk are capped for the run as a whole; a nested kernel
+cannot touch its supervisor. Without namespaces, a private user that can read nothing of the grader."""
 import json
 import os
 import signal
+import socket
+import stat
+import subprocess
+import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
 
 from autograder import sandbox
-from autograder.sandbox import Limits, describe_exit, run_sandboxed
+from autograder.sandbox import Limits, SandboxError, describe_exit, run_sandboxed
 
 REPO = Path(__file__).resolve().parents[1]
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="a private sandbox user needs a grader running as root")
-FAST = Limits(wall_seconds=20, memory_bytes=1 << 30, max_processes=64, file_size_bytes=1 << 20,
-              output_bytes=4096, cpu_seconds=10)
+namespaces = pytest.mark.skipif(sandbox.isolation_level() != "namespaces",
+                                reason="this host offers no namespaces (install bubblewrap)")
+FAST = Limits(wall_seconds=30, memory_bytes=1 << 30, max_processes=64, file_size_bytes=1 << 20,
+              output_bytes=4096, cpu_seconds=20, disk_bytes=64 << 20)
+
+
+def limits(**kw):
+    return Limits(**{**FAST.as_dict(), **kw})
 
 
 @pytest.fixture
 def rundir():
-    d = Path(tempfile.mkdtemp(prefix="course-test-run-"))
+    outer = Path(tempfile.mkdtemp(prefix="course-test-run-"))
+    os.chmod(outer, 0o711)
+    d = outer / "run"
+    d.mkdir()
     yield d
     import shutil
-    shutil.rmtree(d, ignore_errors=True)
+    shutil.rmtree(outer, ignore_errors=True)
 
 
-def py(code, rundir, limits=FAST, **kw):
-    return run_sandboxed(["{python}", "-I", "-c", code], rundir, limits, **kw)
+def py(code, rundir, lim=FAST, **kw):
+    return run_sandboxed(["{python}", "-I", "-c", code], rundir, lim, **kw)
 
 
 def test_limits_are_validated():
@@ -34,6 +50,8 @@ def test_limits_are_validated():
         Limits(memory_bytes=0)
     with pytest.raises(ValueError, match="wall_seconds"):
         Limits(wall_seconds=-1)
+    with pytest.raises(ValueError, match="disk_bytes"):
+        Limits(disk_bytes=0)
 
 
 def test_describe_exit_names_the_signal():
@@ -42,32 +60,42 @@ def test_describe_exit_names_the_signal():
     assert "file-size limit" in describe_exit(-signal.SIGXFSZ)
 
 
+def test_isolation_level_can_be_lowered_but_not_raised(monkeypatch):
+    assert sandbox.isolation_level() in sandbox.ISOLATION_LEVELS
+    monkeypatch.setenv("COURSE_SANDBOX_ISOLATION", "none")
+    assert sandbox.isolation_level() == "none"
+    monkeypatch.setenv("COURSE_SANDBOX_ISOLATION", "bogus")
+    with pytest.raises(SandboxError, match="COURSE_SANDBOX_ISOLATION"):
+        sandbox.isolation_level()
+
+
 def test_environment_is_scrubbed_and_threads_capped(rundir, monkeypatch):
     monkeypatch.setenv("COURSE_GRADER_SALT", "do-not-leak")
-    r = py("import json, os; print(json.dumps(dict(os.environ)))", rundir, FAST.__class__(**{**FAST.as_dict(), "threads": 2}))
+    r = py("import json, os; print(json.dumps(dict(os.environ)))", rundir, limits(threads=2))
     assert r.returncode == 0, r.stderr
     env = json.loads(r.stdout)
-    assert "COURSE_GRADER_SALT" not in env and not any("SALT" in k for k in env)
-    assert env["HOME"] == str(rundir.resolve()) and env["OMP_NUM_THREADS"] == "2" and env["MPLBACKEND"] == "Agg"
-    assert env["TMPDIR"].startswith(str(rundir.resolve()))
+    assert not any("SALT" in k for k in env)
+    assert env["OMP_NUM_THREADS"] == "2" and env["MPLBACKEND"] == "Agg"
+    assert env["HOME"] == env["COURSE_SANDBOX_RUN"]
+    assert r.isolation == sandbox.isolation_level()
 
 
 def test_wall_clock_budget_kills_the_whole_group(rundir):
     code = ("import os, time\n"
             "if os.fork() == 0:\n    os.setsid()\n    time.sleep(60)\n"
             "open('started', 'w').close(); time.sleep(60)")
-    r = py(code, rundir, Limits(**{**FAST.as_dict(), "wall_seconds": 1.5}))
-    assert r.timed_out and "1.5 s" in r.reason and r.duration < 5
+    r = py(code, rundir, limits(wall_seconds=3))
+    assert r.timed_out and "3 s" in r.reason and r.duration < 8
     if os.geteuid() == 0:  # the setsid'd grandchild is gone too
         assert not sandbox._uid_has_processes(r.uid)
 
 
-def test_memory_file_size_and_process_limits(rundir):
+def test_memory_file_size_and_cpu_limits(rundir):
     r = py("x = bytearray(2 << 30)", rundir)
     assert r.returncode != 0 and "MemoryError" in r.stderr
     r = py("open('big', 'wb').write(b'x' * (2 << 20))", rundir)
     assert r.returncode != 0 and "File too large" in r.stderr  # Python ignores SIGXFSZ: the write fails
-    r = py("while True: pass", rundir, Limits(**{**FAST.as_dict(), "cpu_seconds": 1}))
+    r = py("while True: pass", rundir, limits(cpu_seconds=1))
     assert r.returncode == -signal.SIGXCPU and "CPU" in r.reason
 
 
@@ -78,62 +106,167 @@ def test_output_flood_is_truncated_keeping_head_and_tail(rundir):
     assert "dropped" in r.stdout
 
 
-@as_root
-def test_private_user_cannot_read_secrets_nor_import_the_reference(rundir):
-    salt = Path(tempfile.mkdtemp(prefix="course-test-grader-")) / "salt"
-    salt.write_text("secret")
-    os.chmod(salt, 0o600)
-    canary = Path(tempfile.mkdtemp(prefix="course-test-canary-"))
-    os.chmod(canary, 0o755)
-    (canary / "keep.txt").write_text("keep")
-    os.chmod(canary / "keep.txt", 0o644)
-    probes = [str(salt), str(REPO / "autograder" / "suites" / "__init__.py"), str(REPO / "tests" / "conftest.py"),
-              str(REPO / "course_lib" / "__init__.py"), "/root/.bashrc"]
-    code = f"""
-import json, os, sys
-out = {{"uid": os.getuid(), "read": [], "imported": [], "wrote": []}}
-for p in {probes!r}:
+@pytest.fixture
+def decoy():
+    """A world-readable copy of the course outside the repository, as another checkout would be."""
+    import shutil
+    d = Path(tempfile.mkdtemp(prefix="course-decoy-"))
+    shutil.copytree(REPO / "course_lib", d / "course_lib", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "autograder", d / "autograder", ignore=shutil.ignore_patterns("__pycache__"))
+    for p in [d, *d.rglob("*")]:
+        os.chmod(p, 0o755 if p.is_dir() else 0o644)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@namespaces
+def test_namespace_sandbox_sees_nothing_of_the_host(rundir, decoy):
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    sentinel = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "course-sentinel-marker"])
+    secret = Path(tempfile.mkdtemp(prefix="course-test-grader-")) / "salt"
+    secret.write_text("secret")
+    shm = Path("/dev/shm/course-test-host-file")
+    shm.write_text("host")
+    try:
+        code = f"""
+import glob, json, os, socket, sys
+out = {{"read": [], "imported": [], "net": None, "procs": []}}
+for p in {[str(secret), str(decoy / 'course_lib' / 'mixture.py'), str(REPO / 'course_lib' / 'mixture.py'),
+           str(shm), '/etc/shadow', '/etc/passwd']!r}:
     try:
         open(p, "rb").read(1); out["read"].append(p)
     except OSError:
         pass
-for m in ("sklearn", "course_lib.mixture", "course_lib.vae", "course_lib._base", "autograder"):
+sys.path[:0] = [{str(decoy)!r}, {str(REPO)!r}, "/usr/local/lib/python3.11/site-packages"]
+for m in ("sklearn", "course_lib.mixture", "autograder"):
     try:
         __import__(m); out["imported"].append(m)
     except ImportError:
         pass
-from course_lib.data import load_faithful   # the student view: data sets and seeding
-from course_lib import seed_everything
+s = socket.socket(); s.settimeout(2)
+try:
+    s.connect(("127.0.0.1", {port})); out["net"] = "connected"
+except OSError as e:
+    out["net"] = type(e).__name__
+for pid in os.listdir("/proc"):
+    if pid.isdigit():
+        try:
+            out["procs"].append(open(f"/proc/{{pid}}/cmdline", "rb").read().decode(errors="replace"))
+        except OSError:
+            pass
+out["tmp"] = sorted(glob.glob("/tmp/*")) + sorted(glob.glob("/dev/shm/*"))
+out["hostname"] = socket.gethostname()
+from course_lib.data import load_faithful
 out["faithful"] = load_faithful().shape[0]
-import numpy
-for p in ({str(canary / 'keep.txt')!r}, {str(canary / 'new.txt')!r}, {str(REPO / 'pwned.txt')!r}):
-    try:
-        open(p, "w").write("x"); out["wrote"].append(p)
-    except OSError:
-        pass
-open("/tmp/course-test-stray-" + str(os.getuid()), "w").write("left behind")
 print(json.dumps(out))
 """
-    r = py(code, rundir, protect=[salt.parent])
-    assert r.returncode == 0, r.stderr
-    out = json.loads(r.stdout)
-    assert out["uid"] in sandbox.UID_RANGE and out["uid"] == r.uid
-    assert out["read"] == [] and out["imported"] == [] and out["wrote"] == []
-    assert out["faithful"] == 272
-    assert (canary / "keep.txt").read_text() == "keep" and not (canary / "new.txt").exists()
-    assert not Path(f"/tmp/course-test-stray-{r.uid}").exists()  # cleaned after the run
+        r = py(code, rundir, limits(output_bytes=1 << 20))
+        assert r.returncode == 0, r.stderr
+        out = json.loads(r.stdout)
+        assert r.isolation == "namespaces", out
+        assert out["read"] == [] and out["imported"] == [] and out["net"] != "connected"
+        assert not any("course-sentinel-marker" in c for c in out["procs"]) and len(out["procs"]) <= 3
+        assert out["tmp"] == [] and out["hostname"] == "sandbox" and out["faithful"] == 272
+    finally:
+        sentinel.kill()
+        listener.close()
+        shm.unlink()
+
+
+@namespaces
+def test_ipc_objects_and_files_do_not_outlive_a_run(rundir):
+    make = ("import ctypes, os\nlibc = ctypes.CDLL(None)\n"
+            "assert libc.shmget(0x5eed, 4096, 0o1666) >= 0\nassert libc.msgget(0x5eed, 0o1666) >= 0\n"
+            "open('/tmp/left-behind', 'w').write('x'); open('/dev/shm/left', 'w').write('x')")
+    assert py(make, rundir).returncode == 0
+    look = ("import ctypes, os\nlibc = ctypes.CDLL(None)\n"
+            "print(libc.shmget(0x5eed, 0, 0), libc.msgget(0x5eed, 0), os.path.exists('/tmp/left-behind'),"
+            " os.path.exists('/dev/shm/left'))")
+    r = py(look, rundir)
+    assert r.stdout.split() == ["-1", "-1", "False", "False"], r.stderr
+    assert not Path("/tmp/left-behind").exists()
+
+
+@namespaces
+def test_disk_is_capped_for_the_run_as_a_whole(rundir):
+    code = ("n = 0\ntry:\n    for i in range(20000):\n        open(f'f{i}', 'wb').write(b'x' * 65536); n += 1\n"
+            "except OSError as e:\n    print(n, e.errno)")
+    r = py(code, rundir, limits(disk_bytes=16 << 20))
+    n, errno_ = r.stdout.split()
+    assert int(n) <= 16 * 16 and int(errno_) == 28  # ENOSPC well before 20,000 files
+    assert not any(rundir.iterdir()) or all(p.name.startswith(".") for p in rundir.iterdir())
+
+
+@namespaces
+@as_root
+def test_memory_and_processes_are_capped_for_the_run_as_a_whole(rundir):
+    code = ("import os, time\npids = []\n"
+            "for _ in range(4):\n    pid = os.fork()\n    if pid == 0:\n"
+            "        b = bytearray(300 << 20)\n        for i in range(0, len(b), 4096): b[i] = 1\n"
+            "        time.sleep(2); os._exit(0)\n    pids.append(pid)\n"
+            "print(sorted(os.waitstatus_to_exitcode(os.waitpid(p, 0)[1]) for p in pids))")
+    r = py(code, rundir, limits(memory_bytes=700 << 20))
+    assert r.cgroup in ("v1", "v2"), "no cgroup on a host that has them"
+    codes = json.loads(r.stdout) if r.returncode == 0 else None
+    assert codes is None or -signal.SIGKILL in codes  # the run as a whole could not hold 1.2 GB
+    fork = ("import os\nn = 0\ntry:\n    while True:\n        if os.fork() == 0:\n            import time; time.sleep(30)\n"
+            "        n += 1\nexcept OSError:\n    print(n)")
+    r = py(fork, rundir, limits(max_processes=20))
+    assert r.returncode == 0 and 5 <= int(r.stdout.split()[-1]) < 20
     assert not sandbox._uid_has_processes(r.uid)
-    # the run's folder is handed back to the grader
-    assert os.stat(rundir).st_uid == 0
+
+
+@namespaces
+def test_a_nested_kernel_cannot_touch_its_supervisor(rundir):
+    inner = "import os, signal, time\nfor s in (signal.SIGSTOP, signal.SIGKILL):\n    try: os.kill(-1, s)\n    except OSError: pass\nprint('inner', len([p for p in os.listdir('/proc') if p.isdigit()]))"
+    code = f"""
+import json, os, subprocess, sys
+prefix = json.loads(os.environ["KERNEL_PREFIX"])
+os.makedirs("/sandbox/run/outputs", exist_ok=True)
+r = subprocess.run([*prefix, sys.executable, "-I", "-c", {inner!r}], capture_output=True, text=True)
+print("supervisor alive", r.returncode, r.stdout.strip(), r.stderr.strip()[-300:])
+"""
+    inputs = rundir.parent / "input"
+    inputs.mkdir()
+    paths = sandbox.sandbox_paths("namespaces", rundir, inputs)
+    prefix = sandbox.kernel_command("namespaces", FAST, paths)
+    r = py(code, rundir, env_extra={"KERNEL_PREFIX": json.dumps(prefix)}, inputs=inputs)
+    assert r.returncode == 0 and r.stdout.startswith("supervisor alive 0 inner"), (r.stdout, r.stderr)
+    probe = "import os\nprint(os.path.exists('/sandbox/out'), os.path.exists('/sandbox/input'))"
+    r = py(f"import json, os, subprocess, sys\nprefix = json.loads(os.environ['KERNEL_PREFIX'])\n"
+           f"print(subprocess.run([*prefix, sys.executable, '-I', '-c', {probe!r}], capture_output=True, text=True).stdout)",
+           rundir, env_extra={"KERNEL_PREFIX": json.dumps(prefix)}, inputs=inputs)
+    assert r.stdout.split() == ["False", "True"], (r.stdout, r.stderr)  # the kernel cannot see the supervisor's folder
 
 
 @as_root
-def test_process_limit_is_per_run(rundir):
-    code = ("import os\nn = 0\ntry:\n    while True:\n        if os.fork() == 0:\n            import time; time.sleep(30)\n"
-            "        n += 1\nexcept OSError:\n    print(n)")
-    r = py(code, rundir, Limits(**{**FAST.as_dict(), "max_processes": 20}))
-    assert r.returncode == 0 and 5 <= int(r.stdout.split()[-1]) < 20
+def test_private_user_cannot_read_the_graders_folders(rundir, monkeypatch):
+    monkeypatch.setenv("COURSE_SANDBOX_ISOLATION", "uid")
+    private = Path(tempfile.mkdtemp(prefix="course-test-grader-"))
+    os.chmod(private, 0o755)
+    (private / "salt").write_text("secret")
+    code = f"import os\ntry:\n    open({str(private / 'salt')!r}).read(); print('READ')\nexcept OSError:\n    print('denied', os.getuid())"
+    r = py(code, rundir, protect=[private])
+    assert r.isolation == "uid" and r.stdout.split() == ["denied", str(r.uid)] and r.uid in sandbox.UID_RANGE
     assert not sandbox._uid_has_processes(r.uid)
+    assert os.stat(rundir).st_uid == 0  # handed back to the grader
+
+
+def test_a_run_never_changes_permissions_of_the_prefix_or_the_project(rundir):
+    watched = [Path(sys.prefix), REPO, REPO / ".venv"]
+    before = {p: stat.S_IMODE(os.stat(p).st_mode) for p in watched if p.exists()}
+    py("print(1)", rundir)
+    assert {p: stat.S_IMODE(os.stat(p).st_mode) for p in before} == before
+
+
+@as_root
+def test_protecting_the_prefix_or_the_project_fails_closed():
+    for path in (sys.prefix, REPO, "/"):
+        with pytest.raises(SandboxError, match="refusing"):
+            sandbox.protect_paths([path])
 
 
 def test_runtime_lacks_the_reference_and_sklearn():

@@ -1,0 +1,301 @@
+"""The supervisor of one sandboxed run: papermill executes the prepared notebook cell by cell, surviving hangs
+and crashes, and exports what the grader reads.
+
+This module runs inside the sandbox (the grader copies it into the run's read-only input folder as
+``course_driver.py``) and imports only the standard library, nbformat, nbclient and papermill. Its folders
+come from the sandbox's environment: ``COURSE_SANDBOX_INPUT`` (read-only: ``plan.json``, ``notebook.ipynb``,
+the case inputs), ``COURSE_SANDBOX_RUN`` (the working folder, shared with the kernel) and
+``COURSE_SANDBOX_OUT`` (the supervisor's own folder, which the grader reads afterwards). In a namespace
+sandbox the kernel runs nested in PID, IPC and mount namespaces of its own (``plan["kernel_prefix"]``): it
+can neither signal this process nor see ``OUT``, so the progress record, the kernel spec and the exported
+outputs are out of its reach.
+
+Fate of each graded function, whoever calls it: a student cell that hangs or kills the kernel is re-run on
+the next attempt reduced to its imports and definitions (then left out), every attempt with a fresh budget
+for the student's cells; harvest cells already done are left out; attempts go on while the run's wall-clock
+budget lasts and each attempt leaves out something new. So a hang, ``os._exit``, ``kill(-1)`` or SIGSTOP in
+one function costs that function, and every other function is still harvested.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import shutil
+import signal
+import stat
+import sys
+import time
+
+import nbformat
+import papermill
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from papermill.clientwrap import PapermillNotebookClient
+from papermill.engines import NBClientEngine, papermill_engines
+from papermill.utils import merge_kwargs, remove_args
+
+INPUT = os.environ.get("COURSE_SANDBOX_INPUT", os.getcwd())
+OUT = os.environ.get("COURSE_SANDBOX_OUT", os.getcwd())
+RUN = os.environ.get("COURSE_SANDBOX_RUN", os.getcwd())
+KERNEL_NAME = "course-sandbox"
+
+
+class Fatal(Exception):
+    """The kernel died or stopped answering during a cell."""
+
+
+class Run:
+    """One run's plan (``INPUT/plan.json``), its progress (``OUT/run.json``) and its deadline."""
+
+    def __init__(self, plan: dict):
+        self.plan = plan
+        self.deadline = time.monotonic() + plan["wall_seconds"]
+        self.progress = {"attempts": 0, "cells": {}, "finished": False, "events": [], "fatal": [], "replaced": {}}
+
+    def save(self) -> None:
+        path = os.path.join(OUT, "run.json")
+        with open(path + ".tmp", "w") as fh:
+            json.dump(self.progress, fh)
+        os.replace(path + ".tmp", path)
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+
+RUN_STATE: Run | None = None
+
+
+def export_outputs(function: str, max_files: int, max_bytes: int) -> None:
+    """Copy ``RUN/outputs/<function>.*`` (regular files only, no links, at most ``max_bytes`` each) to
+    ``OUT/outputs``, where the kernel cannot reach them. A no-op when the two folders are one."""
+    src, dst = os.path.join(RUN, "outputs"), os.path.join(OUT, "outputs")
+    if os.path.realpath(src) == os.path.realpath(dst):
+        return
+    os.makedirs(dst, exist_ok=True)
+    with contextlib.suppress(OSError):
+        names = sorted(n for n in os.listdir(src) if n.startswith(function + ".") and not n.endswith(".tmp"))
+        for n in names[:max_files]:
+            with contextlib.suppress(OSError):
+                fd = os.open(os.path.join(src, n), os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+                try:
+                    if not stat.S_ISREG(os.fstat(fd).st_mode):
+                        continue
+                    data = os.read(fd, max_bytes + 1)
+                finally:
+                    os.close(fd)
+                if len(data) > max_bytes:
+                    continue
+                with open(os.path.join(dst, n + ".tmp"), "wb") as fh:
+                    fh.write(data)
+                os.replace(os.path.join(dst, n + ".tmp"), os.path.join(dst, n))
+
+
+class CourseClient(PapermillNotebookClient):
+    """A notebook client that caps each cell's output and records each cell's fate in ``run.json``."""
+
+    def output(self, outs, msg, display_id, cell_index):
+        plan = RUN_STATE.plan
+        size = len(json.dumps(msg.get("content", {}), default=str))
+        used = self._course_sizes.get(cell_index, 0)
+        self._course_total = getattr(self, "_course_total", 0)
+        if used + size > plan["cell_output_bytes"] or self._course_total + size > plan["notebook_output_bytes"]:
+            if cell_index not in self._course_cut:
+                self._course_cut.add(cell_index)
+                outs.append(nbformat.v4.new_output("stream", name="stderr",
+                                                   text="[further output of this cell was cut by the grader]\n"))
+            return None
+        self._course_sizes[cell_index] = used + size
+        self._course_total += size
+        return super().output(outs, msg, display_id, cell_index)
+
+    def papermill_execute_cells(self):
+        run = RUN_STATE
+        plan, progress = run.plan, run.progress
+        self._course_sizes, self._course_cut = {}, set()
+        student_left = plan["notebook_seconds"]
+        for index, cell in enumerate(self.nb.cells):
+            meta = cell.metadata.get("course", {})
+            role = meta.get("role", "parameters")
+            key = (f"c{meta['index']}" if role == "student" else "p" if role == "parameters"
+                   else f"f:{meta['function']}" if role == "harvest" else "_helper")
+            if cell.cell_type != "code":
+                continue
+            if role == "harvest":
+                timeout = meta["budget"] + plan["harvest_grace"]
+            elif role == "helper":
+                timeout = 30
+            else:
+                timeout = student_left
+            timeout = min(timeout, run.left() - 1)
+            if timeout <= 0.5:
+                progress["cells"][key] = {"role": role, "status": "skipped", "reason": "budget"}
+                run.save()
+                continue
+            self.timeout = max(1, int(math.ceil(timeout)))
+            t = time.monotonic()
+            rec = {"role": role, "status": "running"}
+            progress["cells"][key] = rec
+            run.save()
+            fatal = None
+            try:
+                self.nb_man.cell_start(cell, index)
+                self.execute_cell(cell, index)
+                errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+                if errors:
+                    rec.update(status="error", ename=str(errors[0].get("ename", ""))[:200],
+                               evalue=" ".join(str(errors[0].get("evalue", "")).split())[:300])
+                else:
+                    rec["status"] = "ok"
+            except CellTimeoutError:
+                rec["status"] = fatal = "timeout"
+            except DeadKernelError:
+                rec["status"] = fatal = "dead"
+            except Exception as exc:  # noqa: BLE001 - a broken message from the kernel is the kernel's fault
+                rec.update(status="error", ename=type(exc).__name__, evalue=str(exc)[:300])
+            finally:
+                with contextlib.suppress(Exception):
+                    self.nb_man.cell_complete(self.nb.cells[index], cell_index=index)
+            rec["seconds"] = round(time.monotonic() - t, 3)
+            if role == "harvest":
+                export_outputs(meta["function"], plan["max_output_files"], plan["max_output_bytes"])
+            if role in ("student", "parameters"):
+                student_left -= rec["seconds"]
+                if rec["status"] == "timeout" and student_left <= 1:
+                    rec["reason"] = "budget"
+            if fatal:
+                progress["fatal"].append({"cell": key, "role": role, "status": fatal,
+                                          "reason": rec.get("reason", "")})
+            run.save()
+            if fatal:
+                raise Fatal(fatal)
+
+
+class CourseEngine(NBClientEngine):
+    @classmethod
+    def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None,
+                                 stderr_file=None, start_timeout=60, execution_timeout=None, **kwargs):
+        kwargs = remove_args(["input_path"], **kwargs)
+        safe_kwargs = remove_args(["timeout", "startup_timeout"], **kwargs)
+        final = merge_kwargs(safe_kwargs, timeout=None, startup_timeout=start_timeout, kernel_name=kernel_name,
+                             log_output=False, allow_errors=True, interrupt_on_timeout=False,
+                             shutdown_kernel="immediate")
+        return CourseClient(nb_man, **final).execute()
+
+
+def write_kernelspec(prefix: list) -> None:
+    """The kernel spec, in the supervisor's own folder: the kernel's command (nested in its own namespaces
+    when ``prefix`` is given) cannot be rewritten by a kernel."""
+    data = os.path.join(OUT, ".jupyter-data")
+    d = os.path.join(data, "kernels", KERNEL_NAME)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "kernel.json"), "w") as fh:
+        json.dump({"argv": [*prefix, sys.executable, "-I", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                   "display_name": "Python 3 (sandbox)", "language": "python"}, fh)
+    os.environ["JUPYTER_DATA_DIR"] = data
+    os.environ["JUPYTER_PATH"] = data
+
+
+def variant(run: Run, original: str, path: str) -> bool:
+    """Write the next attempt's notebook to ``path``: failed student cells reduced to their definitions (then
+    left out), harvest cells already done left out. Returns False when nothing changed since the last attempt
+    (another attempt would fail the same way)."""
+    nb = nbformat.read(original, as_version=4)
+    progress, rep = run.progress, run.progress["replaced"]
+    before = json.dumps(rep, sort_keys=True)
+    done_harvests = 0
+    cells = []
+    for cell in nb.cells:
+        meta = cell.metadata.get("course", {})
+        role = meta.get("role")
+        if role == "student":
+            key = f"c{meta['index']}"
+            rec = progress["cells"].get(key)
+            if rec and rec["status"] in ("timeout", "dead"):
+                if rep.get(key) == "defs" or not meta.get("defs_only"):
+                    rep[key] = "skip"   # even its definitions hang or kill the kernel: leave it out
+                else:
+                    rep[key] = "defs"   # keep its imports and definitions, drop its other statements
+            if rep.get(key) == "skip":
+                continue
+            if rep.get(key) == "defs":
+                cell.source = meta["defs_only"]
+        elif role == "harvest":
+            rec = progress["cells"].get(f"f:{meta['function']}")
+            if rec and rec["status"] not in ("running", "skipped"):
+                done_harvests += 1
+                continue
+        cells.append(cell)
+    nb.cells = cells
+    nbformat.write(nb, path)
+    changed = json.dumps(rep, sort_keys=True) != before
+    progress.setdefault("_harvested", 0)
+    new_harvests = done_harvests > progress["_harvested"]
+    progress["_harvested"] = done_harvests
+    return changed or new_harvests
+
+
+def clear_leftovers() -> None:
+    """SIGKILL every other process this supervisor may signal (what the last kernel left: a fork bomb,
+    daemons). Only where the run has processes of its own (a private uid or a PID namespace)."""
+    for _ in range(200):
+        try:
+            os.kill(-1, signal.SIGKILL)
+        except OSError:  # ProcessLookupError: none left
+            return
+        time.sleep(0.01)
+
+
+def main() -> int:
+    global RUN_STATE
+    with open(os.path.join(INPUT, "plan.json")) as fh:
+        plan = json.load(fh)
+    run = RUN_STATE = Run(plan)
+    papermill_engines.register("course", CourseEngine)
+    write_kernelspec(list(plan.get("kernel_prefix") or []))
+    attempt_path = os.path.join(OUT, "attempt.ipynb")
+    executed = os.path.join(OUT, "executed.ipynb")
+    for attempt in range(plan["max_attempts"]):
+        if run.left() < 3:
+            run.progress["events"].append("no time left for another attempt")
+            break
+        if attempt and plan.get("clear_between_attempts"):
+            clear_leftovers()
+        for d in ("outputs", "tmp", ".ipython", ".jupyter", os.environ.get("JUPYTER_RUNTIME_DIR", "rt")):
+            os.makedirs(os.path.join(RUN, d), exist_ok=True)  # the notebook may have deleted its own folders
+        if not variant(run, os.path.join(INPUT, "notebook.ipynb"), attempt_path) and attempt:
+            run.progress["events"].append(f"attempt {attempt + 1}: nothing left to change")
+            break
+        run.progress["attempts"] = attempt + 1
+        run.save()
+        try:
+            papermill.execute_notebook(attempt_path, executed, parameters=plan["parameters"],
+                                       kernel_name=KERNEL_NAME, engine_name="course", progress_bar=False,
+                                       log_output=False, start_timeout=int(min(60, max(5, run.left()))), cwd=RUN)
+            run.progress["finished"] = True
+        except Fatal as exc:
+            run.progress["events"].append(f"attempt {attempt + 1}: kernel {exc}")
+            run.save()
+            continue
+        except Exception as exc:  # noqa: BLE001 - papermill's own errors, a kernel that would not start
+            if type(exc).__name__ == "PapermillExecutionError":
+                run.progress["finished"] = True
+            else:
+                run.progress["events"].append(f"attempt {attempt + 1}: {type(exc).__name__}: {str(exc)[:300]}")
+                running = [r for r in run.progress["cells"].values() if r.get("status") == "running"]
+                for r in running:
+                    r["status"] = "dead"
+                run.save()
+                if running:
+                    continue
+        break
+    run.progress.pop("_harvested", None)
+    run.save()
+    with contextlib.suppress(OSError):
+        shutil.rmtree(os.path.join(OUT, ".jupyter-data"))
+    print("driver finished after", run.progress["attempts"], "attempt(s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
