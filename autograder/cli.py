@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 
 __all__ = ["main", "build_parser"]
@@ -30,15 +31,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("grade", help="grade notebook submissions")
     p.add_argument("submissions", nargs="+", metavar="SUBMISSION", help="notebooks (or folders of notebooks)")
-    p.add_argument("--assignment", required=True, metavar="HW", help="e.g. hw2_em")
+    p.add_argument("--assignment", required=True, metavar="HW", help="e.g. hw2_em, or the path of a suite file")
     p.add_argument("--out", default="grading_output", metavar="DIR", help="where results go (default: grading_output)")
     p.add_argument("--workers", type=int, default=1, metavar="N", help="parallel grading processes (default 1)")
-    p.add_argument("--scheduler", default=None, metavar="ADDRESS", help="a Dask scheduler, e.g. tcp://host:8786")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="a Dask scheduler, e.g. tls://host:8786 (with --tls-*) or tcp://host:8786")
+    p.add_argument("--min-isolation", default=None, choices=("none", "uid", "namespaces"), metavar="LEVEL",
+                   help="weakest sandbox hidden checks accept: none, uid or namespaces "
+                        "(default: $COURSE_MIN_ISOLATION or namespaces)")
+    p.add_argument("--allow-weak-isolation", action="store_true",
+                   help="grade below --min-isolation anyway; every result records it")
+    p.add_argument("--tls-ca-file", default=None, metavar="FILE", help="CA certificate of a tls:// scheduler")
+    p.add_argument("--tls-cert", default=None, metavar="FILE", help="this client's TLS certificate")
+    p.add_argument("--tls-key", default=None, metavar="FILE", help="this client's TLS key")
     p.set_defaults(func=_lazy("autograder.grading:grade_command"))
 
     p = sub.add_parser("check", help="run the public checks on your notebook, as the grader would")
     p.add_argument("notebook", metavar="NOTEBOOK")
-    p.add_argument("--assignment", default=None, metavar="HW", help="default: read from the notebook")
+    p.add_argument("--assignment", default=None, metavar="HW",
+                   help="default: the course assignment the notebook names")
     p.set_defaults(func=_lazy("autograder.grading:check_command"))
 
     p = sub.add_parser("release", help="generate the student notebook from the solution notebook")
@@ -65,9 +76,10 @@ def main(argv=None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("course: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
+        print(f"course: {exc}" if str(exc) else "course: interrupted", file=sys.stderr)
+        return 128 + int(signum)
 
 
 if __name__ == "__main__":

@@ -55,7 +55,8 @@ def demo_command(args=None) -> int:
     workers = 2 if (os.cpu_count() or 1) >= 2 and len(samples) > 1 else 1
     print(f"grading {len(samples)} sample submission(s) of {assignment} "
           f"({', '.join(p.stem for p in samples)}) with {workers} worker(s) ...", file=sys.stderr)
-    results = grade_batch(samples, assignment, out, workers=workers)
+    # the demo grades the course's own samples: a host without namespaces may run it, and its results say so
+    results = grade_batch(samples, assignment, out, workers=workers, allow_weak_isolation=True)
     print(report.format_table(results))
     for res in results:
         ed = res.get("extra_data", {})

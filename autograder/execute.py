@@ -127,8 +127,11 @@ def _is_tensor(x) -> bool:
     return type(x).__module__.split(".")[0] == "torch" and hasattr(x, "detach")
 
 
-def write_cases(directory, cases) -> None:
+def write_cases(directory, cases, groups=None) -> None:
     """Write ``{function: [case dict]}`` as ``directory/<function>.npz`` + ``.json`` (no pickles).
+
+    ``groups`` (``{function: [n_cases, ...]}``, optional) splits each function's cases into consecutive groups
+    that the harvest runs in separate processes, one after the other (visible cases, then hidden ones).
 
     Arrays (and torch tensors, which the harvest turns back into tensors) go to the npz; ints, floats,
     bools, strings and None go to the JSON; keys starting with "_" are the judge's and are left out.
@@ -167,8 +170,11 @@ def write_cases(directory, cases) -> None:
                     raise ValueError(f"case {i} of {fname}: argument {key} is a {type(value).__name__}; "
                                      f"use arrays, numbers, strings or None")
             spec.append(entry)
+        sizes = [int(n) for n in (groups or {}).get(fname, [len(case_list)]) if int(n) > 0]
+        if sum(sizes) != len(case_list):
+            raise ValueError(f"groups of {fname} add up to {sum(sizes)} cases, not {len(case_list)}")
         np.savez(directory / f"{fname}.npz", **arrays)
-        (directory / f"{fname}.json").write_text(json.dumps({"function": fname, "cases": spec}))
+        (directory / f"{fname}.json").write_text(json.dumps({"function": fname, "cases": spec, "groups": sizes}))
 
 
 # ============================================================================================ the notebook
@@ -219,9 +225,10 @@ def _install_sandbox_modules(lib: Path) -> None:
 
 # ============================================================================================ reading back
 def _read_json(path: Path):
-    """A JSON object the sandbox wrote (size and nesting bounded), or None when absent or malformed."""
+    """A JSON object the sandbox wrote (size and nesting bounded), or None when absent or malformed. No link
+    is followed below the run's folder (``within``)."""
     try:
-        raw = wire.read_untrusted(path, _MAX_JSON_BYTES)
+        raw = wire.read_untrusted(path, _MAX_JSON_BYTES, within=path.parent.parent if path.parent.name == "outputs" else path.parent)
         return wire.load_json(raw, max_bytes=_MAX_JSON_BYTES, max_depth=_MAX_JSON_DEPTH) if raw else None
     except wire.FormatError:
         return None
@@ -237,7 +244,7 @@ def _read_case(out_dir: Path, name: str, i: int, file_cap: int):
         return None, "the output was rejected: malformed case record"
     if rec["status"] == "ok":
         try:
-            raw = wire.read_untrusted(out_dir / f"{name}.{i}.value", file_cap)
+            raw = wire.read_untrusted(out_dir / f"{name}.{i}.value", file_cap, within=out_dir.parent)
             if raw is None:
                 return None, "the output was rejected: the output file is missing"
             rec["value"] = wire.loads(raw, max_bytes=file_cap, max_elements=MAX_OUTPUT_ELEMENTS)
@@ -248,7 +255,7 @@ def _read_case(out_dir: Path, name: str, i: int, file_cap: int):
 
 def _plain(value):
     """``value`` if it is plain numeric data (arrays, Python numbers, tuples/dicts of those, None)."""
-    if value is None or isinstance(value, (bool, int, float, complex, np.ndarray)):
+    if value is None or isinstance(value, (bool, int, float, complex, np.ndarray, np.generic)):
         return value
     if isinstance(value, tuple):
         return tuple(_plain(v) for v in value)
@@ -330,29 +337,37 @@ def _harvest(outdir: Path, name: str, ncases: int, budget: float, cells: dict, r
 
 
 def _write_clean(workdir: Path, name: str, res: FunctionResult) -> Path:
-    """Re-write the validated outputs, by the grader, as ``workdir/outputs/<name>.out`` (the wire format)."""
-    out_dir = workdir / "outputs"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"{name}.out"
-    wire.write_atomic(path, wire.dumps(tuple(res.outputs)))
-    return path
+    """Re-write the validated outputs, by the grader: ``workdir/outputs/<name>/<i>.out``, one file per case in
+    the wire format (a case without output has no file). Returns the folder."""
+    folder = workdir / "outputs" / name
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, value in enumerate(res.outputs):
+        if value is not None:
+            wire.write_atomic(folder / f"{i}.out", wire.dumps(value))
+    (folder / "cases").write_text(str(len(res.outputs)))
+    return folder
 
 
 def load_outputs(outputs_path) -> list:
-    """The per-case outputs saved by the grader at ``outputs_path`` (``.../outputs/<function>.out``).
+    """The per-case outputs saved by the grader in ``outputs_path`` (``.../outputs/<function>``).
 
-    Returns a list aligned with the function's cases: a NumPy array, a Python scalar, a tuple/dict of those,
-    or None where the case produced no output. Data only: no pickles.
+    Returns a list aligned with the function's cases: a NumPy array, a Python or NumPy scalar, a tuple/dict
+    of those, or None where the case produced no output. Data only: no pickles.
     """
-    raw = Path(outputs_path).read_bytes()
-    return list(wire.loads(raw, max_bytes=len(raw)))
+    folder = Path(outputs_path)
+    n = int((folder / "cases").read_text())
+    out = []
+    for i in range(n):
+        raw = wire.read_untrusted(folder / f"{i}.out", wire.MAX_BYTES)
+        out.append(None if raw is None else wire.loads(raw))
+    return out
 
 
 # ============================================================================================ entry point
 def execute_submission(notebook_path, suite, cases, workdir, limits: Limits | None = None, *,
                        function_budget_s: float | None = None, notebook_budget_s: float | None = None,
                        max_attempts: int | None = None, keep_rundir: bool = False, protect=(),
-                       isolation: str | None = None) -> ExecutionResult:
+                       isolation: str | None = None, case_groups: dict | None = None) -> ExecutionResult:
     """Run a submission in the sandbox and harvest its graded functions' outputs on ``cases``.
 
     Parameters
@@ -363,8 +378,10 @@ def execute_submission(notebook_path, suite, cases, workdir, limits: Limits | No
         Gives ``functions`` (names and ``time_budget_s``), ``parameters`` and ``notebook_timeout_s``.
     cases : dict function -> list of case dict
         Keyword arguments for each call; keys starting with "_" are not passed (nor copied to the sandbox).
-        Functions without cases are not harvested (status "not_run"). List visible cases before hidden ones:
-        cases run in that order, each in a process of its own.
+        Functions without cases are not harvested (status "not_run"). List visible cases before hidden ones.
+    case_groups : dict function -> list of int, optional
+        Sizes of consecutive groups of each function's cases (``[n_visible, n_hidden]``): each group runs in
+        a process of its own after the previous one ended, so nothing of a hidden case reaches a visible one.
     workdir : path
         A grader-owned folder receiving ``outputs/`` (clean, validated copies) and ``executed.ipynb``.
     limits : Limits
@@ -422,7 +439,7 @@ def execute_submission(notebook_path, suite, cases, workdir, limits: Limits | No
         probes = {n: getattr(suite.functions[n], "probe", "") for n in names}
         nbformat.write(build_notebook(nb, budgets, limits.memory_bytes // 2**20, paths.input, probes),
                        str(ro / "notebook.ipynb"))
-        write_cases(ro / "cases", {n: cases[n] for n in names})
+        write_cases(ro / "cases", {n: cases[n] for n in names}, case_groups)
         _install_sandbox_modules(ro / "lib")
         (outdir / "outputs").mkdir()
         student_cells = sum(1 for c in nb.cells if c.get("cell_type") == "code")
@@ -462,7 +479,7 @@ def execute_submission(notebook_path, suite, cases, workdir, limits: Limits | No
             functions[n] = res
         executed = None
         try:
-            raw = wire.read_untrusted(outdir / "executed.ipynb", limits.file_size_bytes)
+            raw = wire.read_untrusted(outdir / "executed.ipynb", limits.file_size_bytes, within=outdir)
         except wire.FormatError:
             raw = None
         if raw:

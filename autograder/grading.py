@@ -7,22 +7,42 @@ One submission (``grade_one``, pure: returns its result, writes nothing outside 
  4 judge          ``autograder.judge``: pytest in a separate process that never runs student code
  5 report         ``autograder.report``: results.json (Gradescope), feedback.md/html
 
-Seeds: case inputs come from ``numpy.random.default_rng(seed)`` with seed = HMAC-SHA256(secret salt,
-visibility + the source of the notebook's code cells): the same code always gets the same cases (and score),
-different code gets different ones, and nobody without the salt can predict them. The salt comes from
-``$COURSE_GRADER_SALT`` or the file ``salt`` (mode 0600, created on first use) in the grader's state folder
-(``$COURSE_GRADER_STATE``, default ``$XDG_STATE_HOME/course-grader`` or ``~/.local/state/course-grader``).
+Seeds: case inputs come from ``numpy.random.default_rng(seed)`` with seed = HMAC-SHA256(secret salt, a label,
+the visibility and the notebook's exact bytes), so everything of the submission that reaches the sandbox
+decides its cases: the same file always gets the same cases (and score), any change to it (a markdown cell,
+an output, metadata) draws new ones, and nobody without the salt can predict them. Seeds are written nowhere
+a student sees (results.json, feedback, grades.csv, the key of a Dask task); ``extra_data.seed_commitment``
+keeps a one-way fingerprint of them, so an instructor can tell whether two results were graded on the same
+cases. The salt comes from ``$COURSE_GRADER_SALT`` or the file ``salt`` (mode 0600, created on first use) in
+the grader's state folder (``$COURSE_GRADER_STATE``, default ``$XDG_STATE_HOME/course-grader`` or
+``~/.local/state/course-grader``).
+
+Inputs: a notebook file is opened without following links and read with a bounded read; one larger than
+``MAX_NOTEBOOK_BYTES`` (``$COURSE_MAX_NOTEBOOK_MB``, or a suite's ``max_notebook_mb``) is never parsed and
+gets a one-line result. Suites named by a notebook (its metadata, its file name) are looked up in the
+course's registry only; a suite file is accepted from the instructor's command line alone.
+
+Isolation: every result records the level its sandbox had (``extra_data.isolation``, one of
+``autograder.sandbox.ISOLATION_LEVELS``). Hidden checks need at least ``min_isolation`` (default
+``"namespaces"``, ``$COURSE_MIN_ISOLATION``); below it a batch stops before grading anything, unless the
+instructor allows weak isolation, and then every result says so.
 
 Batches (``grade_batch``): steps 1-3 (``run_submission``, the expensive part) run in this process
-(``workers=1``), in a pool of processes (``workers=N``) or on a Dask cluster (``scheduler="tcp://..."``),
-always with the same function; they send back data-only outputs. Steps 4-5 (``judge_submission``) run
-in the coordinating process, with one judge for the whole batch (its torch/course_lib imports are paid
-once), and only the coordinating process writes files. A submission whose ``DIR/<name>/results.json`` is
-complete (same notebook bytes, same assignment) is skipped, and ``grades.csv`` is rebuilt from the
-results.json files after each result, so a batch killed at any point resumes without duplicates.
+(``workers=1``), in a pool of processes (``workers=N``) or on a Dask cluster (``scheduler="tcp://..."`` or
+``"tls://..."``), always with the same function; they send back data-only outputs. Steps 4-5
+(``judge_submission``) run in the coordinating process, with one judge for the whole batch (its
+torch/course_lib imports are paid once), and only the coordinating process writes files, into a results
+folder it makes private (0700). A submission whose ``DIR/<name>/results.json`` is complete (same notebook
+bytes, same assignment) is skipped, and ``grades.csv`` is rebuilt from the results.json files after each
+result, so a batch killed at any point resumes without duplicates. Pool workers die with the coordinating
+process (the kernel's parent-death signal) and take what they started with them; SIGTERM and SIGINT stop
+the pool, after the result being written, if any, is whole.
 """
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import errno
 import hashlib
 import hmac
 import json
@@ -30,11 +50,15 @@ import os
 import platform
 import secrets
 import shutil
+import signal
+import stat
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -45,20 +69,101 @@ from autograder import report
 sys.modules.setdefault("rfc3987_syntax", None)
 
 __all__ = ["grade_one", "grade_submission", "grade_batch", "grade_command", "check_command", "load_salt",
-           "submission_seeds", "code_source", "collect_submissions", "state_dir"]
+           "submission_seeds", "seed_commitment", "collect_submissions", "state_dir", "read_submission",
+           "notebook_limit", "make_private", "host_isolation", "resolve_min_isolation", "require_isolation",
+           "dask_security", "GradingInterrupted", "IsolationError", "MAX_NOTEBOOK_BYTES", "DEFAULT_MIN_ISOLATION"]
+
+#: Largest notebook the grader reads, in bytes; ``$COURSE_MAX_NOTEBOOK_MB`` or a suite's ``max_notebook_mb``
+#: overrides it (a notebook with its outputs cleared is well under a megabyte).
+MAX_NOTEBOOK_BYTES = 20_000_000
+
+#: The isolation hidden checks need unless ``--min-isolation`` or ``$COURSE_MIN_ISOLATION`` says otherwise.
+DEFAULT_MIN_ISOLATION = "namespaces"
+
+_SEED_LABEL = b"course-grader/case-seed/v2"
+_COMMITMENT_LABEL = b"course-grader/seed-commitment/v2"
+
+
+class IsolationError(ValueError):
+    """The sandbox's isolation is below the minimum hidden checks need (one line: what to install)."""
+
+
+class GradingInterrupted(KeyboardInterrupt):
+    """``course grade`` got SIGTERM or SIGINT: the pool is stopped, finished results are on disk."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = int(signum)
+
+    def __str__(self) -> str:
+        try:
+            name = signal.Signals(self.signum).name
+        except ValueError:
+            name = f"signal {self.signum}"
+        return f"stopped by {name}: rerun the same command to grade the rest"
+
+
+# ---------------------------------------------------------------------- private folders
+def _never_private() -> list:
+    """(path, what it is) whose permissions the grader never changes (nor those of their ancestors)."""
+    from autograder.suites import REPO_ROOT
+    out = [(lambda p=p: Path(p), "the Python installation") for p in
+           {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}]
+    out += [(lambda: REPO_ROOT, "the course's checkout"), (Path.home, "the home folder"),
+            (lambda: Path(tempfile.gettempdir()), "the shared temporary folder"), (Path.cwd, "the current folder")]
+    resolved = []
+    for where, what in out:
+        try:
+            resolved.append((where().resolve(), what))
+        except (OSError, RuntimeError):         # no current folder, no home: nothing to keep there
+            continue
+    return resolved
+
+
+def make_private(path, what: str = "folder") -> Path:
+    """Create ``path`` if needed and make it private to the grader's user (mode 0700); return it.
+
+    Fails closed: raises ValueError (one line) when the folder cannot be created or made private, and refuses
+    the Python installation, the course's checkout, the home, temporary and current folders and their
+    ancestors (their permissions are never changed).
+    """
+    path = Path(path).expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        real = path.resolve(strict=True)
+    except OSError as exc:
+        raise ValueError(f"{what} {path}: cannot create it ({exc.strerror or exc}): pick a folder you can write") \
+            from None
+    for keep, kind in _never_private():
+        if real == keep or keep.is_relative_to(real):
+            raise ValueError(f"{what} {path} is {'' if real == keep else 'above '}{kind}, which the grader "
+                             f"keeps as it is: pick a folder of its own")
+    st = os.stat(real)
+    if not stat.S_ISDIR(st.st_mode):
+        raise ValueError(f"{what} {path} is not a folder: pick a folder of its own")
+    if st.st_mode & 0o077:
+        try:
+            os.chmod(real, 0o700)
+            st = os.stat(real)
+        except OSError as exc:
+            raise ValueError(f"{what} {path} cannot be made private ({exc.strerror or exc}): "
+                             f"pick a folder you own") from None
+        if st.st_mode & 0o077:
+            raise ValueError(f"{what} {path} is still open to other users (mode {stat.S_IMODE(st.st_mode):o}) "
+                             f"after chmod 700: pick a folder on a file system that keeps permissions")
+    return path
 
 
 # ---------------------------------------------------------------------- salt and seeds
 def state_dir() -> Path:
-    """The grader's private state folder (mode 0700)."""
+    """The grader's private state folder (mode 0700; ValueError when it cannot be made private)."""
     env = os.environ.get("COURSE_GRADER_STATE")
     if env:
         d = Path(env).expanduser()
     else:
         base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
         d = Path(base) / "course-grader"
-    d.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return d
+    return make_private(d, "the grader's state folder")
 
 
 def load_salt() -> bytes:
@@ -80,20 +185,158 @@ def load_salt() -> bytes:
     return value.encode("utf-8")
 
 
-def code_source(nb) -> bytes:
-    """The source of the notebook's code cells, in order (what the seed depends on)."""
-    parts = []
-    for c in nb.get("cells", []):
-        if isinstance(c, dict) and c.get("cell_type") == "code":
-            src = c.get("source", "")
-            parts.append("".join(map(str, src)) if isinstance(src, list) else str(src))
-    return "\n\0\n".join(parts).encode("utf-8")
+def submission_seeds(nb_bytes: bytes, salt: bytes) -> dict:
+    """``{"visible": hex, "hidden": hex}``: HMAC-SHA256(salt, label NUL visibility NUL notebook bytes).
 
-
-def submission_seeds(code: bytes, salt: bytes) -> dict:
-    """``{"visible": hex, "hidden": hex}``: HMAC-SHA256(salt, visibility NUL code), as hex strings."""
-    return {vis: hmac.new(salt, vis.encode() + b"\0" + code, hashlib.sha256).hexdigest()
+    The exact bytes of the submitted file, so any change to what reaches the sandbox (code, markdown,
+    outputs, metadata) draws new cases, and the same file always draws the same ones.
+    """
+    nb_bytes = bytes(nb_bytes)
+    return {vis: hmac.new(salt, _SEED_LABEL + b"\0" + vis.encode() + b"\0" + nb_bytes, hashlib.sha256).hexdigest()
             for vis in ("visible", "hidden")}
+
+
+#: Former name, still used by the Gradescope entry point.
+_seeds_for_bytes = submission_seeds
+
+
+def seed_commitment(seeds: dict) -> dict:
+    """A one-way fingerprint of each seed (HMAC keyed by the seed under its own label), safe to show.
+
+    Equal commitments mean equal cases; the seed cannot be recovered from it (it has 256 bits).
+    """
+    return {vis: hmac.new(str(s).encode(), _COMMITMENT_LABEL, hashlib.sha256).hexdigest()[:32]
+            for vis, s in seeds.items()}
+
+
+# ---------------------------------------------------------------------- reading submissions
+class SubmissionFile(NamedTuple):
+    """A notebook file read for grading: ``data`` is None when ``problem`` (one line) says why."""
+
+    data: bytes | None
+    size: int
+    sha256: str
+    problem: str | None
+
+
+def notebook_limit(suite=None) -> int:
+    """Largest notebook accepted, in bytes: ``$COURSE_MAX_NOTEBOOK_MB``, else ``suite.max_notebook_mb``, else
+    ``MAX_NOTEBOOK_BYTES``. Raises ValueError (one line) for a setting that is not a positive number."""
+    for source, value in (("COURSE_MAX_NOTEBOOK_MB", os.environ.get("COURSE_MAX_NOTEBOOK_MB")),
+                          ("the suite's max_notebook_mb", getattr(suite, "max_notebook_mb", None))):
+        if value is None or value == "":
+            continue
+        try:
+            mb = float(value)
+        except (TypeError, ValueError):
+            mb = -1.0
+        if not mb > 0 or mb != mb or mb == float("inf"):
+            raise ValueError(f"{source}={value!r}: give the largest notebook to accept in MB, e.g. 20")
+        return int(mb * 1_000_000)
+    return MAX_NOTEBOOK_BYTES
+
+
+def _megabytes(n: int, other: int | None = None) -> str:
+    """``200 MB``, ``1.5 MB``, ``12 kB``; more digits when ``other`` would otherwise read the same."""
+    unit, scale = ("MB", 1e6) if n >= 100_000 else ("kB", 1e3)
+    digits = 0 if n / scale >= 10 else 1
+    while True:
+        text = f"{n / scale:.{digits}f}"
+        text = (text.rstrip("0").rstrip(".") if "." in text else text) + f" {unit}"
+        if other is None or digits >= 6 or text != _megabytes(other):
+            return text
+        digits += 1
+
+
+def size_problem(size: int, limit: int) -> str:
+    """The one-line result of a notebook over ``limit`` bytes."""
+    return (f"the notebook is {_megabytes(size, limit)}; the grader accepts at most {_megabytes(limit)}: "
+            f"clear its outputs")
+
+
+def read_submission(path, limit: int = MAX_NOTEBOOK_BYTES) -> SubmissionFile:
+    """Read a submitted notebook, never more than ``limit`` bytes into memory and never through a link.
+
+    ``sha256`` covers the whole file (hashed in chunks) so resuming recognises it whatever its size.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+    empty = hashlib.sha256(b"").hexdigest()
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return SubmissionFile(None, 0, empty, "the submission is a link, not a file: submit the notebook itself")
+        return SubmissionFile(None, 0, empty, f"the notebook could not be opened ({exc.strerror or exc})")
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return SubmissionFile(None, 0, empty, "the submission is not a regular file: submit the notebook itself")
+        h, kept, size = hashlib.sha256(), bytearray(), 0
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            h.update(chunk)
+            size += len(chunk)
+            if size <= limit:
+                kept += chunk
+            else:
+                kept = bytearray()
+    finally:
+        os.close(fd)
+    if size > limit:
+        return SubmissionFile(None, size, h.hexdigest(), size_problem(size, limit))
+    return SubmissionFile(bytes(kept), size, h.hexdigest(), None)
+
+
+# ---------------------------------------------------------------------- isolation
+_LEVEL_WORDS = {"none": "no sandbox user: the grader's own uid", "uid": "a private user id and rlimits",
+                "namespaces": "a bubblewrap sandbox with its own namespaces"}
+
+
+def isolation_levels() -> tuple:
+    """The sandbox's levels, weakest first."""
+    from autograder import sandbox
+    return tuple(getattr(sandbox, "ISOLATION_LEVELS", ("none", "uid", "namespaces")))
+
+
+def host_isolation() -> str:
+    """The strongest isolation the sandbox offers on this host ("none" when it cannot tell: fail closed)."""
+    from autograder import sandbox
+    probe = getattr(sandbox, "isolation_level", None)
+    try:
+        level = probe() if probe is not None else ("uid" if sandbox.privileged() else "none")
+    except Exception:
+        return "none"
+    return level if level in isolation_levels() else "none"
+
+
+def resolve_min_isolation(value: str | None = None) -> str:
+    """The minimum level for hidden checks: ``value``, else ``$COURSE_MIN_ISOLATION``, else "namespaces"."""
+    levels = isolation_levels()
+    chosen = value or os.environ.get("COURSE_MIN_ISOLATION") or DEFAULT_MIN_ISOLATION
+    if chosen not in levels:
+        raise ValueError(f"unknown isolation level {chosen!r}: use one of {', '.join(levels)}")
+    return chosen
+
+
+def _rank(level) -> int:
+    levels = isolation_levels()
+    return levels.index(level) if level in levels else -1
+
+
+def require_isolation(level: str, minimum: str, allow_weak: bool = False, where: str = "this host offers") -> dict:
+    """What results record about ``level`` against ``minimum``; IsolationError (one line) when it is below
+    and weak isolation is not allowed."""
+    if _rank(level) >= _rank(minimum):
+        return {}
+    if not allow_weak:
+        how = ("install bubblewrap (apt-get install bubblewrap) where user namespaces are enabled"
+               if minimum == "namespaces" else "run the grader as root (each run gets a private user id) "
+               "or install bubblewrap")
+        raise IsolationError(f"{where} isolation '{level}' ({_LEVEL_WORDS.get(level, level)}) but hidden "
+                             f"checks need '{minimum}': {how}, or pass --allow-weak-isolation")
+    return {"isolation_required": minimum, "weak_isolation_allowed": True}
 
 
 # ---------------------------------------------------------------------- sandbox adapter
@@ -124,12 +367,6 @@ def _static_check(nb_path: Path, suite) -> dict:
         elif fname in rep.missing:
             out[fname] = ("missing", rep.message(fname) or f"no function named {fname}")
     return out
-
-
-def _get(obj, key, default=None):
-    if isinstance(obj, dict):
-        return obj.get(key, default)
-    return getattr(obj, key, default)
 
 
 def _limits(suite):
@@ -187,19 +424,25 @@ def grade_one(nb_bytes: bytes, name: str, suite_name, seeds: dict, public_only: 
 def run_submission(nb_bytes: bytes, name: str, suite_name, seeds: dict, public_only: bool = False) -> dict:
     """Phase 1, where the work is (a pool or Dask worker): static check, sandbox, harvest. Never raises.
 
-    Returns ``{"results": ...}`` when the submission is already settled (unreadable notebook, grader
-    error), else ``{"pending": ...}``: the judge's request and the harvested arrays (numeric data only)
-    plus what the report needs, for ``judge_submission`` in the coordinating process.
+    Returns ``{"results": ...}`` when the submission is already settled (too large, unreadable notebook,
+    grader error), else ``{"pending": ...}``: the judge's request and the harvested arrays (numeric data
+    only) plus what the report needs, for ``judge_submission`` in the coordinating process. The seeds go
+    to the judge's request only; the results keep their commitment (``extra_data.seed_commitment``).
     """
     t0 = time.perf_counter()
     sha = hashlib.sha256(nb_bytes).hexdigest()
-    extra = {"submission_sha256": sha, "seeds": seeds, "versions": _versions(), "host": platform.node()}
+    extra = {"submission_sha256": sha, "seed_commitment": seed_commitment(seeds), "versions": _versions(),
+             "host": platform.node(), "isolation": host_isolation()}
     suite_label = getattr(suite_name, "name", suite_name)
     workdir = None
     try:
         from autograder.suites import load_suite, suite_reference
         suite = load_suite(suite_name)
         suite_label = suite.name
+        limit = notebook_limit(suite)
+        if len(nb_bytes) > limit:
+            return {"results": report.error_results(suite.name, name, size_problem(len(nb_bytes), limit), extra,
+                                                     time.perf_counter() - t0)}
         try:
             nb = json.loads(nb_bytes.decode("utf-8"))
             if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
@@ -243,6 +486,9 @@ def run_submission(nb_bytes: bytes, name: str, suite_name, seeds: dict, public_o
         sandbox_info = nb_status.pop("sandbox", None)
         if sandbox_info:
             extra["sandbox"] = sandbox_info
+            if "isolation" in sandbox_info:      # the level this run had (an unknown word counts as none)
+                used = sandbox_info["isolation"]
+                extra["isolation"] = used if used in isolation_levels() else "none"
 
         # Split the combined per-function outputs back into visibilities; apply static findings.
         entries, function_status = {}, {}
@@ -271,7 +517,8 @@ def run_submission(nb_bytes: bytes, name: str, suite_name, seeds: dict, public_o
         extra["durations"] = durations
         return {"pending": {"name": name, "suite": suite_reference(suite), "request": request, "arrays": arrays,
                             "notebook_status": nb_status, "function_status": function_status, "extra": extra,
-                            "public_only": bool(public_only), "seconds": time.perf_counter() - t0}}
+                            "public_only": bool(public_only), "sandbox_ran": bool(run_cases),
+                            "seconds": time.perf_counter() - t0}}
     except Exception as exc:     # a fault of the grader: still exactly one result
         extra["traceback"] = traceback.format_exc(limit=8)
         return {"results": report.error_results(str(suite_label), name, f"grader error: {_one_line(f'{type(exc).__name__}: {exc}', 250)}",
@@ -295,12 +542,11 @@ def judge_submission(outcome: dict) -> dict:
     durations = extra.get("durations", {})
     jdir = None
     try:
-        from autograder.judge import run_judge
+        from autograder.judge import run_judge, write_inputs
         from autograder.suites import load_suite
         suite = load_suite(p["suite"])
         jdir = Path(tempfile.mkdtemp(prefix="course-judge-"))
-        (jdir / "request.json").write_text(json.dumps(p["request"]))
-        np.savez(jdir / "outputs.npz", **p["arrays"])
+        write_inputs(jdir, p["request"], p["arrays"])
         judged = run_judge(jdir)
         durations["judge"] = time.perf_counter() - t0
         total = p["seconds"] + durations["judge"]
@@ -338,26 +584,108 @@ def _warm_worker(suite_name) -> None:
         pass
 
 
-def grade_submission(path, suite_name, out_dir, salt: bytes | None = None) -> dict:
-    """Grade one notebook file and write its results into ``out_dir/<stem>/``; returns results.json's dict."""
-    path = Path(path)
-    nb_bytes = path.read_bytes()
-    seeds = _seeds_for_bytes(nb_bytes, salt if salt is not None else load_salt())
-    res = grade_one(nb_bytes, path.stem, suite_name, seeds)["results"]
-    report.write_submission(out_dir, path.stem, res)
-    from autograder.suites import load_suite
-    suite = load_suite(suite_name)
-    report.rebuild_csv(out_dir, [c.name for c in suite.checks], assignment=suite.name)
-    return res
+def grade_submission(path, suite_name, out_dir, salt: bytes | None = None, **options) -> dict:
+    """Grade one notebook file into ``out_dir/<name>/`` (as ``grade_batch``); returns results.json's dict."""
+    return grade_batch([path], suite_name, out_dir, salt=salt, progress=False, **options)[0]
 
 
-def _seeds_for_bytes(nb_bytes: bytes, salt: bytes) -> dict:
+# ---------------------------------------------------------------------- pool workers die with the grader
+_PR_SET_PDEATHSIG = 1
+
+
+def _set_parent_death_signal(sig: int) -> bool:
+    """Ask the kernel to send ``sig`` to this process when its parent dies (Linux ``prctl``); False elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return False
     try:
-        nb = json.loads(nb_bytes.decode("utf-8"))
-        code = code_source(nb if isinstance(nb, dict) else {})
-    except (ValueError, UnicodeDecodeError):
-        code = nb_bytes
-    return submission_seeds(code, salt)
+        libc = ctypes.CDLL(None, use_errno=True)
+        rc = libc.prctl(ctypes.c_int(_PR_SET_PDEATHSIG), ctypes.c_ulong(int(sig)), ctypes.c_ulong(0),
+                        ctypes.c_ulong(0), ctypes.c_ulong(0))
+    except (OSError, AttributeError):
+        return False
+    return rc == 0
+
+
+def _kill_descendants() -> None:
+    """SIGKILL every process below this one (sandboxes, kernels), again while new ones keep appearing."""
+    import psutil
+    me = psutil.Process()
+    for _ in range(5):
+        try:
+            kids = me.children(recursive=True)
+        except psutil.Error:
+            return
+        if not kids:
+            return
+        for k in kids:
+            with contextlib.suppress(psutil.Error):
+                k.kill()
+        psutil.wait_procs(kids, timeout=1.0)
+
+
+def _end_worker(signum=None, frame=None) -> None:
+    """A pool worker's end when the grader is gone or stops it: take its sandboxes along, then exit."""
+    try:
+        _kill_descendants()
+    finally:
+        os._exit(128 + int(signum or signal.SIGTERM))
+
+
+def _watch_parent(parent_pid: int) -> None:
+    """Backstop of the parent-death signal (and its stand-in where there is no ``prctl``)."""
+    while True:
+        time.sleep(0.5)
+        if os.getppid() != parent_pid:
+            _end_worker()
+
+
+def _pool_worker_init(suite_ref, parent_pid: int) -> None:
+    """Process-pool initializer: die with the coordinating process, leave SIGINT to it, warm up."""
+    import psutil  # noqa: F401 - imported now, not first inside a signal handler
+    signal.signal(signal.SIGTERM, _end_worker)
+    signal.signal(signal.SIGINT, lambda signum, frame: None)     # the coordinating process decides
+    _set_parent_death_signal(signal.SIGTERM)
+    if os.getppid() != parent_pid:                                 # it died before prctl took effect
+        _end_worker()
+    threading.Thread(target=_watch_parent, args=(parent_pid,), name="course-parent-watch", daemon=True).start()
+    _warm_worker(suite_ref)
+
+
+class _StopSignals:
+    """SIGTERM and SIGINT raise GradingInterrupted in the main thread, after the result being written."""
+
+    def __init__(self):
+        self.pending = None
+        self.depth = 0
+        self.saved = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self.saved[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self.saved.items():
+            signal.signal(sig, handler)
+        return False
+
+    def _handle(self, signum, frame):
+        if self.depth:
+            self.pending = signum
+            return
+        raise GradingInterrupted(signum)
+
+    @contextlib.contextmanager
+    def writing(self):
+        """Files written inside are whole: a stop signal waits until the block ends."""
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+        if self.pending is not None and not self.depth:
+            raise GradingInterrupted(self.pending)
 
 
 # ---------------------------------------------------------------------- batches
@@ -404,102 +732,161 @@ def _progress(total: int, desc: str):
 
 
 def grade_batch(items, suite_name, out_dir, workers: int = 1, scheduler: str | None = None,
-                salt: bytes | None = None, progress: bool = True) -> list:
+                salt: bytes | None = None, progress: bool = True, *, min_isolation: str | None = None,
+                allow_weak_isolation: bool = False, security=None) -> list:
     """Grade every submission not yet graded; write results and grades.csv; return every result (sorted).
 
     Parameters
     ----------
     items : list of paths (notebooks or folders of notebooks)
     suite_name : str
-        The assignment, e.g. ``"hw2_em"``.
+        The assignment, e.g. ``"hw2_em"`` (or the instructor's own suite file).
     out_dir : path
-        ``DIR/<name>/results.json, feedback.md, feedback.html`` and ``DIR/grades.csv``.
+        ``DIR/<name>/results.json, feedback.md, feedback.html`` and ``DIR/grades.csv``; made private (0700).
     workers : int
         Parallel grading processes on this machine (1: grade in this process).
     scheduler : str or None
-        A Dask scheduler address (``tcp://host:8786``): submissions are graded on its workers.
+        A Dask scheduler address (``tcp://host:8786``, ``tls://host:8786``): submissions are graded on its
+        workers, whose isolation is checked instead of this host's.
+    min_isolation : str or None
+        The weakest sandbox hidden checks accept (default ``$COURSE_MIN_ISOLATION`` or "namespaces").
+    allow_weak_isolation : bool
+        Grade below ``min_isolation`` anyway; every result then says so.
+    security : distributed.security.Security or None
+        TLS credentials for the scheduler (see ``dask_security``).
+
+    Raises
+    ------
+    ValueError
+        One line, before anything is graded: unknown assignment or submission, isolation below the minimum
+        (IsolationError), a results or state folder that cannot be made private. Also while grading, when
+        a run's sandbox had less isolation than required (nothing is written for that submission).
+    GradingInterrupted
+        SIGTERM or SIGINT: workers are stopped; results already written are whole and a rerun resumes.
     """
     from autograder.suites import load_suite, suite_reference
     suite = load_suite(suite_name)
     if workers < 1:
         raise ValueError(f"--workers must be at least 1, got {workers}")
+    minimum = resolve_min_isolation(min_isolation)
     subs = collect_submissions(items)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    salt = load_salt() if salt is None else salt
-    try:       # as root, sandboxed runs use other users: keep results and the salt out of their reach
-        from autograder.sandbox import protect_paths
-        protect_paths([out_dir, state_dir()])
-    except Exception:
-        pass
     check_names = [c.name for c in suite.checks]
     suite_ref = suite_reference(suite)
 
-    done, todo = {}, []
-    for name, path in subs:
-        nb_bytes = path.read_bytes()
-        sha = hashlib.sha256(nb_bytes).hexdigest()
-        prev = report.read_complete(out_dir / name / report.RESULTS_FILE, sha256=sha, assignment=suite.name)
-        if prev is not None:
-            done[name] = prev
+    with _StopSignals() as stop, contextlib.ExitStack() as stack:
+        client = stack.enter_context(_dask_client(scheduler, security)) if scheduler else None
+        if client is not None:
+            level, where = _weakest_worker(client, scheduler)
         else:
-            todo.append((name, (nb_bytes, name, suite_ref, _seeds_for_bytes(nb_bytes, salt))))
-    report.rebuild_csv(out_dir, check_names, assignment=suite.name)
+            level, where = host_isolation(), "this host offers"
+        waiver = require_isolation(level, minimum, allow_weak_isolation, where)
+        if waiver and progress:
+            print(f"course grade: grading with isolation '{level}', below '{minimum}' (--allow-weak-isolation); "
+                  f"every result records it", file=sys.stderr)
+        out_dir = make_private(out_dir, "the results folder")
+        state_dir()
+        salt = load_salt() if salt is None else salt
+        limit = notebook_limit(suite)
 
-    bar = _progress(len(todo), f"grading {suite.name}") if progress else _progress(0, "")
-    if done and progress:
-        print(f"course grade: {len(done)} submission(s) already graded in {out_dir}, skipped", file=sys.stderr)
+        done, todo, settled = {}, [], []
+        for name, path in subs:
+            sub = read_submission(path, limit)
+            prev = report.read_complete(out_dir / name / report.RESULTS_FILE, sha256=sub.sha256, assignment=suite.name)
+            if prev is not None:
+                done[name] = prev
+            elif sub.problem:
+                settled.append((name, {"results": report.error_results(
+                    suite.name, name, sub.problem, {"submission_sha256": sub.sha256, "isolation": level})}))
+            else:
+                todo.append((name, (sub.data, name, suite_ref, submission_seeds(sub.data, salt))))
+        with stop.writing():
+            report.rebuild_csv(out_dir, check_names, assignment=suite.name)
 
-    def record(name, outcome):
-        res = judge_submission(outcome)["results"]
-        report.write_submission(out_dir, name, res)
-        report.rebuild_csv(out_dir, check_names, assignment=suite.name)
-        done[name] = res
-        bar.update(1)
-        bar.set_postfix_str(f"{name}: {res['score']:g}")
+        bar = _progress(len(todo) + len(settled), f"grading {suite.name}") if progress else _progress(0, "")
+        if done and progress:
+            print(f"course grade: {len(done)} submission(s) already graded in {out_dir}, skipped", file=sys.stderr)
 
-    def failed(name, task, exc):
-        nb_bytes = task[0]
-        extra = {"submission_sha256": hashlib.sha256(nb_bytes).hexdigest(), "seeds": task[3]}
-        return {"results": report.error_results(
-            suite.name, name, f"grader error: {_one_line(f'{type(exc).__name__}: {exc}', 250)}", extra)}
+        def record(name, outcome):
+            res = judge_submission(outcome)["results"]
+            ed = res.setdefault("extra_data", {})
+            marks = dict(waiver)
+            if "pending" in outcome and outcome["pending"].get("sandbox_ran"):
+                marks.update(require_isolation(ed.get("isolation", "none"), minimum, allow_weak_isolation,
+                                               f"the sandbox that ran {name} had"))
+            ed.update(marks)
+            with stop.writing():
+                report.write_submission(out_dir, name, res)
+                report.rebuild_csv(out_dir, check_names, assignment=suite.name)
+            done[name] = res
+            bar.update(1)
+            bar.set_postfix_str(f"{name}: {res['score']:g}")
 
-    if todo:
+        def failed(name, task, exc):
+            extra = {"submission_sha256": hashlib.sha256(task[0]).hexdigest(),
+                     "seed_commitment": seed_commitment(task[3]), "isolation": level}
+            return {"results": report.error_results(
+                suite.name, name, f"grader error: {_one_line(f'{type(exc).__name__}: {exc}', 250)}", extra)}
+
+        if todo:
+            try:
+                from autograder.judge import shared_judge
+                shared_judge()                # one judge for the whole batch; its imports overlap with the work
+            except Exception:
+                pass
         try:
-            from autograder.judge import shared_judge
-            shared_judge()                # one judge for the whole batch; its imports overlap with the work
-        except Exception:
-            pass
-    try:
-        if not todo:
-            pass
-        elif scheduler:
-            _run_dask(todo, scheduler, record, failed, suite_ref)
-        elif workers > 1 and len(todo) > 1:
-            _run_pool(todo, workers, record, failed, suite_ref)
-        else:
-            for name, task in todo:
-                try:
-                    outcome = _grade_task(task)
-                except Exception as exc:   # grade_one never raises; belt and braces
-                    outcome = failed(name, task, exc)
+            for name, outcome in settled:
                 record(name, outcome)
-    finally:
-        bar.close()
+            if not todo:
+                pass
+            elif client is not None:
+                _run_dask(client, todo, record, failed, suite_ref)
+            elif workers > 1 and len(todo) > 1:
+                _run_pool(todo, workers, record, failed, suite_ref)
+            else:
+                for name, task in todo:
+                    try:
+                        outcome = _grade_task(task)
+                    except Exception as exc:   # grade_one never raises; belt and braces
+                        outcome = failed(name, task, exc)
+                    record(name, outcome)
+        finally:
+            bar.close()
     return [done[name] for name, _ in subs if name in done]
 
 
+def _stop_pool(pool, futures) -> None:
+    """Cancel what has not started and end the workers (each takes its sandboxes along)."""
+    for fut in futures:
+        fut.cancel()
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        with contextlib.suppress(Exception):
+            p.terminate()
+    deadline = time.monotonic() + 5.0
+    for p in procs:
+        with contextlib.suppress(Exception):
+            p.join(max(0.1, deadline - time.monotonic()))
+            if p.is_alive():
+                p.kill()
+                p.join(1.0)
+
+
 def _run_pool(todo, workers, record, failed, suite_ref) -> None:
-    """Grade in a pool of spawned processes; if a worker dies, the unfinished tasks get one more pool."""
+    """Grade in a pool of spawned processes; if a worker dies, the unfinished tasks get one more pool.
+
+    Workers die with this process (parent-death signal); on an exception here (GradingInterrupted, a grader
+    fault) the pool is stopped before it propagates.
+    """
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     pending = list(todo)
     for attempt in range(2):
-        lost = []
-        ctx = mp.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=ctx,
-                                 initializer=_warm_worker, initargs=(suite_ref,)) as pool:
+        lost, futures = [], {}
+        pool = ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=mp.get_context("spawn"),
+                                   initializer=_pool_worker_init, initargs=(suite_ref, os.getpid()))
+        try:
             futures = {pool.submit(_grade_task, task): (name, task) for name, task in pending}
             for fut in as_completed(futures):
                 name, task = futures[fut]
@@ -511,29 +898,95 @@ def _run_pool(todo, workers, record, failed, suite_ref) -> None:
                         continue
                     outcome = failed(name, task, exc)
                 record(name, outcome)
+        except BaseException:
+            _stop_pool(pool, futures)
+            raise
+        pool.shutdown(wait=True)
         if not lost:
             return
         pending = lost
 
 
-def _run_dask(todo, scheduler, record, failed, suite_ref) -> None:
+# ---------------------------------------------------------------------- Dask
+def dask_security(address: str | None, ca_file=None, cert=None, key=None):
+    """The ``distributed.security.Security`` for a ``tls://`` scheduler, or None for another address.
+
+    With ``ca_file`` and ``cert`` (and ``key`` unless the certificate file holds it), those files; without
+    them, Dask's own configuration (``distributed.comm.tls.ca-file``, ``distributed.comm.tls.client.cert``
+    and ``.key``). Raises ValueError (one line) for missing or misplaced credentials.
+    """
+    given = {opt: f for opt, f in (("--tls-ca-file", ca_file), ("--tls-cert", cert), ("--tls-key", key)) if f}
+    tls = bool(address) and str(address).startswith("tls://")
+    if given and not tls:
+        raise ValueError(f"{', '.join(given)} need a tls:// scheduler address (--scheduler tls://HOST:PORT)")
+    if not tls:
+        return None
     try:
-        from distributed import Client, as_completed
+        import dask
+        from distributed.security import Security
     except ImportError:                     # pragma: no cover
         raise ValueError("--scheduler needs dask.distributed: pip install 'dask[distributed]'") from None
+    if given:
+        if not (ca_file and cert):
+            raise ValueError("TLS needs --tls-ca-file and --tls-cert (and --tls-key unless the certificate file "
+                             "holds the key)")
+        for opt, f in given.items():
+            if not Path(f).is_file():
+                raise ValueError(f"{opt} {f}: no such file")
+        return Security(tls_ca_file=str(ca_file), tls_client_cert=str(cert),
+                        tls_client_key=str(key) if key else None, require_encryption=True)
+    if not (dask.config.get("distributed.comm.tls.ca-file", None)
+            and dask.config.get("distributed.comm.tls.client.cert", None)):
+        raise ValueError(f"{address} needs TLS credentials: pass --tls-ca-file, --tls-cert and --tls-key, or set "
+                         f"distributed.comm.tls.ca-file and distributed.comm.tls.client.cert in Dask's configuration")
+    return Security(require_encryption=True)       # the rest from distributed.comm.tls.* of Dask's configuration
+
+
+@contextlib.contextmanager
+def _dask_client(address: str, security=None):
     try:
-        client = Client(scheduler, timeout="20s")
+        from distributed import Client
+    except ImportError:                     # pragma: no cover
+        raise ValueError("--scheduler needs dask.distributed: pip install 'dask[distributed]'") from None
+    if security is None and str(address).startswith("tls://"):
+        security = dask_security(address)
+    try:
+        client = Client(address, timeout="20s", security=security)
     except Exception as exc:
-        raise ValueError(f"could not connect to the Dask scheduler at {scheduler}: {_one_line(exc, 120)}") from None
+        raise ValueError(f"could not connect to the Dask scheduler at {address}: {_one_line(exc, 120)}") from None
     try:
-        try:
-            client.run(_warm_worker, suite_ref)        # each worker starts its judge now
-        except Exception:
-            pass
-        futures = {}
+        yield client
+    finally:
+        client.close()
+
+
+def _weakest_worker(client, address) -> tuple[str, str]:
+    """(level, "the Dask worker ADDRESS offers") of the worker with the weakest sandbox."""
+    try:
+        client.wait_for_workers(1, timeout=60)
+        levels = client.run(host_isolation)
+    except Exception as exc:
+        raise ValueError(f"the Dask scheduler at {address} has no worker that answers ({_one_line(exc, 100)}): "
+                         f"start one with `dask worker {address}`") from None
+    if not levels:
+        raise ValueError(f"the Dask scheduler at {address} has no workers: start one with `dask worker {address}`")
+    worker, level = min(levels.items(), key=lambda kv: _rank(kv[1]))
+    return (level if level in isolation_levels() else "none"), f"the Dask worker {worker} offers"
+
+
+def _dask_key(name: str) -> str:
+    """A task key naming the submission and nothing secret (never its seed)."""
+    return f"course-grade-{name}-{secrets.token_hex(6)}"
+
+
+def _run_dask(client, todo, record, failed, suite_ref) -> None:
+    with contextlib.suppress(Exception):
+        client.run(_warm_worker, suite_ref)        # each worker imports the sandbox side now
+    from distributed import as_completed
+    futures = {}
+    try:
         for name, task in todo:
-            fut = client.submit(_grade_task, task, key=f"course-grade-{name}-{task[3]['hidden'][:12]}", pure=False,
-                                retries=1)
+            fut = client.submit(_grade_task, task, key=_dask_key(name), pure=False, retries=1)
             futures[fut] = (name, task)
         for fut in as_completed(list(futures)):
             name, task = futures[fut]
@@ -542,8 +995,10 @@ def _run_dask(todo, scheduler, record, failed, suite_ref) -> None:
             except Exception as exc:
                 outcome = failed(name, task, exc)
             record(name, outcome)
-    finally:
-        client.close()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            client.cancel(list(futures))
+        raise
 
 
 # ---------------------------------------------------------------------- command line
@@ -553,18 +1008,30 @@ def _error(msg: str, code: int = 2) -> int:
 
 
 def grade_command(args) -> int:
-    """`course grade SUBMISSION... --assignment HW [--out DIR] [--workers N] [--scheduler ADDRESS]`."""
-    try:           # the judge's imports (torch, course_lib) take seconds: start them first
-        from autograder.judge import shared_judge
-        shared_judge()
-    except Exception:
-        pass
+    """`course grade SUBMISSION... --assignment HW [--out DIR] [--workers N] [--scheduler ADDRESS]
+    [--min-isolation LEVEL] [--allow-weak-isolation] [--tls-ca-file F --tls-cert F --tls-key F]`."""
+    scheduler = getattr(args, "scheduler", None)
+    allow_weak = bool(getattr(args, "allow_weak_isolation", False))
     try:
         from autograder.suites import load_suite
-        load_suite(args.assignment)
+        load_suite(args.assignment)                   # the instructor's command line: a name or a suite file
         collect_submissions(args.submissions)
+        minimum = resolve_min_isolation(getattr(args, "min_isolation", None))
+        security = dask_security(scheduler, getattr(args, "tls_ca_file", None), getattr(args, "tls_cert", None),
+                                 getattr(args, "tls_key", None))
+        if not scheduler:                             # refuse before paying for the judge's start
+            require_isolation(host_isolation(), minimum, allow_weak)
+        elif str(scheduler).startswith("tcp://"):
+            print(f"course grade: the connection to {scheduler} is not encrypted; a shared cluster should use "
+                  f"tls:// (--tls-ca-file, --tls-cert, --tls-key)", file=sys.stderr)
+        try:       # the judge's imports (torch, course_lib) take seconds: start them now
+            from autograder.judge import shared_judge
+            shared_judge()
+        except Exception:
+            pass
         results = grade_batch(args.submissions, args.assignment, args.out, workers=int(args.workers or 1),
-                              scheduler=getattr(args, "scheduler", None))
+                              scheduler=scheduler, min_isolation=minimum, allow_weak_isolation=allow_weak,
+                              security=security)
     except ValueError as exc:
         return _error(str(exc))
     print(report.format_table(results))
@@ -573,10 +1040,11 @@ def grade_command(args) -> int:
 
 
 def _assignment_of(nb_path: Path, nb: dict) -> str:
-    from autograder.suites import available_suites
-    meta = (nb.get("metadata") or {}).get("course") or {}
+    """The assignment a notebook belongs to, by name in the course's registry only (never a file it names)."""
+    from autograder.suites import available_suites, registered_suite
+    meta = (nb.get("metadata") or {}).get("course") if isinstance(nb.get("metadata"), dict) else None
     if isinstance(meta, dict) and meta.get("assignment"):
-        return str(meta["assignment"])
+        return registered_suite(meta["assignment"], f"{nb_path.name} names")
     stem = nb_path.stem
     for name in available_suites():
         if stem == name or stem.startswith(name):
@@ -585,24 +1053,34 @@ def _assignment_of(nb_path: Path, nb: dict) -> str:
 
 
 def check_command(args) -> int:
-    """`course check NOTEBOOK`: the public checks, on this machine, printed with expected vs got."""
+    """`course check NOTEBOOK`: the public checks, on this machine, printed with expected vs got.
+
+    Public checks run whatever the sandbox's isolation; the assignment comes from ``--assignment`` (a name
+    or a suite file: the person at the keyboard chooses) or from the notebook, by registered name only.
+    """
     path = Path(args.notebook)
     if not path.is_file():
         return _error(f"{args.notebook}: no such file")
     try:
-        nb_bytes = path.read_bytes()
+        from autograder.suites import load_suite
+        explicit = getattr(args, "assignment", None)
+        suite = load_suite(explicit) if explicit else None
+        sub = read_submission(path, notebook_limit(suite))
+        if sub.problem:
+            print(f"could not check the notebook: {sub.problem}")
+            return 1
         try:
-            nb = json.loads(nb_bytes.decode("utf-8"))
+            nb = json.loads(sub.data.decode("utf-8"))
+            if not isinstance(nb, dict):
+                raise ValueError("not an object")
         except (ValueError, UnicodeDecodeError):
             return _error(f"{args.notebook}: not a notebook (invalid JSON)")
-        assignment = getattr(args, "assignment", None) or _assignment_of(path, nb)
-        from autograder.suites import load_suite
-        suite = load_suite(assignment)
+        suite = suite or load_suite(_assignment_of(path, nb))
+        seeds = submission_seeds(sub.data, load_salt())
     except ValueError as exc:
         return _error(str(exc))
     print(f"checking {path} against the public checks of {suite.name} ...", file=sys.stderr)
-    seeds = submission_seeds(code_source(nb), load_salt())
-    res = grade_one(nb_bytes, path.stem, suite, seeds, public_only=True)["results"]
+    res = grade_one(sub.data, path.stem, suite, seeds, public_only=True)["results"]
     print(format_check(res))
     if res["extra_data"].get("error"):
         return 1

@@ -811,7 +811,6 @@ def _child_setup(limits: Limits, nproc: int | None, cgroup: _Cgroup | None, uid:
     def apply():  # runs in the child before exec: cgroups (as root), the parent-death signal, rlimits, the uid
         if cgroup is not None:
             cgroup.join()
-        _set_parent_death_signal()
 
         def lim(res, soft, hard=None):
             hard = soft if hard is None else hard
@@ -826,6 +825,7 @@ def _child_setup(limits: Limits, nproc: int | None, cgroup: _Cgroup | None, uid:
         os.umask(0o077)
         if uid is not None:
             _drop_to(uid)()
+        _set_parent_death_signal()  # after the user switch, which clears it
     return apply
 
 

@@ -77,7 +77,7 @@ class FormatError(ValueError):
 
 # ============================================================================================ encoding
 def _is_tensor(x) -> bool:
-    return type(x).__module__.split(".")[0] == "torch" and hasattr(x, "detach")
+    return str(getattr(type(x), "__module__", "")).split(".")[0] == "torch" and hasattr(x, "detach")
 
 
 def _one_line(text, limit: int = 80) -> str:
@@ -472,8 +472,10 @@ def read_npz(raw: bytes, *, max_bytes: int, max_elements: int, max_members: int 
                     raise FormatError(f"array {key} is compressed with method {info.compress_type} "
                                       f"or encrypted; only stored and deflated are read")
                 total_bytes += info.file_size
-                if total_bytes > max_bytes or info.compress_size > len(raw):
+                if total_bytes > max_bytes:
                     raise FormatError(f"the output's arrays hold more than {max_bytes} bytes")
+                if info.compress_size > len(raw):
+                    raise FormatError(f"array {key} is larger than the file that holds it")
                 with zf.open(info) as fh:
                     shape, fortran, dtype, header = _npy_header(fh, key)
                     if dtype.kind not in _KINDS or dtype.hasobject or dtype.fields is not None \

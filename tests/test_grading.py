@@ -1,7 +1,9 @@
-"""Grading end to end: resume after SIGKILL, workers=2 and Dask give the same scores, seeds, errors, check."""
+"""Grading end to end: resume after SIGKILL, workers=2 and Dask (over TLS) give the same scores; seeds that
+nothing student-visible reveals; suites by registered name only; size limits; isolation levels; private folders."""
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autograder import cli
-from autograder.grading import (code_source, collect_submissions, grade_one, load_salt, submission_seeds)
+from autograder import cli, grading
+from autograder.grading import (collect_submissions, grade_one, load_salt, seed_commitment, submission_seeds)
 from autograder.suites import load_suite
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,11 +27,15 @@ EXPECTED = {"complete": 100.0, "partial": 45.0, "broken": 30.0}
 def grader_env(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_GRADER_SALT", SALT)
     monkeypatch.setenv("COURSE_GRADER_STATE", str(tmp_path / "state"))
+    # These tests are about the pipeline, on whatever sandbox the host offers; the minimum level has its own.
+    monkeypatch.setenv("COURSE_MIN_ISOLATION", "none")
+    monkeypatch.delenv("COURSE_MAX_NOTEBOOK_MB", raising=False)
 
 
 def _env():
-    env = dict(os.environ, COURSE_GRADER_SALT=SALT)
+    env = dict(os.environ, COURSE_GRADER_SALT=SALT, COURSE_MIN_ISOLATION="none")
     env["PYTHONPATH"] = str(ROOT)
+    env.pop("COURSE_MAX_NOTEBOOK_MB", None)
     return env
 
 
@@ -89,7 +95,21 @@ def test_results_json_schema(resumed):
         assert {"name", "score", "max_score", "status", "output", "visibility"} <= set(t)
         assert t["status"] in ("passed", "failed") and 0 <= t["score"] <= t["max_score"]
     ed = res["extra_data"]
-    assert {"seeds", "versions", "durations", "sandbox_limits", "submission_sha256"} <= set(ed)
+    assert {"seed_commitment", "isolation", "versions", "durations", "sandbox_limits", "submission_sha256"} <= set(ed)
+    assert "seeds" not in ed and ed["isolation"] in ("none", "uid", "namespaces")
+
+
+def test_no_seed_reaches_anything_a_student_sees(resumed):
+    """results.json, feedback.md/html and grades.csv hold neither seed, in hex, in part or as the rng's int."""
+    texts = {p.relative_to(resumed["out"]): p.read_text() for p in resumed["out"].rglob("*") if p.is_file()}
+    assert {"grades.csv", "partial/results.json", "partial/feedback.md", "broken/feedback.html"} <= set(map(str, texts))
+    for name in ("partial", "broken"):
+        seeds = submission_seeds((SUBS / f"{name}.ipynb").read_bytes(), SALT.encode())
+        res = json.loads(texts[Path(name, "results.json")])
+        assert res["extra_data"]["seed_commitment"] == seed_commitment(seeds)
+        for seed in seeds.values():
+            for form in (seed[:12], seed[-12:], str(int(seed, 16))[:15]):
+                assert not [str(p) for p, t in texts.items() if form in t], form
 
 
 def test_feedback_names_the_known_mistake_and_hidden_checks_leak_nothing(resumed):
@@ -122,40 +142,88 @@ def _same_result(a, b):
     """The same submission graded twice (same salt): same seeds, same score on every check."""
     a = json.loads((a / "results.json").read_text())
     b = json.loads((b / "results.json").read_text())
-    assert a["extra_data"]["seeds"] == b["extra_data"]["seeds"]
+    assert a["extra_data"]["seed_commitment"] == b["extra_data"]["seed_commitment"]
     assert [(t["name"], t["score"]) for t in a["tests"]] == [(t["name"], t["score"]) for t in b["tests"]]
 
 
-def test_dask_local_cluster_through_the_cli(resumed, tmp_path):
+def _tls_files(folder: Path) -> tuple:
+    """A self-signed certificate and key for 127.0.0.1 (openssl), used as CA, scheduler, worker and client."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"], check=True, capture_output=True)
+    return cert, key
+
+
+def test_dask_tls_cluster_through_the_cli(resumed, tmp_path, capsys):
+    """`course grade --scheduler tls://... --tls-*`: same scores as locally; no task key names a seed."""
     from distributed import LocalCluster
+    from distributed.security import Security
+    cert, key = _tls_files(tmp_path)
+    sec = Security(tls_ca_file=str(cert), tls_scheduler_cert=str(cert), tls_scheduler_key=str(key),
+                   tls_worker_cert=str(cert), tls_worker_key=str(key), tls_client_cert=str(cert),
+                   tls_client_key=str(key), require_encryption=True)
     out = tmp_path / "dask"
-    with LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None) as cluster:
-        rc = cli.main(["grade", str(SUBS / "partial.ipynb"), str(SUBS / "broken.ipynb"),
-                       "--assignment", "fixture_hw", "--out", str(out), "--scheduler", cluster.scheduler_address])
+    subs = [str(SUBS / "partial.ipynb"), str(SUBS / "broken.ipynb")]
+    with LocalCluster(n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None,
+                      protocol="tls://", host="127.0.0.1", security=sec) as cluster:
+        address = cluster.scheduler_address
+        assert address.startswith("tls://")
+        assert cli.main(["grade", *subs, "--assignment", "fixture_hw", "--out", str(out), "--scheduler", address]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and "needs TLS credentials" in err and not out.exists()
+        rc = cli.main(["grade", *subs, "--assignment", "fixture_hw", "--out", str(out), "--scheduler", address,
+                       "--tls-ca-file", str(cert), "--tls-cert", str(cert), "--tls-key", str(key)])
+        keys = {str(t.key) for t in cluster.scheduler.transition_log}
     assert rc == 0
     assert _scores(out) == _scores(resumed["out"])
     for name in ("partial", "broken"):
         _same_result(out / name, resumed["out"] / name)
+    assert any(k.startswith("course-grade-partial-") for k in keys)
+    for name in ("partial", "broken"):
+        for seed in submission_seeds((SUBS / f"{name}.ipynb").read_bytes(), SALT.encode()).values():
+            assert not [k for k in keys if seed[:8] in k]
+
+
+def test_tls_options_are_checked_before_connecting(tmp_path):
+    assert grading.dask_security(None) is None and grading.dask_security("tcp://h:8786") is None
+    with pytest.raises(ValueError, match="need a tls:// scheduler address"):
+        grading.dask_security("tcp://h:8786", ca_file="ca.pem")
+    with pytest.raises(ValueError, match="--tls-ca-file and --tls-cert"):
+        grading.dask_security("tls://h:8786", cert=str(tmp_path / "c.pem"))
+    with pytest.raises(ValueError, match="no such file"):
+        grading.dask_security("tls://h:8786", ca_file=str(tmp_path / "ca.pem"), cert=str(tmp_path / "c.pem"))
+    (tmp_path / "ca.pem").write_text("x")
+    (tmp_path / "c.pem").write_text("x")
+    sec = grading.dask_security("tls://h:8786", ca_file=str(tmp_path / "ca.pem"), cert=str(tmp_path / "c.pem"))
+    assert sec.require_encryption and sec.tls_ca_file == str(tmp_path / "ca.pem")
 
 
 # ---------------------------------------------------------------------------------- no sandbox needed
-def test_seeds_depend_on_code_and_salt_only():
-    nb = json.loads((SUBS / "complete.ipynb").read_text())
-    same = json.loads(json.dumps(nb))
-    same["cells"][0]["source"] = "a different markdown cell"          # markdown does not count
-    edited = json.loads(json.dumps(nb))
-    edited["cells"][3]["source"] = "".join(edited["cells"][3]["source"]) + "\n# a comment"
-    as_lines = json.loads(json.dumps(nb))
-    as_lines["cells"][3]["source"] = "".join(as_lines["cells"][3]["source"]).splitlines(keepends=True)
-    s = submission_seeds(code_source(nb), b"salt-a")
-    assert s == submission_seeds(code_source(same), b"salt-a") == submission_seeds(code_source(as_lines), b"salt-a")
-    assert s["hidden"] != submission_seeds(code_source(edited), b"salt-a")["hidden"]
-    other = submission_seeds(code_source(nb), b"salt-b")
-    assert s["visible"] != other["visible"] and s["hidden"] != other["hidden"]
+def test_seeds_cover_the_exact_notebook_bytes():
+    """A markdown cell (where the attack hid its answers) changes the cases; the same bytes never do."""
+    raw = (SUBS / "complete.ipynb").read_bytes()
+    nb = json.loads(raw)
+    markdown = json.loads(json.dumps(nb))
+    md = next(c for c in markdown["cells"] if c["cell_type"] == "markdown")
+    md["source"] = "answers: 0.1 0.2 0.3"
+    s = submission_seeds(raw, b"salt-a")
+    assert s == submission_seeds(bytes(raw), b"salt-a")                       # the same submission, the same cases
+    assert s["visible"] != s["hidden"]
+    other = submission_seeds(json.dumps(markdown).encode(), b"salt-a")
+    assert other["visible"] != s["visible"] and other["hidden"] != s["hidden"]
+    assert submission_seeds(raw + b"\n", b"salt-a")["hidden"] != s["hidden"]  # even one trailing byte
+    salted = submission_seeds(raw, b"salt-b")
+    assert salted["visible"] != s["visible"] and salted["hidden"] != s["hidden"]
     suite = load_suite("fixture_hw")
     a = suite.generate_cases(np.random.default_rng(int(s["hidden"], 16)), "hidden")
     b = suite.generate_cases(np.random.default_rng(int(other["hidden"], 16)), "hidden")
     assert not np.allclose(a["log_sum_exp"][0]["a"], b["log_sum_exp"][0]["a"])
+    c = seed_commitment(s)
+    assert c == seed_commitment(dict(s)) and c != seed_commitment(other)
+    assert not any(s[v][:8] in c[v] or c[v] in s[v] for v in s)
 
 
 def test_salt_file_is_created_private_and_reused(tmp_path, monkeypatch):
@@ -262,7 +330,7 @@ def test_bench_grader_batch_is_distinct_submissions(tmp_path):
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     paths = bench.make_batch(bench.sample("fixture_hw"), tmp_path, 3)
-    seeds = {submission_seeds(code_source(json.loads(p.read_text())), b"s")["hidden"] for p in paths}
+    seeds = {submission_seeds(p.read_bytes(), b"s")["hidden"] for p in paths}
     assert len(paths) == 3 and len(seeds) == 3                     # each copy gets its own cases
     with pytest.raises(SystemExit):
         bench.main(["--help"])
@@ -283,3 +351,209 @@ def test_forbidden_imports_cost_the_function_whose_cell_uses_them(tmp_path):
     nb["cells"][2]["source"] = "import numpy as np\nimport sklearn"            # the shared imports cell
     p.write_text(json.dumps(nb))
     assert set(_static_check(p, suite)) == {"sample_mean", "mle_covariance", "log_sum_exp"}
+
+
+# ---------------------------------------------------------------------------------- suites by registered name
+def test_a_suite_named_by_a_notebook_is_never_executed(tmp_path, capsys):
+    """`course check` on a notebook whose metadata names a suite file: refused, the file never runs."""
+    marker = tmp_path / "executed"
+    evil = tmp_path / "evil_suite.py"
+    evil.write_text(f"open({str(marker)!r}, 'w').close()\n")
+    nb = json.loads((SUBS / "complete.ipynb").read_text())
+    for named in (str(evil), "evil_suite.py", "evil_suite", "../fixture_hw"):
+        nb["metadata"]["course"] = {"assignment": named}
+        p = tmp_path / "evil_suite.ipynb"                     # the file name does not help either
+        p.write_text(json.dumps(nb))
+        assert cli.main(["check", str(p)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and "not one of this course's" in err and "--assignment" in err
+        assert not marker.exists()
+    nb["metadata"].pop("course")
+    p.write_text(json.dumps(nb))
+    assert cli.main(["check", str(p)]) == 2
+    assert "cannot tell which assignment" in capsys.readouterr().err and not marker.exists()
+    nb["metadata"]["course"] = {"assignment": "fixture_hw"}     # a registered name is what it is for
+    assert grading._assignment_of(p, nb) == "fixture_hw"
+
+
+# ---------------------------------------------------------------------------------- sizes
+def test_an_oversized_notebook_gets_one_result_with_the_size_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_MAX_NOTEBOOK_MB", "0.001")               # 1 kB: every sample is over it
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    for name in ("a", "b"):
+        shutil.copy(SUBS / "complete.ipynb", subs / f"{name}.ipynb")
+    size = (subs / "a.ipynb").stat().st_size
+    results = grading.grade_batch([subs], "fixture_hw", tmp_path / "out", progress=False)
+    assert [r["extra_data"]["submission"] for r in results] == ["a", "b"]       # the batch went on
+    line = f"the notebook is {grading._megabytes(size)}; the grader accepts at most 1 kB: clear its outputs"
+    for r in results:
+        assert r["score"] == 0 and r["output"] == line and r["extra_data"]["complete"]
+    assert _scores(tmp_path / "out") == {"a": 0.0, "b": 0.0}
+    assert grading.size_problem(200_000_000, 20_000_000) == \
+        "the notebook is 200 MB; the grader accepts at most 20 MB: clear its outputs"
+    r = grade_one((SUBS / "complete.ipynb").read_bytes(), "c", "fixture_hw", {"visible": "1", "hidden": "2"})
+    assert r["results"]["output"].startswith("the notebook is ")                  # grade_one checks it too
+
+
+def test_notebook_limit_settings(monkeypatch):
+    class Big:
+        max_notebook_mb = 50
+    assert grading.notebook_limit() == grading.MAX_NOTEBOOK_BYTES == 20_000_000
+    assert grading.notebook_limit(Big()) == 50_000_000
+    monkeypatch.setenv("COURSE_MAX_NOTEBOOK_MB", "2.5")
+    assert grading.notebook_limit(Big()) == 2_500_000
+    for bad in ("-1", "lots", "nan"):
+        monkeypatch.setenv("COURSE_MAX_NOTEBOOK_MB", bad)
+        with pytest.raises(ValueError, match="COURSE_MAX_NOTEBOOK_MB"):
+            grading.notebook_limit()
+
+
+def test_read_submission_is_bounded_and_follows_no_link(tmp_path):
+    big = tmp_path / "big.ipynb"
+    big.write_bytes(b"x" * 5000)
+    r = grading.read_submission(big, limit=1000)
+    assert r.data is None and r.size == 5000 and "at most 1 kB" in r.problem
+    import hashlib
+    assert r.sha256 == hashlib.sha256(b"x" * 5000).hexdigest()           # resuming still recognises it
+    ok = grading.read_submission(big, limit=5000)
+    assert ok.data == b"x" * 5000 and ok.problem is None
+    link = tmp_path / "link.ipynb"
+    link.symlink_to(tmp_path / "state")
+    os.mkfifo(tmp_path / "pipe.ipynb")
+    assert "is a link" in grading.read_submission(link).problem
+    assert "not a regular file" in grading.read_submission(tmp_path / "pipe.ipynb").problem
+
+
+# ---------------------------------------------------------------------------------- isolation levels
+def _level(monkeypatch, level):
+    from autograder import sandbox
+    monkeypatch.setattr(sandbox, "isolation_level", lambda: level, raising=False)
+    monkeypatch.setattr(sandbox, "ISOLATION_LEVELS", ("none", "uid", "namespaces"), raising=False)
+
+
+def test_course_grade_refuses_weak_isolation_unless_allowed(tmp_path, monkeypatch, capsys):
+    _level(monkeypatch, "uid")
+    monkeypatch.delenv("COURSE_MIN_ISOLATION")
+    monkeypatch.setenv("COURSE_MAX_NOTEBOOK_MB", "0.001")    # settled without a sandbox run: the test stays fast
+    out = tmp_path / "out"
+    argv = ["grade", str(SUBS / "partial.ipynb"), "--assignment", "fixture_hw", "--out", str(out)]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "isolation 'uid'" in err and "need 'namespaces'" in err
+    assert "bubblewrap" in err and "--allow-weak-isolation" in err and not out.exists()
+    monkeypatch.setenv("COURSE_MIN_ISOLATION", "uid")                   # the environment lowers the minimum
+    assert cli.main(argv) == 0
+    ed = json.loads((out / "partial" / "results.json").read_text())["extra_data"]
+    assert ed["isolation"] == "uid" and "weak_isolation_allowed" not in ed
+    shutil.rmtree(out)
+    assert cli.main([*argv, "--min-isolation", "namespaces"]) == 2      # the flag beats the environment
+    assert cli.main([*argv, "--min-isolation", "namespaces", "--allow-weak-isolation"]) == 0
+    ed = json.loads((out / "partial" / "results.json").read_text())["extra_data"]
+    assert ed["isolation"] == "uid" and ed["isolation_required"] == "namespaces" and ed["weak_isolation_allowed"]
+    assert "below 'namespaces'" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="unknown isolation level"):
+        grading.resolve_min_isolation("chroot")
+
+
+def test_a_run_below_the_minimum_writes_nothing(tmp_path, monkeypatch):
+    """The host claims namespaces but a run reports uid: the batch stops, that submission stays ungraded."""
+    _level(monkeypatch, "namespaces")
+    monkeypatch.setenv("COURSE_MIN_ISOLATION", "namespaces")
+
+    def fake_run(nb_bytes, name, suite_name, seeds, public_only=False):
+        return {"pending": {"name": name, "sandbox_ran": True, "extra": {"isolation": "uid"}}}
+
+    def fake_judge(outcome):
+        p = outcome["pending"]
+        return {"results": {"score": 50.0, "tests": [], "output": "", "extra_data": {
+            **p["extra"], "assignment": "fixture_hw", "submission": p["name"], "complete": True,
+            "submission_sha256": "0"}}}
+
+    monkeypatch.setattr("autograder.judge.shared_judge", lambda: None)
+    monkeypatch.setattr(grading, "run_submission", fake_run)
+    monkeypatch.setattr(grading, "judge_submission", fake_judge)
+    out = tmp_path / "out"
+    with pytest.raises(grading.IsolationError, match="the sandbox that ran partial had isolation 'uid'"):
+        grading.grade_batch([SUBS / "partial.ipynb"], "fixture_hw", out, progress=False)
+    assert not (out / "partial").exists()
+    res = grading.grade_batch([SUBS / "partial.ipynb"], "fixture_hw", out, progress=False, allow_weak_isolation=True)
+    assert res[0]["extra_data"]["weak_isolation_allowed"] and res[0]["extra_data"]["isolation"] == "uid"
+
+
+def test_course_check_runs_at_any_level(monkeypatch, tmp_path):
+    _level(monkeypatch, "none")
+    monkeypatch.delenv("COURSE_MIN_ISOLATION")
+    monkeypatch.setattr(grading, "grade_one", lambda *a, **k: {"results": {
+        "score": 0.0, "output": "", "tests": [], "extra_data": {"isolation": "none"}}})
+    assert cli.main(["check", str(SUBS / "complete.ipynb")]) == 0
+
+
+# ---------------------------------------------------------------------------------- fail closed
+def test_results_and_state_folders_are_made_private(tmp_path, monkeypatch):
+    new = grading.make_private(tmp_path / "a" / "out", "the results folder")
+    assert new.stat().st_mode & 0o777 == 0o700
+    opened = tmp_path / "shared"
+    opened.mkdir(mode=0o755)
+    opened.chmod(0o755)
+    grading.make_private(opened)
+    assert opened.stat().st_mode & 0o777 == 0o700
+    monkeypatch.setenv("COURSE_GRADER_STATE", str(tmp_path / "st"))
+    (tmp_path / "st").mkdir()
+    (tmp_path / "st").chmod(0o755)
+    grading.state_dir()
+    assert (tmp_path / "st").stat().st_mode & 0o777 == 0o700
+
+
+def test_private_folders_fail_closed(tmp_path, monkeypatch):
+    from autograder.suites import REPO_ROOT
+    before = {p: p.stat().st_mode for p in (REPO_ROOT, Path(sys.prefix))}
+    for p in (REPO_ROOT, Path(sys.prefix), Path(sys.prefix).parent):
+        with pytest.raises(ValueError, match="keeps as it is"):
+            grading.make_private(p, "the results folder")
+    assert cli.main(["grade", str(SUBS / "partial.ipynb"), "--assignment", "fixture_hw", "--out", str(REPO_ROOT)]) == 2
+    assert {p: p.stat().st_mode for p in before} == before
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="not a folder|cannot create"):
+        grading.make_private(tmp_path / "file")
+    target = tmp_path / "open"
+    target.mkdir()
+    target.chmod(0o755)
+
+    def refuse(path, mode):
+        raise PermissionError(1, "Operation not permitted")
+    monkeypatch.setattr(grading.os, "chmod", refuse)
+    with pytest.raises(ValueError, match="cannot be made private"):
+        grading.make_private(target, "the results folder")
+    monkeypatch.setattr(grading.os, "chmod", lambda path, mode: None)          # a file system that ignores it
+    with pytest.raises(ValueError, match="still open to other users"):
+        grading.make_private(target, "the results folder")
+    monkeypatch.setenv("COURSE_GRADER_STATE", str(target))
+    monkeypatch.delenv("COURSE_GRADER_SALT")
+    with pytest.raises(ValueError, match="the grader's state folder .* still open"):
+        load_salt()
+
+
+# ---------------------------------------------------------------------------------- stopping
+def test_stop_signals_wait_for_the_result_being_written():
+    order = []
+    with pytest.raises(grading.GradingInterrupted) as info:
+        with grading._StopSignals() as stop:
+            with stop.writing():
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.05)
+                order.append("written")                 # the file is finished before the stop
+            order.append("after")
+    assert order == ["written"] and info.value.signum == signal.SIGTERM
+    assert "SIGTERM" in str(info.value) and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_pool_workers_get_a_parent_death_signal():
+    code = ("import ctypes, signal; from autograder.grading import _set_parent_death_signal as s; "
+            "assert s(signal.SIGTERM); libc = ctypes.CDLL(None); v = ctypes.c_int(); "
+            "libc.prctl(2, ctypes.byref(v), 0, 0, 0); print(v.value)")
+    if not sys.platform.startswith("linux"):
+        pytest.skip("prctl is Linux only")
+    r = subprocess.run([sys.executable, "-c", code], env=_env(), cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr[-1000:]
+    assert int(r.stdout) == signal.SIGTERM

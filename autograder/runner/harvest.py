@@ -4,9 +4,11 @@ This module runs inside the sandbox, in the student's kernel: the grader copies 
 input folder (as ``course_harvest.py``, next to ``course_wire.py``) and the harvest cells that follow the
 student's cells call :func:`harvest`. It imports only the standard library, NumPy and the wire format.
 
-Each case runs in a child forked from the kernel, one after the other, visible cases first: whatever a case
-does to its process (globals, monkeypatching, ``sys.exit``, ``os._exit``, a segfault, a memory bomb, a hang)
-dies with it, and nothing a later (hidden) case sees can flow back into an earlier (visible) case's message.
+The cases come in groups (visible cases, then hidden ones). Each group runs in a child forked from the
+kernel, after the previous group's child has ended: whatever a case does to its process (globals,
+monkeypatching, ``sys.exit``, ``os._exit``, a segfault, a memory bomb) dies with that child, so nothing a
+hidden case sees can flow back into a visible case's message. A case that kills its child costs that case;
+a fresh child goes on with the group's next case.
 The kernel kills a child's whole process group when the function's time budget is spent, and reaps what it
 left behind (the kernel is a child subreaper), so the kernel stays healthy for the next function.
 
@@ -37,9 +39,7 @@ _CASE_EXIT_ERROR = 70
 
 
 def _write_json(path: str, obj) -> None:
-    with open(path + ".tmp", "w") as fh:
-        json.dump(obj, fh)
-    os.replace(path + ".tmp", path)
+    wire.write_atomic(path, json.dumps(obj).encode("utf-8"))
 
 
 def _clear_group(pgid: int) -> None:
@@ -124,32 +124,44 @@ def harvest(namespace: dict, name: str, budget: float, memory_mib: int, cases_di
     if not callable(fn):
         return status(status="missing", message=f"{name} is a {type(fn).__name__}, not a function")
     with open(f"{cases_dir}/{name}.json") as fh:
-        ncases = len(json.load(fh)["cases"])
+        spec = json.load(fh)
+    ncases = len(spec["cases"])
+    groups = spec.get("groups") or [ncases]
     deadline = t0 + budget
-    for i in range(ncases):
-        if time.monotonic() >= deadline:
-            return status(status="timeout", budget=budget)
-        _write_json(f"outputs/{name}.{i}.start.json", {"case": i})
-        try:
-            pid = os.fork()
-        except OSError as exc:
-            return status(status="error", message=f"could not start {name}: {exc}")
-        if pid == 0:
-            code = _CASE_EXIT_ERROR
+    start = 0
+    for size in groups:
+        end = start + size
+        first = start
+        while first < end:  # a child runs the group's cases from `first` on; one that dies costs its case
+            if time.monotonic() >= deadline:
+                return status(status="timeout", budget=budget)
             try:
-                _run_case(name, fn, i, memory_mib, cases_dir, probe)
-                code = 0
-            finally:
-                os._exit(code)
-        with contextlib.suppress(OSError):
-            os.setpgid(pid, pid)
-        wstatus = _wait(pid, deadline)
-        _clear_group(pid)  # what the case left running
-        if wstatus is None:
-            return status(status="timeout", budget=budget)
-        code = os.waitstatus_to_exitcode(wstatus)
-        if code != 0 or not os.path.exists(f"outputs/{name}.{i}.json"):
-            _write_case(name, i, {"status": "crashed", "exitcode": code})
+                pid = os.fork()
+            except OSError as exc:
+                return status(status="error", message=f"could not start {name}: {exc}")
+            if pid == 0:
+                code = _CASE_EXIT_ERROR
+                try:
+                    for i in range(first, end):
+                        _run_case(name, fn, i, memory_mib, cases_dir, probe)
+                    code = 0
+                finally:
+                    os._exit(code)
+            with contextlib.suppress(OSError):
+                os.setpgid(pid, pid)
+            wstatus = _wait(pid, deadline)
+            _clear_group(pid)  # what the cases left running
+            if wstatus is None:
+                return status(status="timeout", budget=budget)
+            code = os.waitstatus_to_exitcode(wstatus)
+            done = first
+            while done < end and os.path.exists(f"outputs/{name}.{done}.json"):
+                done += 1
+            if done < end:
+                _write_case(name, done, {"status": "crashed", "exitcode": code})
+                done += 1
+            first = done
+        start = end
     return status(status="ok")
 
 
@@ -170,13 +182,15 @@ def _describe(name: str, exc: BaseException, memory_mib: int) -> str:
 
 def _run_case(name, fn, i, memory_mib, cases_dir, probe) -> None:
     """In the forked child: call ``fn`` on case ``i`` and write its outcome (:func:`_write_case`)."""
-    os.setpgid(0, 0)
-    null = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(null, fd)
-    sys.stdout = sys.stderr = open(os.devnull, "w")
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM, signal.SIGCHLD):
-        signal.signal(sig, signal.SIG_DFL)
+    if os.getpgid(0) != os.getpid():
+        os.setpgid(0, 0)
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        sys.stdout = sys.stderr = open(os.devnull, "w")
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM, signal.SIGCHLD):
+            signal.signal(sig, signal.SIG_DFL)
+    _write_json(f"outputs/{name}.{i}.start.json", {"case": i})
     t = time.monotonic()
     try:
         kwargs, probe_kwargs = _case_inputs(cases_dir, name, i)
@@ -196,9 +210,7 @@ def _write_case(name: str, i: int, record: dict, value: bytes | None = None) -> 
     """Case ``i``'s outcome: ``outputs/<name>.<i>.value`` (the output in the wire format, when there is
     one), then ``outputs/<name>.<i>.json`` (status, message, seconds), each written atomically."""
     if value is not None:
-        with open(f"outputs/{name}.{i}.value.tmp", "wb") as fh:
-            fh.write(value)
-        os.replace(f"outputs/{name}.{i}.value.tmp", f"outputs/{name}.{i}.value")
+        wire.write_atomic(f"outputs/{name}.{i}.value", value)
     _write_json(f"outputs/{name}.{i}.json", record)
 
 

@@ -6,6 +6,11 @@ A name resolves, in order, to
 3. ``tests/fixtures/<name>/suite.py`` in the repository (the fixture assignment used by the tests and the
    demo while the real assignments are being written).
 Suites are validated (points sum to 100) when loaded; a loaded suite is cached per process.
+
+A suite file (1.) is code the grader runs with its own rights: only the instructor's command line
+(``course grade --assignment path/to/suite.py``) may name one. A name that comes from a submission (its
+metadata, its file name) goes through ``registered_suite``, which accepts the names ``available_suites()``
+lists and nothing else.
 """
 from __future__ import annotations
 
@@ -15,7 +20,8 @@ import re
 import sys
 from pathlib import Path
 
-__all__ = ["load_suite", "available_suites", "suite_source", "suite_reference", "REPO_ROOT", "ASSIGNMENTS"]
+__all__ = ["load_suite", "available_suites", "registered_suite", "suite_source", "suite_reference", "REPO_ROOT",
+           "ASSIGNMENTS"]
 
 #: The course's assignments, in order.
 ASSIGNMENTS = ("hw1_mle", "hw2_em", "hw3_linear", "hw4_vae")
@@ -51,6 +57,21 @@ def available_suites() -> list:
     if _FIXTURES.is_dir():
         ordered += sorted(p.parent.name for p in _FIXTURES.glob("*/suite.py") if p.parent.name not in ordered)
     return ordered
+
+
+def registered_suite(name, what: str = "the notebook names") -> str:
+    """``name`` if it is one of the course's registered suites (``available_suites()``), else ValueError.
+
+    For names read from a submission: a path, a file name or anything outside the registry is refused
+    (one line), so a notebook can never make the grader import a file of its choosing.
+    """
+    known = available_suites()
+    if isinstance(name, str) and name in known:
+        return name
+    shown = repr(name if isinstance(name, str) else str(name))
+    shown = shown if len(shown) <= 80 else shown[:79] + "…"
+    raise ValueError(f"{what} assignment {shown}, which is not one of this course's ({', '.join(known)}): "
+                     f"pass --assignment HW")
 
 
 def load_suite(name):
