@@ -1,7 +1,14 @@
 """course_lib: every estimator of the course on generative models, in PyTorch, with scikit-learn's conventions.
 
 Arrays come back as the kind that came in: NumPy in (CPU, float64) gives NumPy out; a tensor in gives a
-tensor out on the same device and dtype. Estimators are imported lazily, so ``import course_lib`` is cheap.
+tensor out on the same device and dtype. Estimators are imported lazily, so ``import course_lib`` is cheap
+(and works where only this file, ``utils``, ``data`` and ``datasets`` are present, as in the grader's sandbox).
+
+Besides the estimators, the steps they are made of are public, for exercises and their grading:
+``mixture.log_joint / e_step / m_step / em_step``, ``missing_data.complete / m_step`` and
+``factor_analysis.em_step``; every estimator but the VAE has ``from_params``, which builds a fitted model
+from given parameters. Library calls change no process-wide state (threads, seeds, warnings, environment)
+and may run in several threads at once.
 """
 from __future__ import annotations
 

@@ -12,13 +12,18 @@ computed with log-sum-exp so that far-away points do not underflow to 0/0.
   covariance shared by all classes (``shared_covariance=True``: linear boundaries, as in linear discriminant
   analysis).
 * :class:`GaussianNaiveBayes`: diagonal covariances, i.e. the features are independent given the class.
+
+Both have ``from_params`` to build a classifier from given priors, means and (co)variances without fitting.
 """
 from __future__ import annotations
 
+import warnings
 
 import numpy as np
 import torch
 from sklearn.base import ClassifierMixin
+from sklearn.exceptions import DataConversionWarning
+from sklearn.utils.multiclass import type_of_target
 
 from ._base import Estimator, check_nonneg
 from ._gaussian import LOG_2PI, cholesky, log_gaussian_pdf
@@ -34,11 +39,23 @@ class _GenerativeClassifier(ClassifierMixin, Estimator):
     """
 
     # ---- labels ------------------------------------------------------------------------------------------
+    def _label(self, c: int):
+        """Class number ``c`` as its label, for messages (a plain Python value, not a NumPy scalar)."""
+        value = self.classes_[c]
+        return value.item() if isinstance(value, np.generic) else value
+
     @staticmethod
     def _labels_numpy(y, n_samples: int | None, name: str = "y") -> np.ndarray:
+        if y is None:
+            raise ValueError(f"this classifier requires {name} to be passed, but the target {name} is None; pass one "
+                             "class label per row of X")
         if isinstance(y, torch.Tensor):
             y = y.detach().cpu().numpy()
         y = np.asarray(y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            warnings.warn(f"A column-vector {name} was passed when a 1d array was expected; pass {name}.ravel()",
+                          DataConversionWarning, stacklevel=3)
+            y = y.ravel()
         if y.ndim != 1:
             raise ValueError(f"{name} must be 1-D (one label per row of X), got shape {y.shape}; use y.ravel()")
         if n_samples is not None and y.shape[0] != n_samples:
@@ -56,8 +73,9 @@ class _GenerativeClassifier(ClassifierMixin, Estimator):
         idx = np.clip(idx, 0, len(self.classes_) - 1)
         bad = self.classes_[idx] != y
         if bad.any():
-            raise ValueError(f"y holds the label {y[bad][0]!r}, which was not seen in fit; known classes: "
-                             f"{list(self.classes_)}")
+            unknown = y[bad][0]
+            raise ValueError(f"y holds the label {unknown.item() if isinstance(unknown, np.generic) else unknown!r}, "
+                             f"which was not seen in fit; known classes: {self.classes_.tolist()}")
         return torch.as_tensor(idx, device=self._device)
 
     # ---- fit ---------------------------------------------------------------------------------------------
@@ -74,12 +92,18 @@ class _GenerativeClassifier(ClassifierMixin, Estimator):
         -------
         self
         """
+        self._forget_fit()      # a failed fit leaves no earlier fit behind
         self._check_params()
         X = self._check_input(X, reset=True)
         y = self._labels_numpy(y, X.shape[0])
+        kind = type_of_target(y) if y.dtype.kind in "biuf" else "multiclass"
+        if kind not in ("binary", "multiclass"):
+            raise ValueError(f"Unknown label type: y looks {kind} (e.g. continuous values); a classifier needs "
+                             "discrete class labels, such as integers or strings")
         classes, idx = np.unique(y, return_inverse=True)
         if len(classes) < 2:
-            raise ValueError(f"y holds {len(classes)} distinct class(es); a classifier needs at least 2")
+            raise ValueError(f"y holds {len(classes)} class; a classifier needs at least 2 distinct classes, so pass "
+                             "samples of at least 2")
         self.classes_ = classes
         y_idx = torch.as_tensor(idx.reshape(-1), device=X.device)
         counts = torch.bincount(y_idx, minlength=len(classes)).to(X.dtype)
@@ -129,6 +153,27 @@ class _GenerativeClassifier(ClassifierMixin, Estimator):
     def _log_priors(self) -> torch.Tensor:
         return torch.log(self._tensor(self._prior_attr()))
 
+    def _given(self, priors, means, spread, names, classes):
+        """Checked parameters for ``from_params``: tensors, and the classes (default 0, 1, ..., C-1)."""
+        self._check_params()
+        p, m, s = self._params_context(priors, means, spread, names=names)
+        if p.ndim != 1 or m.ndim != 2 or p.shape[0] != m.shape[0] or p.shape[0] < 2 or m.shape[1] == 0:
+            raise ValueError(f"{names[0]} has shape {tuple(p.shape)} and {names[1]} {tuple(m.shape)}; pass "
+                             "(n_classes,) and (n_classes, n_features) for at least 2 classes")
+        tol = 1e-6 if p.dtype == torch.float64 else 1e-4
+        if bool((p <= 0).any()) or abs(float(p.sum()) - 1.0) > tol:
+            raise ValueError(f"{names[0]} must be positive and sum to 1 (they sum to {float(p.sum()):.6g}); "
+                             "divide them by their sum")
+        C = p.shape[0]
+        classes = np.arange(C) if classes is None else np.asarray(classes)
+        if classes.shape != (C,) or len(np.unique(classes)) != C:
+            raise ValueError(f"classes must hold {C} distinct labels, one per row of {names[1]}")
+        order = np.argsort(classes, kind="stable")        # classes_ are sorted, as after fit
+        idx = torch.as_tensor(order, device=p.device)
+        self.classes_ = classes[order]
+        self.n_features_in_ = int(m.shape[1])
+        return p[idx], m[idx], s[idx] if s.ndim >= 1 and s.shape[0] == C else s
+
 
 class GaussianDiscriminantAnalysis(_GenerativeClassifier):
     """Gaussian discriminant analysis: ``p(y) p(x | y)`` with ``x | y = c ~ N(mu_c, Sigma_c)``.
@@ -169,6 +214,8 @@ class GaussianDiscriminantAnalysis(_GenerativeClassifier):
     ['a', 'b']
     """
 
+    _fitted_attributes = ("classes_", "priors_", "means_", "covariances_")
+
     def __init__(self, shared_covariance: bool = False, reg_covar: float = 0.0, random_state=None,
                  device=None, dtype=None):
         self.shared_covariance = shared_covariance
@@ -185,12 +232,55 @@ class GaussianDiscriminantAnalysis(_GenerativeClassifier):
     def _prior_attr(self):
         return self.priors_
 
+    @classmethod
+    def from_params(cls, priors, means, covariances, *, classes=None, **params):
+        """A classifier with the given class priors, means and covariances, ready to predict, without fitting.
+
+        Parameters
+        ----------
+        priors : (n_classes,)
+            Positive, summing to 1.
+        means : (n_classes, n_features)
+        covariances : (n_classes, n_features, n_features)
+            Symmetric positive definite, one per class (repeat one matrix for a shared covariance).
+        classes : (n_classes,), optional
+            The label of each row; default 0, 1, ..., n_classes - 1.
+        **params
+            Other constructor parameters (``device``, ``dtype``).
+
+        Returns
+        -------
+        GaussianDiscriminantAnalysis
+            With ``classes_ priors_ means_ covariances_ n_features_in_`` set. A tensor among the parameters
+            makes it compute on its device and dtype and return tensors; otherwise NumPy.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> gda = GaussianDiscriminantAnalysis.from_params([0.5, 0.5], [[0.0], [4.0]], [[[1.0]], [[1.0]]])
+        >>> gda.predict_proba(np.array([[2.0]]))
+        array([[0.5, 0.5]])
+        """
+        model = cls(**params)
+        p, m, c = model._given(priors, means, covariances, ("priors", "means", "covariances"), classes)
+        C, d = m.shape
+        if tuple(c.shape) != (C, d, d):
+            raise ValueError(f"covariances has shape {tuple(c.shape)}; pass ({C}, {d}, {d}), one per class")
+        tol = 1e-6 if c.dtype == torch.float64 else 1e-4
+        if not torch.allclose(c, c.mT, rtol=tol, atol=tol * float(c.abs().amax())):
+            raise ValueError("covariances must be symmetric; pass (C + C.T) / 2 for each class")
+        cholesky(c, "covariance of a class", "pass symmetric positive-definite covariances")
+        model.priors_ = model._out(p)
+        model.means_ = model._out(m)
+        model.covariances_ = model._out(c)
+        return model
+
     def _fit(self, X: torch.Tensor, y_idx: torch.Tensor, counts: torch.Tensor) -> None:
         n, d = X.shape
         C = counts.shape[0]
         reg = float(self.reg_covar)
         if not self.shared_covariance and reg == 0.0:
-            small = [(self.classes_[c], int(counts[c])) for c in range(C) if int(counts[c]) <= d]
+            small = [(self._label(c), int(counts[c])) for c in range(C) if int(counts[c]) <= d]
             if small:
                 label, size = small[0]
                 raise ValueError(f"class {label!r} has {size} sample(s), too few for a full covariance in {d} "
@@ -258,6 +348,8 @@ class GaussianNaiveBayes(_GenerativeClassifier):
     n_features_in_ : int
     """
 
+    _fitted_attributes = ("classes_", "class_prior_", "theta_", "var_")
+
     def __init__(self, var_smoothing: float = 0.0, random_state=None, device=None, dtype=None):
         self.var_smoothing = var_smoothing
         self.random_state = random_state
@@ -270,6 +362,47 @@ class GaussianNaiveBayes(_GenerativeClassifier):
     def _prior_attr(self):
         return self.class_prior_
 
+    @classmethod
+    def from_params(cls, class_prior, theta, var, *, classes=None, **params):
+        """A naive Bayes classifier with the given priors, per-class means and variances, without fitting.
+
+        Parameters
+        ----------
+        class_prior : (n_classes,)
+            Positive, summing to 1.
+        theta : (n_classes, n_features)
+            Per-class feature means.
+        var : (n_classes, n_features)
+            Per-class feature variances, positive.
+        classes : (n_classes,), optional
+            The label of each row; default 0, 1, ..., n_classes - 1.
+        **params
+            Other constructor parameters (``device``, ``dtype``).
+
+        Returns
+        -------
+        GaussianNaiveBayes
+            With ``classes_ class_prior_ theta_ var_ n_features_in_`` set (``epsilon_`` is 0).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> nb = GaussianNaiveBayes.from_params([0.5, 0.5], [[0.0], [4.0]], [[1.0], [1.0]], classes=["a", "b"])
+        >>> nb.predict(np.array([[0.5], [3.0]])).tolist()
+        ['a', 'b']
+        """
+        model = cls(**params)
+        p, m, v = model._given(class_prior, theta, var, ("class_prior", "theta", "var"), classes)
+        if tuple(v.shape) != tuple(m.shape):
+            raise ValueError(f"var has shape {tuple(v.shape)}; pass {tuple(m.shape)}, the shape of theta")
+        if not bool((v > 0).all()):
+            raise ValueError("var must be positive in every entry")
+        model.epsilon_ = 0.0
+        model.class_prior_ = model._out(p)
+        model.theta_ = model._out(m)
+        model.var_ = model._out(v)
+        return model
+
     def _fit(self, X: torch.Tensor, y_idx: torch.Tensor, counts: torch.Tensor) -> None:
         C, d = counts.shape[0], X.shape[1]
         epsilon = float(self.var_smoothing) * float(X.var(0, unbiased=False).max())
@@ -280,7 +413,7 @@ class GaussianNaiveBayes(_GenerativeClassifier):
         zero = (var <= 0).nonzero()
         if zero.shape[0]:
             c, j = (int(v) for v in zero[0])
-            raise ValueError(f"feature {j} has zero variance in class {self.classes_[c]!r} (constant values or a "
+            raise ValueError(f"feature {j} has zero variance in class {self._label(c)!r} (constant values or a "
                              f"single sample); set var_smoothing>0, e.g. 1e-9")
         self.epsilon_ = epsilon
         self.class_prior_ = self._out(counts / X.shape[0])

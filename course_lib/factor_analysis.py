@@ -24,6 +24,11 @@ Completion by sampling (stochastic EM)
     Instead of averaging over ``P(z | x_n)``, draw one ``z_n ~ P(z | x_n)`` per sample and apply the
     complete-data formulas to the drawn values. This needs the data at every iteration (``O(N d k)``) and the
     log-likelihood then fluctuates instead of rising monotonically.
+
+One step on its own
+    :func:`em_step` runs one EM iteration from given loadings and noise variances, with the code
+    :class:`FactorAnalysis` iterates; ``FactorAnalysis(components_init=..., noise_variance_init=...)`` starts EM
+    from given parameters, and ``FactorAnalysis.from_params`` builds a fitted model without running EM.
 """
 from __future__ import annotations
 
@@ -32,12 +37,14 @@ import warnings
 
 import numpy as np
 import torch
+from sklearn.base import TransformerMixin
 from sklearn.exceptions import ConvergenceWarning
 
-from ._base import Estimator, as_tensor, check_choice, check_int, check_n_components, check_nonneg, few_threads
+from ._base import (Estimator, as_tensor, check_choice, check_int, check_n_components, check_nonneg, check_scale,
+                    few_threads)
 from ._gaussian import LOG_2PI, cholesky
 
-__all__ = ["FactorAnalysis"]
+__all__ = ["FactorAnalysis", "em_step"]
 
 _COMPLETIONS = ("expectation", "sampling")
 
@@ -46,7 +53,108 @@ def _noise_floor_factor(dtype: torch.dtype) -> float:
     return 1e-8 if dtype == torch.float64 else 1e-4
 
 
-class FactorAnalysis(Estimator):
+def _posterior_pieces(A: torch.Tensor, psi: torch.Tensor):
+    """``L`` (Cholesky of I + AᵀD⁻¹A), ``Σ_z``, ``β = Σ_z AᵀD⁻¹`` and ``AᵀD⁻¹``."""
+    AtPinv = A.T / psi                                                   # (k, d)
+    M = AtPinv @ A
+    M.diagonal().add_(1.0)
+    L = cholesky(M, "matrix I + AᵀD⁻¹A", "the noise variances became degenerate; use fewer components")
+    Sz = torch.cholesky_inverse(L)                                       # posterior covariance (k, k)
+    beta = Sz @ AtPinv                                                   # (k, d)
+    return L, Sz, beta, AtPinv
+
+
+def _m_update(XZ: torch.Tensor, ZZ: torch.Tensor, var: torch.Tensor, floor: torch.Tensor):
+    """The M-step from the completed data: ``A = (Σ x zᵀ)(Σ z zᵀ)⁻¹``, ``D = max(diag(S - A Σ z xᵀ / N), floor)``.
+
+    ``XZ`` (d, k) is ``Σ_n x_n E[z_n]ᵀ / N``, ``ZZ`` (k, k) is ``Σ_n E[z_n z_nᵀ] / N`` and ``var`` (d,) the
+    diagonal of the sample covariance S.
+    """
+    ZZ = (ZZ + ZZ.T) / 2
+    Lzz = cholesky(ZZ, "second moment of the latent variables", "use fewer components")
+    A = torch.cholesky_solve(XZ.T, Lzz).T                                # (Σ x zᵀ)(Σ z zᵀ)⁻¹
+    psi = torch.maximum(var - (A * XZ).sum(1), floor)                    # diag(S - A Σ z xᵀ / N)
+    return A, psi
+
+
+def _expectation_moments(S: torch.Tensor, Sz: torch.Tensor, beta: torch.Tensor):
+    """``Σ_n x_n E[z_n]ᵀ / N = S βᵀ`` (d, k) and ``Σ_n E[z_n z_nᵀ] / N = Σ_z + β S βᵀ`` (k, k)."""
+    SbT = S @ beta.T
+    return SbT, Sz + beta @ SbT
+
+
+def em_step(X, components, noise_variance, *, mean=None, noise_floor=None):
+    """One EM iteration of factor analysis from given loadings and noise variances.
+
+    E-step: the posterior ``P(z | x_n) = N(β (x_n - μ), Σ_z)`` with ``Σ_z = (I + AᵀD⁻¹A)⁻¹`` and
+    ``β = Σ_z AᵀD⁻¹``. M-step: ``A_new = (Σ_n x_n E[z_n]ᵀ)(Σ_n E[z_n z_nᵀ])⁻¹`` and
+    ``D_new = diag(S - A_new Σ_n E[z_n] x_nᵀ / N)``, ``x`` centred and ``S`` its (1/N) sample covariance. This
+    is the iteration :class:`FactorAnalysis` runs (with ``completion="expectation"``).
+
+    Parameters
+    ----------
+    X : (n_samples, n_features) array or tensor
+        The data. Its kind decides the output's (NumPy in, NumPy out; a tensor in, a tensor out on its
+        device and dtype).
+    components : (n_components, n_features)
+        ``Aᵀ``, the loadings in scikit-learn's layout (``FactorAnalysis.components_``).
+    noise_variance : (n_features,)
+        The diagonal of ``D``, positive.
+    mean : (n_features,), optional
+        ``μ``. Default: the mean of ``X`` (its maximum-likelihood value, which ``fit`` uses); pass zeros for
+        a zero-mean model.
+    noise_floor : float or None, default None
+        The smallest noise variance the update returns. None: ``FactorAnalysis``'s floor, 1e-8 times each
+        feature's variance (1e-4 below float64); 0: the plain update.
+
+    Returns
+    -------
+    components : (n_components, n_features)
+        The new ``A_newᵀ``.
+    noise_variance : (n_features,)
+        The new diagonal of ``D``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.random.default_rng(0).normal(size=(200, 3)) @ np.array([[2.0, 1.0, 0.5], [0.0, 1.0, 1.0], [0, 0, 1]])
+    >>> A, D = em_step(X, np.ones((1, 3)), np.ones(3))
+    >>> A.shape, D.shape, bool((D > 0).all())
+    ((1, 3), (3,), True)
+    """
+    Xt, numpy_io = as_tensor(X, name="X", ndim=2, min_features=1)
+    check_scale(Xt)
+    n, d = Xt.shape
+    C, _ = as_tensor(components, name="components", ndim=2, device=Xt.device, dtype=Xt.dtype)
+    psi, _ = as_tensor(noise_variance, name="noise_variance", ndim=1, device=Xt.device, dtype=Xt.dtype)
+    if C.shape[1] != d or C.shape[0] == 0:
+        raise ValueError(f"components has shape {tuple(C.shape)}; pass (n_components, {d}), one row per factor")
+    if psi.shape[0] != d:
+        raise ValueError(f"noise_variance has {psi.shape[0]} entries; pass one per feature ({d})")
+    if not bool((psi > 0).all()):
+        raise ValueError("noise_variance must be positive in every entry")
+    if mean is None:
+        mu = Xt.mean(0)
+    else:
+        mu, _ = as_tensor(mean, name="mean", ndim=1, device=Xt.device, dtype=Xt.dtype)
+        if mu.shape[0] != d:
+            raise ValueError(f"mean has {mu.shape[0]} entries; pass one per feature ({d})")
+    Xc = Xt - mu
+    S = Xc.T @ Xc / n
+    S = (S + S.T) / 2
+    var = torch.diagonal(S).clone()
+    if noise_floor is None:
+        floor = _noise_floor_factor(Xt.dtype) * var
+    else:
+        floor = torch.full_like(var, check_nonneg(noise_floor, "noise_floor"))
+    _, Sz, beta, _ = _posterior_pieces(C.T, psi)
+    A, psi_new = _m_update(*_expectation_moments(S, Sz, beta), var, floor)
+    if numpy_io:
+        return A.T.cpu().numpy(), psi_new.cpu().numpy()
+    return A.T.contiguous(), psi_new
+
+
+class FactorAnalysis(TransformerMixin, Estimator):
     """Factor analysis (linear Gaussian model) ``x = μ + A z + e``, fitted by EM.
 
     Parameters
@@ -62,6 +170,10 @@ class FactorAnalysis(Estimator):
     completion : {"expectation", "sampling"}, default "expectation"
         How the E-step completes the data: by the posterior expectations (classic EM, works from the sample
         covariance alone, monotone likelihood) or by one draw of ``z_n ~ P(z | x_n)`` per sample (stochastic EM).
+    components_init : None or array of shape (n_components, n_features)
+        Starting loadings ``Aᵀ`` (the layout of ``components_``). None: the best loadings for the starting
+        ``D`` (see Notes). With both ``components_init`` and ``noise_variance_init``, ``max_iter=1`` runs
+        exactly one :func:`em_step`.
     noise_variance_init : None or array of shape (n_features,)
         Starting diagonal of ``D``. None: probabilistic PCA's ``σ²`` (mean of the discarded eigenvalues of ``S``)
         in every coordinate, or half of each feature's variance when nothing is discarded (``k = n_features``).
@@ -86,6 +198,15 @@ class FactorAnalysis(Estimator):
     converged_ : bool
     n_features_in_ : int
 
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(2000, 1)) @ [[2.0, 1.0, 0.5]] + 0.3 * rng.normal(size=(2000, 3))
+    >>> fa = FactorAnalysis(1).fit(X)
+    >>> np.abs(fa.components_).round(1), fa.noise_variance_.round(2)
+    (array([[2. , 1. , 0.5]]), array([0.08, 0.1 , 0.09]))
+
     Notes
     -----
     Start: with ``D₀`` as above, ``A₀`` is the best loading matrix for that ``D₀``: the top ``k`` eigenvectors
@@ -95,22 +216,30 @@ class FactorAnalysis(Estimator):
     factor (a "Heywood case"). Constant features are rejected: their noise variance would go to zero.
     """
 
+    _fitted_attributes = ("components_", "noise_variance_", "mean_")
+
     def __init__(self, n_components=None, *, max_iter=1000, tol=1e-8, completion="expectation",
-                 noise_variance_init=None, random_state=None, device=None, dtype=None):
+                 components_init=None, noise_variance_init=None, random_state=None, device=None, dtype=None):
         self.n_components = n_components
         self.max_iter = max_iter
         self.tol = tol
         self.completion = completion
+        self.components_init = components_init
         self.noise_variance_init = noise_variance_init
         self.random_state = random_state
         self.device = device
         self.dtype = dtype
 
     # ------------------------------------------------------------------ checks and start
-    def _check_params(self, n_features: int) -> int:
+    def _check_params(self, n_features: int | None = None) -> int | None:
+        """The hyper-parameters; with ``n_features``, also the number of components (returned)."""
         check_choice(self.completion, "completion", _COMPLETIONS)
         check_int(self.max_iter, "max_iter")
         check_nonneg(self.tol, "tol")
+        if n_features is None:
+            if self.n_components is not None:
+                check_int(self.n_components, "n_components")
+            return None
         return check_n_components(self.n_components, n_features)
 
     def _initial(self, S: torch.Tensor, var: torch.Tensor, k: int, floor: torch.Tensor):
@@ -128,6 +257,12 @@ class FactorAnalysis(Estimator):
                                                                                    device=S.device)
             psi = torch.where(sigma2 > floor, sigma2, 0.5 * var)
         psi = torch.maximum(psi, floor)
+        if self.components_init is not None:
+            C, _ = as_tensor(self.components_init, name="components_init", ndim=2, device=S.device, dtype=S.dtype)
+            if tuple(C.shape) != (k, d):
+                raise ValueError(f"components_init has shape {tuple(C.shape)}; pass (n_components, n_features) = "
+                                 f"{(k, d)}")
+            return C.T.clone(), psi
         root = psi.sqrt()
         s, U = torch.linalg.eigh(S / root[:, None] / root[None, :])
         s, U = s.flip(0)[:k], U.flip(1)[:, :k]
@@ -138,13 +273,7 @@ class FactorAnalysis(Estimator):
     @staticmethod
     def _posterior_pieces(A: torch.Tensor, psi: torch.Tensor):
         """``L`` (Cholesky of I + AᵀD⁻¹A), ``Σ_z``, ``β = Σ_z AᵀD⁻¹`` and ``AᵀD⁻¹``."""
-        AtPinv = A.T / psi                                                   # (k, d)
-        M = AtPinv @ A
-        M.diagonal().add_(1.0)
-        L = cholesky(M, "matrix I + AᵀD⁻¹A", "the noise variances became degenerate; use fewer components")
-        Sz = torch.cholesky_inverse(L)                                       # posterior covariance (k, k)
-        beta = Sz @ AtPinv                                                   # (k, d)
-        return L, Sz, beta, AtPinv
+        return _posterior_pieces(A, psi)
 
     @staticmethod
     def _avg_loglike(S_diag, psi, L, SbT, AtPinv, d) -> torch.Tensor:
@@ -155,6 +284,8 @@ class FactorAnalysis(Estimator):
 
     def fit(self, X, y=None):
         """Fit the loadings, noise variances and mean to ``X`` (n_samples, n_features) by EM. Returns self."""
+        self._forget_fit()      # a failed fit leaves no earlier fit behind
+        self._check_params()
         X = self._check_input(X, reset=True, min_samples=2)
         n, d = X.shape
         k = self._check_params(d)
@@ -182,7 +313,7 @@ class FactorAnalysis(Estimator):
             A, psi, loglike, converged = self._em(Xc, S, var, floor, A, psi, gen)
         if not converged:
             warnings.warn(f"FactorAnalysis did not converge in {self.max_iter} iterations; increase max_iter "
-                          "or tol", ConvergenceWarning)
+                          "or tol", ConvergenceWarning, stacklevel=2)
         self.n_components_ = k
         self.mean_ = self._out(mean)
         self.components_ = self._out(A.T.contiguous())
@@ -192,6 +323,56 @@ class FactorAnalysis(Estimator):
         self.converged_ = converged
         return self
 
+    @classmethod
+    def from_params(cls, components, noise_variance, mean=None, **params):
+        """A model with the given parameters, ready for ``posterior``, ``score_samples``, ``elbo``..., without EM.
+
+        Parameters
+        ----------
+        components : (n_components, n_features)
+            ``Aᵀ``, the loadings in the layout of ``components_``.
+        noise_variance : (n_features,)
+            The diagonal of ``D``, positive.
+        mean : (n_features,), optional
+            ``μ``; default zeros.
+        **params
+            Other constructor parameters (``random_state`` for :meth:`sample`, ``device``, ``dtype``).
+
+        Returns
+        -------
+        FactorAnalysis
+            With ``components_ noise_variance_ mean_ n_components_ n_features_in_`` set (not the attributes of
+            an EM run). A tensor among the parameters makes it compute on its device and dtype and return
+            tensors; otherwise NumPy.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> fa = FactorAnalysis.from_params([[1.0, 1.0]], [0.5, 0.5])
+        >>> fa.get_covariance()
+        array([[1.5, 1. ],
+               [1. , 1.5]])
+        """
+        model = cls(**params)
+        model._check_params()
+        names = ("components", "noise_variance", "mean")
+        arrays = (components, noise_variance, mean if mean is not None else np.zeros(np.shape(noise_variance)))
+        C, psi, mu = model._params_context(*arrays, names=names)
+        if C.ndim != 2 or C.shape[0] == 0:
+            raise ValueError(f"components has shape {tuple(C.shape)}; pass (n_components, n_features)")
+        d = C.shape[1]
+        if tuple(psi.shape) != (d,) or tuple(mu.shape) != (d,):
+            raise ValueError(f"noise_variance has shape {tuple(psi.shape)} and mean {tuple(mu.shape)}; pass ({d},) "
+                             "each, one entry per feature")
+        if not bool((psi > 0).all()):
+            raise ValueError("noise_variance must be positive in every entry")
+        model.n_components = model.n_components_ = int(C.shape[0])
+        model.n_features_in_ = int(d)
+        model.mean_ = model._out(mu)
+        model.components_ = model._out(C)
+        model.noise_variance_ = model._out(psi)
+        return model
+
     def _em(self, Xc, S, var, floor, A, psi, gen):
         """The EM iterations; returns the final ``A``, ``psi``, the total log-likelihoods and convergence."""
         n, d = Xc.shape
@@ -200,15 +381,15 @@ class FactorAnalysis(Estimator):
 
         def e_step(A, psi):
             # the posterior P(z|x) = N(β (x - μ), Σ_z) of the parameters, and their average log-likelihood
-            L, Sz, beta, AtPinv = self._posterior_pieces(A, psi)
-            SbT = S @ beta.T                                                 # Σ_n x_n E[z_n]ᵀ / N   (d, k)
+            L, Sz, beta, AtPinv = _posterior_pieces(A, psi)
+            SbT, ZZ = _expectation_moments(S, Sz, beta)                      # Σ x E[z]ᵀ / N, Σ E[z zᵀ] / N
             avg = float(self._avg_loglike(var, psi, L, SbT, AtPinv, d))
             if not np.isfinite(avg):
                 raise ValueError("the log-likelihood became non-finite; the data may be degenerate "
                                  "(scale the features or use fewer components)")
-            return L, Sz, beta, SbT, avg
+            return L, beta, SbT, ZZ, avg
 
-        L, Sz, beta, SbT, old = e_step(A, psi)
+        L, beta, SbT, ZZ_e, old = e_step(A, psi)
         loglike = []
         converged = False
         for _ in range(self.max_iter):
@@ -221,14 +402,10 @@ class FactorAnalysis(Estimator):
                 XZ = Xc.T @ Z / n                                            # (d, k)
                 ZZ = Z.T @ Z / n                                             # (k, k)
             else:
-                XZ = SbT
-                ZZ = Sz + beta @ SbT
-            ZZ = (ZZ + ZZ.T) / 2
-            Lzz = cholesky(ZZ, "second moment of the latent variables", "use fewer components")
-            A = torch.cholesky_solve(XZ.T, Lzz).T                            # (Σ x zᵀ)(Σ z zᵀ)⁻¹
-            psi = torch.maximum(var - (A * XZ).sum(1), floor)                # diag(S - A Σ z xᵀ / N)
+                XZ, ZZ = SbT, ZZ_e
+            A, psi = _m_update(XZ, ZZ, var, floor)
             # E-step for the new parameters (also gives their log-likelihood)
-            L, Sz, beta, SbT, avg = e_step(A, psi)
+            L, beta, SbT, ZZ_e, avg = e_step(A, psi)
             loglike.append(n * avg)
             change = avg - old
             old = avg

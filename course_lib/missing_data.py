@@ -26,18 +26,23 @@ M-step (plain Gaussian MLE on the completed rows)
 With expectation completion every iteration increases the observed-data log-likelihood (or leaves it
 unchanged at a fixed point). Rows that share a missingness pattern share ``Sigma_oo^{-1}``, the regression
 matrix and ``C_n``, so the work is done once per pattern and vectorised over its rows.
+
+The two steps on their own, from given parameters: :func:`complete` (the E-step's conditional means and
+covariances) and :func:`m_step`; :class:`MissingDataGaussian` runs the same code, and
+``MissingDataGaussian.from_params`` builds a fitted model (to impute or score) without running EM.
 """
 from __future__ import annotations
 
 import warnings
 
 import torch
+from sklearn.base import DensityMixin
 from sklearn.exceptions import ConvergenceWarning
 
-from ._base import Estimator, check_choice, check_int, check_nonneg, few_threads
+from ._base import Estimator, as_tensor, check_choice, check_int, check_nonneg, few_threads
 from ._gaussian import LOG_2PI, cholesky
 
-__all__ = ["MissingDataGaussian"]
+__all__ = ["MissingDataGaussian", "complete", "m_step"]
 
 # Per-pattern matrix products are used when the patterns hold, on average, more than this many row-entries
 # of work (rows * d * d); below it one batched product over all rows is cheaper than a loop over patterns.
@@ -159,7 +164,118 @@ def _sqrt_psd(C: torch.Tensor) -> torch.Tensor:
     return V * torch.sqrt(torch.clamp(w, min=0))[..., None, :]
 
 
-class MissingDataGaussian(Estimator):
+def _gaussian_m_step(completed: torch.Tensor, correction: torch.Tensor):
+    """Mean and covariance of completed rows (N, d) plus the summed conditional covariances (d, d)."""
+    n = completed.shape[0]
+    mean = completed.mean(0)
+    diff = completed - mean
+    cov = (diff.T @ diff + correction) / n
+    return mean, 0.5 * (cov + cov.T)
+
+
+def _given_gaussian(mean, covariance, like: torch.Tensor | None = None, d: int | None = None):
+    """A caller's mean (d,) and covariance (d, d), checked, on ``like``'s device and dtype."""
+    conv = dict(device=like.device, dtype=like.dtype) if like is not None else {}
+    mu, _ = as_tensor(mean, name="mean", ndim=1, **conv)
+    cov, _ = as_tensor(covariance, name="covariance", ndim=2, device=mu.device, dtype=mu.dtype)
+    d = mu.shape[0] if d is None else d
+    if mu.shape[0] != d or tuple(cov.shape) != (d, d) or d == 0:
+        raise ValueError(f"mean has shape {tuple(mu.shape)} and covariance {tuple(cov.shape)}; pass ({d},) and "
+                         f"({d}, {d}), one entry per feature")
+    tol = 1e-6 if mu.dtype == torch.float64 else 1e-4
+    if not torch.allclose(cov, cov.T, rtol=tol, atol=tol * float(cov.abs().amax())):
+        raise ValueError("covariance must be symmetric; pass (C + C.T) / 2")
+    cholesky(cov, "covariance", "pass a symmetric positive-definite covariance")
+    return mu, cov
+
+
+def complete(X, mean, covariance):
+    """The E-step for a Gaussian with missing entries: every row completed by its conditional distribution.
+
+    For a row with observed block ``o`` and missing block ``m`` (its NaN entries), the missing block given
+    the observed one is Gaussian, ``N(mu_m + Sigma_mo Sigma_oo^{-1} (x_o - mu_o), Sigma_mm - Sigma_mo
+    Sigma_oo^{-1} Sigma_om)``.
+
+    Parameters
+    ----------
+    X : (n_samples, n_features) array or tensor
+        NaN marks a missing entry. Its kind decides the output's (NumPy in, NumPy out; a tensor in, a tensor
+        out on its device and dtype).
+    mean : (n_features,)
+    covariance : (n_features, n_features)
+        Symmetric positive definite.
+
+    Returns
+    -------
+    completed : (n_samples, n_features)
+        ``X`` with every missing entry replaced by its conditional mean (observed entries unchanged; a row
+        with nothing observed becomes ``mean``).
+    conditional_covariances : (n_samples, n_features, n_features)
+        ``C_n``: the conditional covariance of row n's missing block placed in its (m, m) block, zero in
+        every row and column of an observed feature. ``sum_n C_n`` is the correction the M-step adds.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> completed, C = complete(np.array([[1.0, np.nan]]), [0.0, 0.0], [[1.0, 0.5], [0.5, 1.0]])
+    >>> completed, C[0]
+    (array([[1. , 0.5]]), array([[0.  , 0.  ],
+           [0.  , 0.75]]))
+    """
+    Xt, numpy_io = as_tensor(X, name="X", ndim=2, allow_nan=True, min_features=1)
+    mu, cov = _given_gaussian(mean, covariance, like=Xt, d=Xt.shape[1])
+    with few_threads(_small(Xt)):
+        lay = _Layout(Xt)
+        _, completed, C = _complete(lay, mu, cov)
+        per_row = lay.unsort(C[lay.pid])
+        completed = lay.unsort(completed)
+    if numpy_io:
+        return completed.cpu().numpy(), per_row.cpu().numpy()
+    return completed, per_row
+
+
+def m_step(completed, conditional_covariances):
+    """The M-step for a Gaussian with missing entries: mean and covariance of the completed rows.
+
+    ``mu = 1/N sum_n x_hat_n`` and ``Sigma = 1/N sum_n [(x_hat_n - mu)(x_hat_n - mu)^T + C_n]``: the
+    maximum-likelihood Gaussian of the completed rows, plus the average conditional covariance (what filling
+    in the conditional mean alone leaves out).
+
+    Parameters
+    ----------
+    completed : (n_samples, n_features) array or tensor
+        The rows completed by :func:`complete`. Its kind decides the output's.
+    conditional_covariances : (n_samples, n_features, n_features) or (n_features, n_features)
+        The ``C_n`` of every row, or their sum over the rows (zeros for stochastic EM, whose rows hold draws).
+
+    Returns
+    -------
+    mean : (n_features,)
+    covariance : (n_features, n_features)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> mean, cov = m_step(np.array([[1.0, 0.5], [-1.0, -0.5]]), np.zeros((2, 2)))
+    >>> mean, cov
+    (array([0., 0.]), array([[1.  , 0.5 ],
+           [0.5 , 0.25]]))
+    """
+    Xt, numpy_io = as_tensor(completed, name="completed", ndim=2, min_features=1)
+    C, _ = as_tensor(conditional_covariances, name="conditional_covariances", ndim=(2, 3), device=Xt.device,
+                     dtype=Xt.dtype)
+    n, d = Xt.shape
+    if tuple(C.shape) not in ((n, d, d), (d, d)):
+        raise ValueError(f"conditional_covariances has shape {tuple(C.shape)}; pass ({n}, {d}, {d}), one per row, "
+                         f"or their sum, ({d}, {d})")
+    mean, cov = _gaussian_m_step(Xt, C.sum(0) if C.ndim == 3 else C)
+    if numpy_io:
+        return mean.cpu().numpy(), cov.cpu().numpy()
+    return mean, cov
+
+
+
+class MissingDataGaussian(DensityMixin, Estimator):
     """Maximum-likelihood Gaussian from rows with missing (NaN) entries, fitted by EM.
 
     Parameters
@@ -212,6 +328,13 @@ class MissingDataGaussian(Estimator):
         self.device = device
         self.dtype = dtype
 
+    _fitted_attributes = ("mean_", "covariance_")
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True
+        return tags
+
     # ---- checks ------------------------------------------------------------------------------------------
     def _check_params(self) -> None:
         check_choice(self.completion, "completion", ("expectation", "sampling"))
@@ -246,8 +369,9 @@ class MissingDataGaussian(Estimator):
         -------
         self
         """
+        self._forget_fit()      # a failed fit leaves no earlier fit behind
         self._check_params()
-        X = self._check_input(X, reset=True, allow_nan=True)
+        X = self._check_input(X, reset=True, allow_nan=True, min_samples=2)
         self._check_coverage(X)
         n, d = X.shape
         lay = _Layout(X)
@@ -285,6 +409,40 @@ class MissingDataGaussian(Estimator):
         self.converged_ = converged
         return self
 
+    @classmethod
+    def from_params(cls, mean, covariance, **params):
+        """A model with the given mean and covariance, ready to impute and score, without running EM.
+
+        Parameters
+        ----------
+        mean : (n_features,)
+        covariance : (n_features, n_features)
+            Symmetric positive definite.
+        **params
+            Other constructor parameters (``device``, ``dtype``).
+
+        Returns
+        -------
+        MissingDataGaussian
+            With ``mean_ covariance_ n_features_in_`` set (not the attributes of an EM run). A tensor among
+            the parameters makes it compute on its device and dtype and return tensors; otherwise NumPy.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> model = MissingDataGaussian.from_params([0.0, 0.0], [[1.0, 0.5], [0.5, 1.0]])
+        >>> model.impute(np.array([[2.0, np.nan]]))
+        array([[2., 1.]])
+        """
+        model = cls(**params)
+        model._check_params()
+        mu, cov = model._params_context(mean, covariance, names=("mean", "covariance"))
+        mu, cov = _given_gaussian(mu, cov)
+        model.n_features_in_ = int(mu.shape[0])
+        model.mean_ = model._out(mu)
+        model.covariance_ = model._out(cov)
+        return model
+
     @staticmethod
     def _e_step(lay: _Layout, mean, cov, gen):
         """Observed-data log-likelihood at ``(mean, cov)`` and what the M-step needs.
@@ -304,11 +462,8 @@ class MissingDataGaussian(Estimator):
 
     @staticmethod
     def _m_step(completed: torch.Tensor, correction: torch.Tensor):
-        n = completed.shape[0]
-        mean = completed.mean(0)
-        diff = completed - mean
-        cov = (diff.T @ diff + correction) / n
-        return mean, 0.5 * (cov + cov.T)
+        """Mean and covariance from completed rows (N, d) and the summed conditional covariances; see :func:`m_step`."""
+        return _gaussian_m_step(completed, correction)
 
     # ---- after fit ---------------------------------------------------------------------------------------
     def _complete_new(self, X):

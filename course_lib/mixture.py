@@ -23,6 +23,12 @@ the work runs over blocks of samples so no N × K × d array is ever formed. On 
 are shared among as many worker threads as torch has, each running its blocks with a one-thread torch (for
 the duration of the step): many small operations per block then cost no thread-pool hand-off, and the
 partial sums are added in a fixed order, so the result does not depend on the number of threads.
+
+The steps on their own, from given parameters (the reference the course's exercises are graded against, and
+the code the estimator runs): :func:`log_joint` (log π_m + log N(x_n; μ_m, Σ_m)), :func:`e_step`
+(responsibilities and log-likelihood), :func:`m_step` (weighted estimates from responsibilities) and
+:func:`em_step` (one iteration, exactly as :class:`GaussianMixture` runs it: the E-step and the M-step fused
+into the two products above). ``GaussianMixture.from_params`` builds a fitted mixture without running EM.
 """
 from __future__ import annotations
 
@@ -33,13 +39,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
+from sklearn.base import DensityMixin
 from sklearn.exceptions import ConvergenceWarning
 
-from ._base import Estimator, check_choice, check_int, check_nonneg, few_threads
+from ._base import Estimator, as_tensor, check_choice, check_int, check_nonneg, check_scale, few_threads
 from ._gaussian import LOG_2PI
 from .elbo import _log_normalize, _posterior_
 
-__all__ = ["GaussianMixture"]
+__all__ = ["GaussianMixture", "log_joint", "e_step", "m_step", "em_step"]
 
 _COVARIANCE_TYPES = ("full", "diag", "spherical")
 _INIT_PARAMS = ("kmeans", "random_from_data")
@@ -77,15 +84,17 @@ def _bad_components(mask: torch.Tensor) -> str:
     return f"component{'s' if len(idx) > 1 else ''} {shown}"
 
 
-def _params_from_covariances(weights, means, covariances, cov_type: str, reg_covar: float) -> _Params:
+def _params_from_covariances(weights, means, covariances, cov_type: str, reg_covar: float,
+                             hint: str | None = None) -> _Params:
     """Factor the covariances; a clear error naming the components that are not positive definite."""
-    hint = ("increase reg_covar (e.g. reg_covar=1e-6 or more), use fewer components, or rescale the data"
-            if reg_covar <= 0 else "increase reg_covar, use fewer components, or rescale the data")
+    if hint is None:
+        hint = ("increase reg_covar (e.g. reg_covar=1e-6 or more), use fewer components, or rescale the data"
+                if reg_covar <= 0 else "increase reg_covar, use fewer components, or rescale the data")
     if cov_type == "full":
         L, info = torch.linalg.cholesky_ex(covariances)
         if bool((info != 0).any()):
-            raise ValueError(f"the covariance of {_bad_components(info != 0)} is singular (too few or collapsed "
-                             f"points); {hint}")
+            raise ValueError(f"the covariance of {_bad_components(info != 0)} is not positive definite (too few "
+                             f"or collapsed points); {hint}")
         eye = torch.eye(means.shape[1], dtype=means.dtype, device=means.device).expand_as(L)
         U = torch.linalg.solve_triangular(L, eye, upper=False).mT
         if not torch.isfinite(U).all():
@@ -163,7 +172,348 @@ def _log_const(p: _Params, cov_type: str, d: int) -> torch.Tensor:
     return torch.log(p.weights) + _log_det_prec_chol(p, cov_type, d) - 0.5 * d * LOG_2PI
 
 
-class GaussianMixture(Estimator):
+def _weighted_log_prob(X: torch.Tensor, p: _Params, cov_type: str) -> torch.Tensor:
+    """log π_m + log N(x_n; μ_m, Σ_m), (n, K), over row blocks (the products of the E-step)."""
+    K, d = p.means.shape
+    design = _Design(X, cov_type, K)
+    const = _log_const(p, cov_type, d)
+    W = _full_weights(p) if cov_type == "full" else _diag_weights(p, cov_type, d, const)
+    out = []
+    for Ab in design.blocks:
+        if cov_type == "full":
+            y = Ab @ W
+            out.append(const - 0.5 * torch.linalg.vector_norm(y.view(-1, K, d), dim=2).square_())
+        else:
+            out.append(Ab @ W)
+    return torch.cat(out)
+
+
+def _estimate_from_resp(X: torch.Tensor, resp: torch.Tensor, cov_type: str, reg_covar: float):
+    """Weighted maximum-likelihood estimates: ``(N_m, means, covariances)`` from responsibilities (n, K).
+
+    ``N_m = Σ_n r_nm`` (plus 10 machine epsilons, as in scikit-learn, so an empty component gives 0, not 0/0).
+    """
+    eps = torch.finfo(X.dtype).eps
+    nk = resp.sum(0) + 10 * eps
+    means = (resp.T @ X) / nk[:, None]
+    if cov_type == "full":
+        covs = []
+        for k in range(means.shape[0]):
+            diff = X - means[k]
+            covs.append((resp[:, k:k + 1] * diff).T @ diff / nk[k])
+        cov = torch.stack(covs)
+        cov = 0.5 * (cov + cov.mT)
+        cov.diagonal(dim1=-2, dim2=-1).add_(reg_covar)
+    else:
+        cov = (resp.T @ (X * X)) / nk[:, None] - means ** 2 + reg_covar
+        if cov_type == "spherical":
+            cov = cov.mean(1)
+    return nk, means, cov
+
+
+def _em_iteration(design: _Design, p: _Params, cov_type: str, reg_covar: float, sampling: bool,
+                  gen: torch.Generator | None):
+    """One E-step (at ``p``) and M-step, fused; returns (new parameters, total log-likelihood at ``p``, a tensor)."""
+    ct, d, n = cov_type, design.d, design.n
+    K = p.means.shape[0]
+    const = _log_const(p, ct, d)
+    dev, dt = p.means.device, p.means.dtype
+    resp = torch.empty(n, K, dtype=dt, device=dev)          # responsibilities (or sampled assignments)
+    log_norm = torch.empty(n, dtype=dt, device=dev)         # log p(x_n)
+    W = _full_weights(p) if ct == "full" else _diag_weights(p, ct, d, const)
+    acc_shape = (d + 1, K * d) if ct == "full" else (K, design.A.shape[1])
+    starts = np.cumsum([0] + [b.shape[0] for b in design.blocks])
+
+    def run(block_ids):
+        """E-step and M-step sums over some blocks; returns their accumulator."""
+        acc = torch.zeros(acc_shape, dtype=dt, device=dev)
+        y_buf = torch.empty(design.blocks[0].shape[0], K * d, dtype=dt, device=dev) if ct == "full" else None
+        for i in block_ids:
+            Ab = design.blocks[i]
+            m = Ab.shape[0]
+            rows = slice(int(starts[i]), int(starts[i]) + m)
+            if ct == "full":
+                y = torch.matmul(Ab, W, out=y_buf[:m])                               # (m, K d)
+                norm = torch.linalg.vector_norm(y.view(m, K, d), dim=2)
+                lj = torch.addcmul(const, norm, norm, value=-0.5, out=resp[rows])    # log π + log N
+            else:
+                lj = torch.matmul(Ab, W, out=resp[rows])                             # (m, K)
+            r, _ = _posterior_(lj, log_norm[rows])
+            if sampling:
+                z = torch.multinomial(r, 1, generator=gen)
+                r.zero_().scatter_(1, z, 1.0)
+            if ct == "full":
+                y.view(m, K, d).mul_(r.unsqueeze(-1))
+                acc.addmm_(Ab.T, y)                  # Σ [x; 1] r (x − μ_k)ᵀ U_k
+            else:
+                acc.addmm_(r.T, Ab)                  # Σ r [x, x², 1]
+        return acc
+
+    def run_alone(block_ids):
+        with few_threads():                          # this worker thread only
+            return run(block_ids)
+
+    blocks = range(len(design.blocks))
+    workers = torch.get_num_threads() if dev.type == "cpu" and not sampling else 1
+    if workers > 1 and len(blocks) >= 2 * workers:
+        # On the CPU each worker thread takes every workers-th block with a one-thread torch: the blocks'
+        # many small operations then run without a thread-pool hand-off each, and each core keeps its
+        # block in its own cache. The partial sums are added in a fixed order, so results do not vary.
+        with ThreadPoolExecutor(workers) as pool:
+            parts = list(pool.map(run_alone, [blocks[w::workers] for w in range(workers)]))
+        acc = parts[0]
+        for part in parts[1:]:
+            acc += part
+    else:
+        # a small problem: a thread pool costs more than it saves on its tiny operations
+        with few_threads(dev.type == "cpu" and n * W.shape[1] < 4_000_000):
+            acc = run(blocks)
+    ll = log_norm.sum()
+    nk = resp.sum(0)
+    if not torch.isfinite(ll):
+        raise ValueError("the log-likelihood is not finite (a component collapsed onto single points); "
+                         "increase reg_covar or use fewer components")
+    return _m_from_sums(acc, nk, p, n, d, ct, reg_covar, sampling), ll
+
+
+def _m_from_sums(acc: torch.Tensor, nk_raw: torch.Tensor, p: _Params, n: int, d: int, cov_type: str,
+                 reg_covar: float, sampling: bool) -> _Params:
+    """The M-step from the fused sums of :func:`_em_iteration` (see the module docstring)."""
+    ct = cov_type
+    K = p.means.shape[0]
+    eps = torch.finfo(acc.dtype).eps
+    empty = nk_raw <= 10 * eps
+    if bool(empty.any()):
+        one = int(empty.sum()) == 1
+        how = (f"no point was drawn for {'it' if one else 'them'}" if sampling
+               else "the responsibilities vanished")
+        raise ValueError(f"{_bad_components(empty)} lost all {'its' if one else 'their'} points ({how}); "
+                         "use fewer components, "
+                         "a larger reg_covar, or another initialisation (random_state, init_params)")
+    nk = nk_raw + 10 * eps
+    reg = float(reg_covar)
+    if ct == "full":
+        acc = acc.view(d + 1, K, d).permute(1, 2, 0)          # (K, d, d + 1): Σ r U_kᵀ (x − c) [xᵀ, 1]
+        L = p.cov_chol                                         # U_k⁻ᵀ
+        A = L @ acc[:, :, :d]                                  # Σ r (x − c) xᵀ, c = old mean
+        s = (L @ acc[:, :, d:]).squeeze(-1)                    # Σ r (x − c)
+        c = p.means
+        delta = s / nk[:, None]
+        means = c + delta
+        cov = (A - s.unsqueeze(-1) * c.unsqueeze(1)) / nk[:, None, None] - delta.unsqueeze(-1) * delta.unsqueeze(1)
+        cov = 0.5 * (cov + cov.mT)
+        cov.diagonal(dim1=-2, dim2=-1).add_(reg)
+    else:
+        means = acc[:, :d] / nk[:, None]
+        cov = acc[:, d:2 * d] / nk[:, None] - means ** 2 + reg
+        if ct == "spherical":
+            cov = cov.mean(1)
+    weights = nk / nk.sum()
+    return _params_from_covariances(weights, means, cov, ct, reg)
+
+
+# ------------------------------------------------------------------------------------------ the public steps
+_GIVEN_HINT = "pass symmetric positive-definite covariances (positive variances for 'diag' and 'spherical')"
+
+
+def _given_params(X: torch.Tensor | None, weights, means, covariances, cov_type: str, *, like=None) -> _Params:
+    """Mixture parameters given by a caller, checked, as tensors on the device and dtype of ``X`` (or ``like``)."""
+    check_choice(cov_type, "covariance_type", _COVARIANCE_TYPES)
+    ref = X if X is not None else like
+    conv = dict(device=ref.device, dtype=ref.dtype) if ref is not None else {}
+    w, _ = as_tensor(weights, name="weights", ndim=1, **conv)
+    m, _ = as_tensor(means, name="means", ndim=2, **conv)
+    c, _ = as_tensor(covariances, name="covariances", ndim=None, device=m.device, dtype=m.dtype)
+    w = w.to(device=m.device, dtype=m.dtype)
+    K, d = m.shape
+    if w.shape[0] != K or K == 0:
+        raise ValueError(f"weights has {w.shape[0]} entries and means {K} rows; pass one weight and one mean per "
+                         "component")
+    if X is not None and d != X.shape[1]:
+        raise ValueError(f"means has {d} columns but X has {X.shape[1]} features; pass means of shape "
+                         f"(n_components, {X.shape[1]})")
+    shape = {"full": (K, d, d), "diag": (K, d), "spherical": (K,)}[cov_type]
+    if tuple(c.shape) != shape:
+        raise ValueError(f"covariances has shape {tuple(c.shape)}; covariance_type={cov_type!r} with {K} "
+                         f"components in {d} dimensions needs {shape}")
+    tol = 1e-6 if m.dtype == torch.float64 else 1e-4
+    if bool((w < 0).any()) or abs(float(w.sum()) - 1.0) > tol:
+        raise ValueError(f"weights must be non-negative and sum to 1 (they sum to {float(w.sum()):.6g}); "
+                         "divide them by their sum")
+    if cov_type == "full":
+        scale = float(c.abs().amax()) if c.numel() else 0.0
+        if not torch.allclose(c, c.mT, rtol=tol, atol=tol * scale):
+            raise ValueError("covariances must be symmetric; pass (C + C.T) / 2 for each component")
+    return _params_from_covariances(w, m, c, cov_type, 0.0, hint=_GIVEN_HINT)
+
+
+def _total(t: torch.Tensor, per_observation: bool, numpy_io: bool):
+    if per_observation:
+        return t.cpu().numpy() if numpy_io else t
+    total = t.sum()
+    return float(total) if numpy_io else total
+
+
+def log_joint(X, weights, means, covariances, *, covariance_type: str = "full"):
+    """The log joint ``log π_m + log N(x_n; μ_m, Σ_m)`` of every point and component.
+
+    Parameters
+    ----------
+    X : (n_samples, n_features) array or tensor
+        The points. Their kind decides the output's: NumPy in, NumPy (float64) out; a tensor in, a tensor
+        out on its device and in its floating dtype (the parameters are converted to them).
+    weights : (n_components,)
+        Mixing proportions π, non-negative, summing to 1.
+    means : (n_components, n_features)
+    covariances : (n_components, n_features, n_features) for "full", (n_components, n_features) for "diag",
+        (n_components,) for "spherical"
+        Symmetric positive definite (positive variances).
+    covariance_type : {"full", "diag", "spherical"}
+
+    Returns
+    -------
+    (n_samples, n_components)
+        Its log-sum-exp over the components is log p(x_n); :func:`course_lib.elbo.posterior` of it gives
+        the responsibilities.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> lj = log_joint(np.zeros((1, 2)), [0.5, 0.5], [[0.0, 0.0], [3.0, 0.0]], [np.eye(2), np.eye(2)])
+    >>> np.round(lj, 3)
+    array([[-2.531, -7.031]])
+    """
+    Xt, numpy_io = as_tensor(X, name="X", ndim=2, min_features=1)
+    p = _given_params(Xt, weights, means, covariances, covariance_type)
+    return _weighted_log_prob(Xt, p, covariance_type).cpu().numpy() if numpy_io \
+        else _weighted_log_prob(Xt, p, covariance_type)
+
+
+def e_step(X, weights, means, covariances, *, covariance_type: str = "full", per_observation: bool = False):
+    """The E-step of a Gaussian mixture: responsibilities and log-likelihood at the given parameters.
+
+    ``r_nm = π_m N(x_n; μ_m, Σ_m) / Σ_j π_j N(x_n; μ_j, Σ_j)``, computed in log space with log-sum-exp, so
+    points far from every component give no 0/0.
+
+    Parameters
+    ----------
+    X, weights, means, covariances, covariance_type
+        As for :func:`log_joint`.
+    per_observation : bool, default False
+        Return ``log p(x_n)`` for every point (shape (n_samples,)) instead of their sum.
+
+    Returns
+    -------
+    resp : (n_samples, n_components)
+        The responsibilities; every row sums to 1.
+    log_likelihood : float (0-d tensor for tensor input), or (n_samples,) with ``per_observation=True``
+        ``Σ_n log p(x_n)`` at the given parameters.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> resp, ll = e_step(np.array([[0.0], [3.0]]), [0.5, 0.5], [[0.0], [3.0]], [[[1.0]], [[1.0]]])
+    >>> np.round(resp, 3)
+    array([[0.989, 0.011],
+           [0.011, 0.989]])
+    >>> round(ll, 4)
+    -3.2021
+    """
+    Xt, numpy_io = as_tensor(X, name="X", ndim=2, min_features=1)
+    p = _given_params(Xt, weights, means, covariances, covariance_type)
+    log_resp, log_norm = _log_normalize(_weighted_log_prob(Xt, p, covariance_type))
+    resp = log_resp.exp()
+    return (resp.cpu().numpy() if numpy_io else resp), _total(log_norm, per_observation, numpy_io)
+
+
+def m_step(X, resp, *, covariance_type: str = "full", reg_covar: float = 0.0):
+    """The M-step of a Gaussian mixture: the weighted maximum-likelihood parameters from responsibilities.
+
+    ``N_m = Σ_n r_nm``, ``π_m = N_m / Σ_j N_j``, ``μ_m = Σ_n r_nm x_n / N_m`` and
+    ``Σ_m = Σ_n r_nm (x_n − μ_m)(x_n − μ_m)ᵀ / N_m + reg_covar · I`` (its diagonal for "diag", the mean of
+    that diagonal for "spherical"). With ``reg_covar=0`` (the default) these are the exact maximisers;
+    :class:`GaussianMixture` adds its ``reg_covar``.
+
+    Parameters
+    ----------
+    X : (n_samples, n_features) array or tensor
+    resp : (n_samples, n_components)
+        Non-negative weights of every point for every component (the E-step's responsibilities; rows need
+        not sum to 1).
+    covariance_type : {"full", "diag", "spherical"}
+    reg_covar : float, default 0.0
+
+    Returns
+    -------
+    weights : (n_components,)
+    means : (n_components, n_features)
+    covariances : shaped as ``covariance_type`` says (see :func:`log_joint`)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.array([[0.0], [2.0], [10.0], [12.0]])
+    >>> weights, means, covs = m_step(X, np.array([[1, 0], [1, 0], [0, 1], [0, 1]]))
+    >>> weights, means.ravel(), covs.ravel()
+    (array([0.5, 0.5]), array([ 1., 11.]), array([1., 1.]))
+    """
+    Xt, numpy_io = as_tensor(X, name="X", ndim=2, min_features=1)
+    check_choice(covariance_type, "covariance_type", _COVARIANCE_TYPES)
+    reg = check_nonneg(reg_covar, "reg_covar")
+    r, _ = as_tensor(resp, name="resp", ndim=2, device=Xt.device, dtype=Xt.dtype)
+    if r.shape[0] != Xt.shape[0] or r.shape[1] == 0:
+        raise ValueError(f"resp has shape {tuple(r.shape)}; pass one row per point of X ({Xt.shape[0]}) and one "
+                         "column per component")
+    if bool((r < 0).any()):
+        raise ValueError("resp has negative entries; pass responsibilities (probabilities, each row summing to 1)")
+    mass = r.sum(0)
+    if bool((mass <= 0).any()):
+        raise ValueError(f"{_bad_components(mass <= 0)} has zero total responsibility, so its mean and covariance "
+                         "are undefined; drop it or give it some weight")
+    nk, means, covs = _estimate_from_resp(Xt, r, covariance_type, reg)
+    weights = nk / nk.sum()
+    return tuple(t.cpu().numpy() if numpy_io else t for t in (weights, means, covs))
+
+
+def em_step(X, weights, means, covariances, *, covariance_type: str = "full", reg_covar: float = 0.0):
+    """One EM iteration of a Gaussian mixture, run as :class:`GaussianMixture` runs it.
+
+    The E-step at the given parameters and the M-step from its responsibilities, fused into the blocked
+    products of the module docstring; equal (to rounding) to ``m_step(X, e_step(X, ...)[0], ...)``.
+
+    Parameters
+    ----------
+    X, weights, means, covariances, covariance_type
+        As for :func:`log_joint`.
+    reg_covar : float, default 0.0
+        Added to the diagonal of the new covariances.
+
+    Returns
+    -------
+    weights, means, covariances
+        The updated parameters, shaped as the given ones.
+    log_likelihood : float (0-d tensor for tensor input)
+        ``Σ_n log p(x_n)`` at the given parameters (EM never lowers it from one step to the next).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.array([[0.0], [2.0], [10.0], [12.0]])
+    >>> w, m, c, ll = em_step(X, [0.5, 0.5], [[0.0], [10.0]], [[[4.0]], [[4.0]]])
+    >>> np.round(m.ravel(), 2), ll < 0
+    (array([ 1., 11.]), True)
+    """
+    Xt, numpy_io = as_tensor(X, name="X", ndim=2, min_features=1)
+    check_scale(Xt)
+    reg = check_nonneg(reg_covar, "reg_covar")
+    p = _given_params(Xt, weights, means, covariances, covariance_type)
+    design = _Design(Xt, covariance_type, p.means.shape[0])
+    new, ll = _em_iteration(design, p, covariance_type, reg, False, None)
+    out = [t.cpu().numpy() if numpy_io else t for t in (new.weights, new.means, new.covariances)]
+    return (*out, float(ll) if numpy_io else ll)
+
+
+class GaussianMixture(DensityMixin, Estimator):
     """A mixture of K Gaussians fitted by EM, with scikit-learn's parameters and fitted attributes.
 
     Parameters
@@ -215,6 +565,15 @@ class GaussianMixture(Estimator):
         That quantity at every iteration of the best initialisation.
     n_iter_ : int
     converged_ : bool
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.normal(size=(100, 2)), rng.normal(size=(100, 2)) + 6])
+    >>> gm = GaussianMixture(2, random_state=0).fit(X)
+    >>> np.sort(gm.means_[:, 0]).round(1), gm.converged_
+    (array([-0.1,  5.9]), True)
     """
 
     def __init__(self, n_components=1, covariance_type="full", tol=1e-3, reg_covar=1e-6, max_iter=100, n_init=1,
@@ -236,12 +595,11 @@ class GaussianMixture(Estimator):
         self.dtype = dtype
         self.verbose = verbose
 
+    _fitted_attributes = ("weights_", "means_", "covariances_", "precisions_cholesky_")
+
     # ------------------------------------------------------------------ checks
-    def _check_hyperparameters(self, n_samples: int) -> None:
+    def _check_hyperparameters(self) -> None:
         check_int(self.n_components, "n_components")
-        if self.n_components > n_samples:
-            raise ValueError(f"n_components={self.n_components} is larger than the number of samples "
-                             f"({n_samples}); use at most {n_samples} components or pass more data")
         check_choice(self.covariance_type, "covariance_type", _COVARIANCE_TYPES)
         check_choice(self.init_params, "init_params", _INIT_PARAMS)
         check_choice(self.completion, "completion", _COMPLETIONS)
@@ -282,24 +640,9 @@ class GaussianMixture(Estimator):
 
     # ------------------------------------------------------------------ initialisation
     def _estimate_from_resp(self, X: torch.Tensor, resp: torch.Tensor):
-        """Weighted ML estimates from given responsibilities (used for the initialisation)."""
-        eps = torch.finfo(X.dtype).eps
-        nk = resp.sum(0) + 10 * eps
-        means = (resp.T @ X) / nk[:, None]
-        ct, reg = self.covariance_type, float(self.reg_covar)
-        if ct == "full":
-            covs = []
-            for k in range(means.shape[0]):
-                diff = X - means[k]
-                covs.append((resp[:, k:k + 1] * diff).T @ diff / nk[k])
-            cov = torch.stack(covs)
-            cov = 0.5 * (cov + cov.mT)
-            cov.diagonal(dim1=-2, dim2=-1).add_(reg)
-        else:
-            cov = (resp.T @ (X * X)) / nk[:, None] - means ** 2 + reg
-            if ct == "spherical":
-                cov = cov.mean(1)
-        return nk, means, cov
+        """Weighted ML estimates ``(N_m, means, covariances)`` from given responsibilities (used for the
+        initialisation), with this mixture's ``covariance_type`` and ``reg_covar``; see :func:`m_step`."""
+        return _estimate_from_resp(X, resp, self.covariance_type, float(self.reg_covar))
 
     def _kmeans_labels(self, X: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         """k-means++ seeding followed by a few Lloyd iterations; returns labels (n,)."""
@@ -365,94 +708,13 @@ class GaussianMixture(Estimator):
     # ------------------------------------------------------------------ EM
     def _em_step(self, design: _Design, p: _Params, gen: torch.Generator | None):
         """One E-step (at ``p``) and M-step; returns (new parameters, average log-likelihood at ``p``)."""
-        ct, K, d, n = self.covariance_type, self.n_components, design.d, design.n
-        const = _log_const(p, ct, d)
-        sampling = self.completion == "sampling"
-        dev, dt = p.means.device, p.means.dtype
-        resp = torch.empty(n, K, dtype=dt, device=dev)          # responsibilities (or sampled assignments)
-        log_norm = torch.empty(n, dtype=dt, device=dev)         # log p(x_n)
-        W = _full_weights(p) if ct == "full" else _diag_weights(p, ct, d, const)
-        acc_shape = (d + 1, K * d) if ct == "full" else (K, design.A.shape[1])
-        starts = np.cumsum([0] + [b.shape[0] for b in design.blocks])
-
-        def run(block_ids):
-            """E-step and M-step sums over some blocks; returns their accumulator."""
-            acc = torch.zeros(acc_shape, dtype=dt, device=dev)
-            y_buf = torch.empty(design.blocks[0].shape[0], K * d, dtype=dt, device=dev) if ct == "full" else None
-            for i in block_ids:
-                Ab = design.blocks[i]
-                m = Ab.shape[0]
-                rows = slice(int(starts[i]), int(starts[i]) + m)
-                if ct == "full":
-                    y = torch.matmul(Ab, W, out=y_buf[:m])                               # (m, K d)
-                    norm = torch.linalg.vector_norm(y.view(m, K, d), dim=2)
-                    lj = torch.addcmul(const, norm, norm, value=-0.5, out=resp[rows])    # log π + log N
-                else:
-                    lj = torch.matmul(Ab, W, out=resp[rows])                             # (m, K)
-                r, _ = _posterior_(lj, log_norm[rows])
-                if sampling:
-                    z = torch.multinomial(r, 1, generator=gen)
-                    r.zero_().scatter_(1, z, 1.0)
-                if ct == "full":
-                    y.view(m, K, d).mul_(r.unsqueeze(-1))
-                    acc.addmm_(Ab.T, y)                  # Σ [x; 1] r (x − μ_k)ᵀ U_k
-                else:
-                    acc.addmm_(r.T, Ab)                  # Σ r [x, x², 1]
-            return acc
-
-        blocks = range(len(design.blocks))
-        workers = torch.get_num_threads() if dev.type == "cpu" and not sampling else 1
-        if workers > 1 and len(blocks) >= 2 * workers:
-            # On the CPU each worker thread takes every workers-th block with a one-thread torch: the blocks'
-            # many small operations then run without a thread-pool hand-off each, and each core keeps its
-            # block in its own cache. The partial sums are added in a fixed order, so results do not vary.
-            with few_threads(), ThreadPoolExecutor(workers) as pool:
-                parts = list(pool.map(run, [blocks[w::workers] for w in range(workers)]))
-            acc = parts[0]
-            for part in parts[1:]:
-                acc += part
-        else:
-            # a small problem: a thread pool costs more than it saves on its tiny operations
-            with few_threads(dev.type == "cpu" and n * W.shape[1] < 4_000_000):
-                acc = run(blocks)
-        ll = log_norm.sum()
-        nk = resp.sum(0)
-        if not torch.isfinite(ll):
-            raise ValueError("the log-likelihood is not finite (a component collapsed onto single points); "
-                             "increase reg_covar or use fewer components")
-        return self._m_step(acc, nk, p, n, d), float(ll) / n
+        new, ll = _em_iteration(design, p, self.covariance_type, float(self.reg_covar),
+                                self.completion == "sampling", gen)
+        return new, float(ll) / design.n
 
     def _m_step(self, acc: torch.Tensor, nk_raw: torch.Tensor, p: _Params, n: int, d: int) -> _Params:
-        ct, K = self.covariance_type, self.n_components
-        eps = torch.finfo(acc.dtype).eps
-        empty = nk_raw <= 10 * eps
-        if bool(empty.any()):
-            one = int(empty.sum()) == 1
-            how = (f"no point was drawn for {'it' if one else 'them'}" if self.completion == "sampling"
-                   else "the responsibilities vanished")
-            raise ValueError(f"{_bad_components(empty)} lost all {'its' if one else 'their'} points ({how}); "
-                             "use fewer components, "
-                             "a larger reg_covar, or another initialisation (random_state, init_params)")
-        nk = nk_raw + 10 * eps
-        reg = float(self.reg_covar)
-        if ct == "full":
-            acc = acc.view(d + 1, K, d).permute(1, 2, 0)          # (K, d, d + 1): Σ r U_kᵀ (x − c) [xᵀ, 1]
-            L = p.cov_chol                                         # U_k⁻ᵀ
-            A = L @ acc[:, :, :d]                                  # Σ r (x − c) xᵀ, c = old mean
-            s = (L @ acc[:, :, d:]).squeeze(-1)                    # Σ r (x − c)
-            c = p.means
-            delta = s / nk[:, None]
-            means = c + delta
-            cov = (A - s.unsqueeze(-1) * c.unsqueeze(1)) / nk[:, None, None] - delta.unsqueeze(-1) * delta.unsqueeze(1)
-            cov = 0.5 * (cov + cov.mT)
-            cov.diagonal(dim1=-2, dim2=-1).add_(reg)
-        else:
-            means = acc[:, :d] / nk[:, None]
-            cov = acc[:, d:2 * d] / nk[:, None] - means ** 2 + reg
-            if ct == "spherical":
-                cov = cov.mean(1)
-        weights = nk / nk.sum()
-        return _params_from_covariances(weights, means, cov, ct, reg)
+        return _m_from_sums(acc, nk_raw, p, n, d, self.covariance_type, float(self.reg_covar),
+                            self.completion == "sampling")
 
     def _run(self, X: torch.Tensor, design: _Design, gen: torch.Generator, user):
         p = self._initialize(X, gen, user)
@@ -481,8 +743,12 @@ class GaussianMixture(Estimator):
         -------
         self
         """
+        self._forget_fit()      # a failed fit leaves no earlier fit behind
+        self._check_hyperparameters()
         X = self._check_input(X, reset=True)
-        self._check_hyperparameters(X.shape[0])
+        if self.n_components > X.shape[0]:
+            raise ValueError(f"n_components={self.n_components} is larger than the number of samples "
+                             f"({X.shape[0]}); use at most {X.shape[0]} components or pass more data")
         user = self._user_init(X)
         gen = self._generator()
         design = _Design(X, self.covariance_type, self.n_components)
@@ -505,6 +771,45 @@ class GaussianMixture(Estimator):
         self.converged_ = converged
         return self
 
+    @classmethod
+    def from_params(cls, weights, means, covariances, *, covariance_type: str = "full", **params):
+        """A mixture with the given parameters, ready to predict, score and sample, without running EM.
+
+        Parameters
+        ----------
+        weights : (n_components,)
+            Mixing proportions, non-negative, summing to 1.
+        means : (n_components, n_features)
+        covariances : (n_components, n_features, n_features) for "full", (n_components, n_features) for
+            "diag", (n_components,) for "spherical"
+            Symmetric positive definite (positive variances).
+        covariance_type : {"full", "diag", "spherical"}
+        **params
+            Other constructor parameters (``random_state`` for :meth:`sample`, ``device``, ``dtype``).
+
+        Returns
+        -------
+        GaussianMixture
+            With ``weights_ means_ covariances_ precisions_ precisions_cholesky_ n_features_in_`` set (the
+            attributes of an EM run, such as ``lower_bound_`` and ``n_iter_``, are not). A tensor among the
+            parameters makes it compute on its device and dtype and return tensors; otherwise NumPy.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> gm = GaussianMixture.from_params([0.5, 0.5], [[0.0], [3.0]], [[[1.0]], [[1.0]]])
+        >>> gm.predict(np.array([[-1.0], [4.0]]))
+        array([0, 1])
+        """
+        gm = cls(covariance_type=covariance_type, **params)
+        gm._check_hyperparameters()
+        w, m, c = gm._params_context(weights, means, covariances, names=("weights", "means", "covariances"))
+        p = _given_params(None, w, m, c, covariance_type, like=m)
+        gm.n_components = int(p.means.shape[0])
+        gm.n_features_in_ = int(p.means.shape[1])
+        gm._set_params(p)
+        return gm
+
     def _set_params(self, p: _Params) -> None:
         self.weights_ = self._out(p.weights)
         self.means_ = self._out(p.means)
@@ -523,21 +828,8 @@ class GaussianMixture(Estimator):
 
     # ------------------------------------------------------------------ inference
     def _weighted_log_prob(self, X: torch.Tensor) -> torch.Tensor:
-        """log π_m + log N(x_n; μ_m, Σ_m), (n, K)."""
-        p = self._fitted_params()
-        ct, d = self.covariance_type, X.shape[1]
-        design = _Design(X, ct, self.n_components)
-        const = _log_const(p, ct, d)
-        W = _full_weights(p) if ct == "full" else _diag_weights(p, ct, d, const)
-        K = self.n_components
-        out = []
-        for Ab in design.blocks:
-            if ct == "full":
-                y = Ab @ W
-                out.append(const - 0.5 * torch.linalg.vector_norm(y.view(-1, K, d), dim=2).square_())
-            else:
-                out.append(Ab @ W)
-        return torch.cat(out)
+        """log π_m + log N(x_n; μ_m, Σ_m), (n, K): :func:`log_joint` at the fitted parameters."""
+        return _weighted_log_prob(X, self._fitted_params(), self.covariance_type)
 
     def score_samples(self, X):
         """log p(x_n) under the fitted mixture, shape (n_samples,)."""

@@ -273,8 +273,8 @@ def gaussian(X):
     return to_output(mean, numpy), to_output(0.5 * (cov + cov.T), numpy)
 
 
-def gaussian_log_likelihood(X, mean, cov):
-    """Total log-likelihood ``sum_n log N(x_n; mean, cov)``.
+def gaussian_log_likelihood(X, mean, cov, *, per_observation: bool = False):
+    """Total log-likelihood ``sum_n log N(x_n; mean, cov)`` (or each ``log N(x_n; mean, cov)``).
 
     Parameters
     ----------
@@ -284,10 +284,12 @@ def gaussian_log_likelihood(X, mean, cov):
         A single number is accepted when ``n_features = 1``.
     cov : (n_features, n_features) array-like or tensor
         Symmetric positive definite; a single number (the variance) is accepted when ``n_features = 1``.
+    per_observation : bool, default False
+        Return the log-density of every sample, shape (n_samples,), instead of their sum.
 
     Returns
     -------
-    float or 0-d tensor
+    float or 0-d tensor, or (n_samples,) ndarray or tensor with ``per_observation=True``
 
     Raises
     ------
@@ -308,6 +310,8 @@ def gaussian_log_likelihood(X, mean, cov):
         raise ValueError(f"cov must have shape ({d}, {d}) to match X with {d} features, got {tuple(c.shape)}")
     if not torch.allclose(c, c.T, rtol=1e-6, atol=1e-8 * float(c.abs().max().clamp_min(1e-300))):
         raise ValueError("cov must be symmetric; symmetrise it with (cov + cov.T) / 2")
-    total = log_gaussian_pdf(t, m, c, what="covariance cov",
-                             hint="pass a positive definite cov (add a small multiple of the identity)").sum()
-    return _scalar_out(total, numpy)
+    per_sample = log_gaussian_pdf(t, m, c, what="covariance cov",
+                                  hint="pass a positive definite cov (add a small multiple of the identity)")
+    if per_observation:
+        return to_output(per_sample, numpy)
+    return _scalar_out(per_sample.sum(), numpy)

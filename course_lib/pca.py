@@ -33,6 +33,7 @@ import math
 import warnings
 
 import torch
+from sklearn.base import TransformerMixin
 from sklearn.exceptions import ConvergenceWarning
 
 from ._base import (Estimator, as_tensor, check_choice, check_int, check_n_components, check_nonneg, few_threads,
@@ -99,7 +100,7 @@ def iterative_pca_step(X, W, *, center: bool = True):
     return to_output(W_new, numpy_io)
 
 
-class PCA(Estimator):
+class PCA(TransformerMixin, Estimator):
     """Principal component analysis with the probabilistic-PCA likelihood.
 
     Parameters
@@ -135,7 +136,17 @@ class PCA(Estimator):
     n_iter_ : int
         Iterations run (0 for "eigh").
     n_features_in_ : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.random.default_rng(0).normal(size=(500, 3)) * [3.0, 1.0, 0.1]
+    >>> pca = PCA(1).fit(X)
+    >>> np.abs(pca.components_).round(2), pca.explained_variance_ratio_.round(2)
+    (array([[1.  , 0.01, 0.  ]]), array([0.9]))
     """
+
+    _fitted_attributes = ("components_", "explained_variance_", "mean_")
 
     def __init__(self, n_components=None, *, solver="eigh", max_iter=500, tol=1e-10, random_state=None,
                  device=None, dtype=None):
@@ -148,19 +159,26 @@ class PCA(Estimator):
         self.dtype = dtype
 
     # ------------------------------------------------------------------ fitting
-    def _check_params(self, n_samples: int, n_features: int) -> int:
+    def _check_params(self, n_samples: int | None = None, n_features: int | None = None) -> int | None:
+        """The hyper-parameters; with the data's shape, also the number of components (returned)."""
         check_choice(self.solver, "solver", _SOLVERS)
-        k = check_n_components(self.n_components, n_features)
         if self.solver == "iterative":
-            if k > n_samples - 1:
-                raise ValueError(f"n_components={k} needs at least {k + 1} samples for the iterative solver, "
-                                 f"got {n_samples}; use fewer components")
             check_int(self.max_iter, "max_iter")
             check_nonneg(self.tol, "tol")
+        if n_features is None:
+            if self.n_components is not None:
+                check_int(self.n_components, "n_components")
+            return None
+        k = check_n_components(self.n_components, n_features)
+        if self.solver == "iterative" and k > n_samples - 1:
+            raise ValueError(f"n_components={k} needs at least {k + 1} samples for the iterative solver, "
+                             f"got {n_samples}; use fewer components")
         return k
 
     def fit(self, X, y=None):
         """Fit the principal subspace of ``X`` (n_samples, n_features). Returns self."""
+        self._forget_fit()      # a failed fit leaves no earlier fit behind
+        self._check_params()
         X = self._check_input(X, reset=True, min_samples=2)
         n, d = X.shape
         k = self._check_params(n, d)
@@ -192,6 +210,64 @@ class PCA(Estimator):
         self.n_samples_ = n
         return self
 
+    @classmethod
+    def from_params(cls, components, explained_variance, mean, noise_variance: float = 0.0, **params):
+        """A fitted PCA with the given components and variances, without looking at data.
+
+        Parameters
+        ----------
+        components : (n_components, n_features)
+            Orthonormal rows.
+        explained_variance : (n_components,)
+            The variance along each component (non-negative).
+        mean : (n_features,)
+        noise_variance : float, default 0.0
+            Probabilistic PCA's ``σ²`` in every other direction.
+        **params
+            Other constructor parameters (``device``, ``dtype``).
+
+        Returns
+        -------
+        PCA
+            With ``components_ explained_variance_ explained_variance_ratio_ mean_ noise_variance_
+            n_components_ n_features_in_`` set. A tensor among the parameters makes it compute on its
+            device and dtype and return tensors; otherwise NumPy.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> pca = PCA.from_params([[1.0, 0.0]], [4.0], [0.0, 0.0], noise_variance=1.0)
+        >>> pca.transform(np.array([[3.0, 5.0]]))
+        array([[3.]])
+        """
+        model = cls(**params)
+        model._check_params()
+        V, lam, mu = model._params_context(components, explained_variance, mean,
+                                           names=("components", "explained_variance", "mean"))
+        if V.ndim != 2 or V.shape[0] == 0 or V.shape[0] > V.shape[1]:
+            raise ValueError(f"components has shape {tuple(V.shape)}; pass (n_components, n_features) with "
+                             "n_components <= n_features")
+        k, d = V.shape
+        if tuple(lam.shape) != (k,) or tuple(mu.shape) != (d,):
+            raise ValueError(f"explained_variance has shape {tuple(lam.shape)} and mean {tuple(mu.shape)}; pass "
+                             f"({k},) and ({d},)")
+        eye = torch.eye(k, dtype=V.dtype, device=V.device)
+        if not torch.allclose(V @ V.T, eye, atol=1e-6 if V.dtype == torch.float64 else 1e-4):
+            raise ValueError("components must have orthonormal rows; orthonormalise them (e.g. with a QR "
+                             "decomposition of components.T)")
+        noise = check_nonneg(noise_variance, "noise_variance")
+        if bool((lam < 0).any()):
+            raise ValueError("explained_variance must be non-negative")
+        total = lam.sum() + (d - k) * noise
+        model.n_components = model.n_components_ = int(k)
+        model.n_features_in_ = int(d)
+        model.mean_ = model._out(mu)
+        model.components_ = model._out(V)
+        model.explained_variance_ = model._out(lam)
+        model.explained_variance_ratio_ = model._out(lam / total if float(total) > 0 else torch.zeros_like(lam))
+        model.noise_variance_ = noise
+        return model
+
     def _fit_iterative(self, Xc: torch.Tensor, cov: torch.Tensor, k: int):
         gen = make_generator(self.random_state, Xc.device)
         W = torch.randn(Xc.shape[1], k, generator=gen, device=Xc.device, dtype=Xc.dtype)
@@ -213,7 +289,8 @@ class PCA(Estimator):
                 break
         if not converged:
             warnings.warn(f"iterative PCA did not converge in {self.max_iter} iterations (subspace still moves by "
-                          f"{float(moved):.2e}); increase max_iter or use solver='eigh'", ConvergenceWarning)
+                          f"{float(moved):.2e}); increase max_iter or use solver='eigh'", ConvergenceWarning,
+                          stacklevel=3)
         # rotate the basis to the eigenvectors: eigenproblem of the k x k projected covariance
         small = Q.T @ cov @ Q
         evals, R = torch.linalg.eigh((small + small.T) / 2)

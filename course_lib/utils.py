@@ -11,12 +11,22 @@ __all__ = ["seed_everything", "get_device"]
 
 
 def seed_everything(seed: int = 0) -> int:
-    """Seed Python, NumPy and PyTorch (all devices) so a notebook reruns to the same numbers."""
+    """Seed Python's ``random``, NumPy's global generator and PyTorch (all devices) so a notebook reruns to the
+    same numbers.
+
+    A notebook's first cell calls it; it sets those process-wide generators on purpose, and nothing in the
+    library calls it (estimators take ``random_state``). It leaves the environment alone: the hash seed
+    (``PYTHONHASHSEED``) only takes effect when set before Python starts, e.g. in the kernel's environment.
+
+    Returns
+    -------
+    int
+        The seed, as an int.
+    """
     seed = int(seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-    os.environ["PYTHONHASHSEED"] = str(seed)
     return seed
 
 

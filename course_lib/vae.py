@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._base import as_tensor, make_generator, resolve_dtype
+from ._base import as_tensor, check_scale, make_generator, resolve_dtype
 from ._gaussian import LOG_2PI
 
 __all__ = ["VAE", "reparameterize", "kl_standard_normal", "bernoulli_log_likelihood",
@@ -135,10 +135,26 @@ def gaussian_log_likelihood(x: torch.Tensor, mean: torch.Tensor, log_var) -> tor
         -0.5 * (sq.sum(-1) + x.shape[-1] * (log_var + LOG_2PI))
 
 
-def _mlp(sizes: Sequence[int]) -> nn.Sequential:
+def _linear(a: int, b: int, generator: torch.Generator | None) -> nn.Linear:
+    """``nn.Linear(a, b)`` with its default initialisation, drawn from ``generator`` when one is given.
+
+    ``nn.Linear`` draws its initial weights from torch's global generator; a seeded model draws the same
+    numbers, in the same order, from a generator of its own, so it neither reads nor moves the global one.
+    """
+    if generator is None:
+        return nn.Linear(a, b)
+    layer = torch.nn.utils.skip_init(nn.Linear, a, b)
+    with torch.no_grad():
+        nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+        bound = 1 / math.sqrt(a) if a > 0 else 0
+        nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
+    return layer
+
+
+def _mlp(sizes: Sequence[int], generator: torch.Generator | None = None) -> nn.Sequential:
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Linear(a, b))
+        layers.append(_linear(a, b, generator))
         if i < len(sizes) - 2:
             layers.append(nn.ReLU())
     return nn.Sequential(*layers)
@@ -253,11 +269,9 @@ class VAE(nn.Module):
         c = self.num_classes or 0
         hidden = [int(h) for h in self.hidden_dims]
         seed = self._init_seed()
-        with torch.random.fork_rng(devices=[], enabled=seed is not None):
-            if seed is not None:
-                torch.manual_seed(seed)
-            self.encoder = _mlp([self.input_dim + c, *hidden, 2 * self.latent_dim])
-            self.decoder = _mlp([self.latent_dim + c, *hidden[::-1], self.input_dim])
+        gen = None if seed is None else torch.Generator().manual_seed(seed)
+        self.encoder = _mlp([self.input_dim + c, *hidden, 2 * self.latent_dim], gen)
+        self.decoder = _mlp([self.latent_dim + c, *hidden[::-1], self.input_dim], gen)
         if self.likelihood == "gaussian":
             nv = self.noise_variance
             if nv is None or nv == "learned":
@@ -300,12 +314,18 @@ class VAE(nn.Module):
         return next(self.encoder.parameters())
 
     # ---- input handling ----------------------------------------------------------------------------------
-    def _x(self, X, name: str = "X") -> tuple[torch.Tensor, bool]:
+    def _x(self, X, name: str = "X", check_magnitude: bool = False) -> tuple[torch.Tensor, bool]:
         t, numpy_in = as_tensor(X, name=name, ndim=2)
+        if check_magnitude:         # before the conversion, which would turn the evidence into inf or 0
+            check_scale(t, name, dtype=self._param.dtype)
         if t.shape[1] != self.input_dim:
             raise ValueError(f"{name} has {t.shape[1]} features, but this VAE was built with input_dim={self.input_dim}")
         p = self._param
         t = t.to(device=p.device, dtype=p.dtype)
+        if t.numel() and not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{name} has values beyond the range of the model's {str(p.dtype).replace('torch.', '')} "
+                             f"(about {torch.finfo(p.dtype).max:.1e}); divide {name} by a constant (e.g. its standard "
+                             "deviation) first")
         if self.likelihood == "bernoulli" and t.numel() and bool(((t < 0) | (t > 1)).any()):
             raise ValueError(f"{name} has values outside [0, 1], which the Bernoulli likelihood cannot model; "
                              "scale it to [0, 1] (e.g. X / X.max()) or use likelihood='gaussian'")
@@ -661,7 +681,7 @@ class VAE(nn.Module):
                 X = X.to(self._param.dtype)
             self.to(device=self.device if self.device is not None else X.device,
                     dtype=resolve_dtype(self.dtype) or (X.dtype if X.is_floating_point() else None))
-        x, numpy_in = self._x(X)
+        x, numpy_in = self._x(X, check_magnitude=self.likelihood == "gaussian")
         n = x.shape[0]
         c = self._onehot(y, n)
         val = None

@@ -152,3 +152,47 @@ def test_shipped_digits_are_scikit_learns():
     ref = sk_load_digits()
     np.testing.assert_array_equal(X, ref.data / 16.0)
     np.testing.assert_array_equal(y, ref.target)
+
+
+def test_course_lib_imports_from_the_graders_student_view(tmp_path):
+    """The grader's sandbox holds only part of course_lib (the data sets and seeding) and no scikit-learn:
+    ``import course_lib`` must work there, and the estimators stay out of reach."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    import course_lib
+    from autograder.sandbox import STUDENT_VIEW
+
+    src = os.path.dirname(course_lib.__file__)
+    dest = tmp_path / "course_lib"
+    dest.mkdir()
+    for name in STUDENT_VIEW:
+        path = os.path.join(src, name)
+        if os.path.isdir(path):
+            shutil.copytree(path, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(path, dest / name)
+    code = "\n".join([
+        "import sys",
+        "sys.modules['sklearn'] = None                       # the sandbox has no scikit-learn",
+        f"sys.path.insert(0, {str(tmp_path)!r})",
+        "import course_lib",
+        f"assert course_lib.__file__.startswith({str(tmp_path)!r}), course_lib.__file__",
+        "assert course_lib.seed_everything(3) == 3 and course_lib.get_device().type",
+        "from course_lib.data import load_digits, load_faithful, make_missing, make_two_gaussians",
+        "X, y = load_digits('train')",
+        "assert X.shape == (1500, 64) and load_faithful().shape == (272, 2)",
+        "assert make_missing(20, seed=0).shape[0] == 20 and len(make_two_gaussians(10)) == 2",
+        "try:",
+        "    course_lib.GaussianMixture",
+        "except ImportError:",
+        "    print('estimators out of reach')",
+        "print('ok')",
+    ])
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["estimators", "out", "of", "reach", "ok"]

@@ -61,7 +61,7 @@ def test_categorical_unseen_classes_and_zero_probabilities():
     (np.array([0, -1, 2]), {}, "non-negative"),
     (np.array([0, 1.5, 2]), {}, "whole numbers"),
     (np.array([0, 1, 6]), {"num_classes": 6}, "num_classes"),
-    (np.array([]), {}, "0 samples"),
+    (np.array([]), {}, "0 sample\\(s\\)"),
     (np.array([[0, 1]]), {}, "1-D"),
     (np.array([0, 1]), {"num_classes": 0}, "num_classes"),
 ])
