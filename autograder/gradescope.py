@@ -43,7 +43,7 @@ def build_zip(assignment: str, out: Path | None = None) -> Path:
     """Build the Gradescope autograder zip for ``assignment``; returns its path."""
     from autograder.suites import load_suite
     suite = load_suite(assignment)
-    out = Path(out) if out else Path(f"gradescope_{suite.name}.zip")
+    out = Path(out) if out else ROOT / "build" / f"gradescope_{suite.name}.zip"  # build/ is ignored by git
     templates = ROOT / "ci" / "gradescope"
     for name in ("setup.sh", "run_autograder"):
         if not (templates / name).is_file():
@@ -105,10 +105,12 @@ def run(config: Path, submission_dir: Path, results: Path) -> dict:
     assignment = cfg["assignment"]
     suite_ref = str((Path(config).parent / cfg["suite"]).resolve()) if cfg.get("suite") else assignment
     grading.make_private(state_dir(), "state folder")
-    # Gradescope runs the hidden checks: they need the configured isolation (fails with one line otherwise)
-    grading.require_isolation(grading.host_isolation(), grading.resolve_min_isolation(cfg.get("min_isolation")),
-                              bool(cfg.get("allow_weak_isolation")))
     nb, note = _pick_notebook(Path(submission_dir), assignment)
+    try:   # Gradescope runs the hidden checks: they need the configured isolation level
+        grading.require_isolation(grading.host_isolation(), grading.resolve_min_isolation(cfg.get("min_isolation")),
+                                  bool(cfg.get("allow_weak_isolation")))
+    except ValueError as exc:      # still exactly one result, saying what the instructor must change
+        nb, note = None, f"the autograder could not grade safely: {exc}"
     if nb is None:
         res = report.error_results(assignment, "submission", note, {}, time.perf_counter() - t0)
     else:

@@ -370,17 +370,19 @@ def _static_check(nb_path: Path, suite) -> dict:
 
 
 def _limits(suite):
-    """Sandbox limits for one submission: the notebook's budget + every function's + kernel starts."""
+    """Sandbox limits for one submission: the notebook's budget twice (a hanging cell costs one budget, the
+    re-run without it another) + every function's + kernel starts."""
     from autograder.sandbox import Limits
-    budget = float(suite.notebook_timeout_s) + sum(float(f.time_budget_s) for f in suite.functions.values())
+    budget = 2 * float(suite.notebook_timeout_s) + sum(float(f.time_budget_s) for f in suite.functions.values())
     return Limits(wall_seconds=budget + 60.0)
 
 
-def _execute(nb_path: Path, suite, cases: dict, workdir: Path) -> tuple[dict, dict]:
-    """Run the submission in the sandbox; returns (notebook status, {function: [(status, message, value)]})."""
+def _execute(nb_path: Path, suite, cases: dict, workdir: Path, groups: dict | None = None) -> tuple[dict, dict]:
+    """Run the submission in the sandbox; returns (notebook status, {function: [(status, message, value)]}).
+    ``groups``: per function, the sizes of its visible and hidden case groups (run in separate processes)."""
     from autograder.execute import execute_submission
     limits = _limits(suite)
-    res = execute_submission(nb_path, suite, cases, workdir, limits)
+    res = execute_submission(nb_path, suite, cases, workdir, limits, case_groups=groups)
     nb_status = {"status": str(res.status), "reason": _one_line(res.reason or ""),
                  "duration": round(float(res.duration), 3), "attempts": int(getattr(res, "attempts", 0) or 0)}
     outputs = {}
@@ -475,8 +477,9 @@ def run_submission(nb_bytes: bytes, name: str, suite_name, seeds: dict, public_o
 
         t = time.perf_counter()
         run_cases = {f: c for f, c in combined.items() if f not in static}
+        groups = {f: [len(cases[vis].get(f, [])) for vis in visibilities] for f in run_cases}
         if run_cases:
-            nb_status, outputs = _execute(nb_path, suite, run_cases, sandbox_dir)
+            nb_status, outputs = _execute(nb_path, suite, run_cases, sandbox_dir, groups)
         else:
             nb_status, outputs = {"status": "skipped", "reason": "", "duration": 0.0}, {}
         durations["sandbox"] = time.perf_counter() - t

@@ -3,7 +3,9 @@
 Overhead: each repeat runs, interleaved, (a) ``papermill`` on the complete sample submission (a fresh
 process, as anyone would run it), (b) ``course grade`` of that one notebook (a fresh process: static check,
 sandbox, harvest, judge, report; the judge's imports overlap with the sandbox run), and (c) grading the same
-notebook inside a warm grading worker (what each submission costs in a batch). Target: (c)/(a) <= 1.5.
+notebook inside a warm grading worker (what each submission costs in a batch), and (d) the same with the
+sandbox lowered to the "uid" isolation level (no namespaces): (c) - (d) is what namespaces cost per
+submission. Target: (c)/(a) <= 1.5.
 
 Throughput: ``course grade`` of a batch of distinct submissions (copies of the complete sample, each with
 its own code and so its own cases) with ``--workers 1`` and ``--workers 2``, interleaved. Target: >= 1.7x.
@@ -112,38 +114,50 @@ def main(argv=None) -> dict:
     warm = grade_one(nb_bytes, "warmup", args.assignment, seeds)["results"]
     assert warm["score"] == 100, warm["output"]
 
-    times = {"papermill": [], "papermill_cli": [], "cold": [], "warm": []}
+    times = {"papermill": [], "papermill_cli": [], "cold": [], "warm": [], "warm_uid": []}
+    from autograder.sandbox import isolation_level
+    level = isolation_level()
 
-    def warm_grade():
+    def warm_grade(cap=None):
         t = time.perf_counter()
-        res = grade_one(nb_bytes, "complete", args.assignment, seeds)["results"]
+        if cap:
+            os.environ["COURSE_SANDBOX_ISOLATION"] = cap
+        try:
+            res = grade_one(nb_bytes, "complete", args.assignment, seeds)["results"]
+        finally:
+            os.environ.pop("COURSE_SANDBOX_ISOLATION", None)
         if res["score"] != 100:
             raise SystemExit(f"the complete submission scored {res['score']}: {res['output']}\n"
                              f"{json.dumps(res['tests'][:1], indent=1)}\n{json.dumps(res['extra_data'], indent=1)[:3000]}")
-        warm_grade.last = res
+        if not cap:
+            warm_grade.last = res
         return time.perf_counter() - t
 
     runs = [("papermill", lambda: bare_papermill(nb, suite.parameters, tmp)),
             ("papermill_cli", lambda: bare_papermill(nb, suite.parameters, tmp, lean=False)),
             ("cold", lambda: cli_grade([nb], args.assignment, tmp / "cold")),
-            ("warm", warm_grade)]
+            ("warm", warm_grade), ("warm_uid", lambda: warm_grade("uid" if level != "none" else None))]
     for r in range(args.repeats):
         for key, fn in runs[r % len(runs):] + runs[: r % len(runs)]:     # rotate the order: fair to all
             times[key].append(fn())
         print(f"  repeat {r + 1}: papermill {times['papermill'][-1]:.2f} s (plain CLI "
               f"{times['papermill_cli'][-1]:.2f} s) | course grade, fresh process {times['cold'][-1]:.2f} s | "
-              f"grading in a warm worker {times['warm'][-1]:.2f} s", flush=True)
+              f"grading in a warm worker {times['warm'][-1]:.2f} s ({level}), "
+              f"{times['warm_uid'][-1]:.2f} s (uid level)", flush=True)
     m = {k: statistics.median(v) for k, v in times.items()}
     res = warm_grade.last
     out = {"papermill_s": m["papermill"], "papermill_plain_cli_s": m["papermill_cli"],
            "grade_fresh_process_s": m["cold"], "grade_warm_worker_s": m["warm"],
            "overhead_warm": m["warm"] / m["papermill"], "overhead_fresh": m["cold"] / m["papermill"],
-           "stages_s": res["extra_data"].get("durations")}
+           "stages_s": res["extra_data"].get("durations"), "isolation": level,
+           "grade_warm_worker_uid_level_s": m["warm_uid"], "isolation_cost_s": m["warm"] - m["warm_uid"]}
     print(f"overhead vs papermill ({m['papermill']:.2f} s; plain `papermill` CLI {m['papermill_cli']:.2f} s): "
           f"grading one complete submission takes {m['warm']:.2f} s in a warm worker "
           f"({out['overhead_warm']:.2f}x, target <= 1.5x) and {m['cold']:.2f} s as a fresh `course grade` "
           f"process ({out['overhead_fresh']:.2f}x: + starting the judge, which imports torch and course_lib)")
     print(f"  stages of the last one: {out['stages_s']}")
+    print(f"isolation: {level}; the same grading at the uid level takes {m['warm_uid']:.2f} s: namespaces cost "
+          f"{out['isolation_cost_s']:+.2f} s per submission")
 
     if not args.skip_throughput:
         batch = make_batch(nb, tmp / "batch", args.batch)

@@ -4,8 +4,11 @@ set -euo pipefail
 SOURCE="${COURSE_GRADER_SOURCE:-/autograder/source}"
 PYTHON="${COURSE_PYTHON:-python3}"
 
-if ! command -v "$PYTHON" >/dev/null; then
-  apt-get update && apt-get install -y --no-install-recommends python3 python3-pip python3-venv
+missing=()
+command -v "$PYTHON" >/dev/null || missing+=(python3 python3-pip python3-venv)
+command -v bwrap >/dev/null || missing+=(bubblewrap)   # the sandbox's namespaces
+if [ ${#missing[@]} -gt 0 ]; then
+  apt-get update && apt-get install -y --no-install-recommends "${missing[@]}"
 fi
 "$PYTHON" -m pip install --upgrade pip
 # CPU-only PyTorch keeps the image small; the course package brings everything else.
