@@ -127,13 +127,11 @@ def _is_tensor(x) -> bool:
     return type(x).__module__.split(".")[0] == "torch" and hasattr(x, "detach")
 
 
-def write_cases(directory, cases, groups=None) -> None:
+def write_cases(directory, cases, offsets=None) -> None:
     """Write ``{function: [case dict]}`` as ``directory/<function>.npz`` + ``.json`` (no pickles).
 
-    ``groups`` (``{function: [n_cases, ...]}``, optional) splits each function's cases into consecutive groups
-    that the harvest runs in separate processes, one after the other (visible cases, then hidden ones).
-
-    Arrays (and torch tensors, which the harvest turns back into tensors) go to the npz; ints, floats,
+    ``offsets`` (``{function: int}``) gives the index of each function's first case among all its cases
+    (the harvest names its outputs by that index). Arrays (and torch tensors, which the harvest turns back into tensors) go to the npz; ints, floats,
     bools, strings and None go to the JSON; keys starting with "_" are the judge's and are left out.
     """
     directory = Path(directory)
@@ -170,19 +168,40 @@ def write_cases(directory, cases, groups=None) -> None:
                     raise ValueError(f"case {i} of {fname}: argument {key} is a {type(value).__name__}; "
                                      f"use arrays, numbers, strings or None")
             spec.append(entry)
-        sizes = [int(n) for n in (groups or {}).get(fname, [len(case_list)]) if int(n) > 0]
-        if sum(sizes) != len(case_list):
-            raise ValueError(f"groups of {fname} add up to {sum(sizes)} cases, not {len(case_list)}")
         np.savez(directory / f"{fname}.npz", **arrays)
-        (directory / f"{fname}.json").write_text(json.dumps({"function": fname, "cases": spec, "groups": sizes}))
+        (directory / f"{fname}.json").write_text(json.dumps(
+            {"function": fname, "cases": spec, "offset": int((offsets or {}).get(fname, 0))}))
+
+
+def _groups(cases: dict, case_groups: dict | None) -> list:
+    """Split ``{function: [case]}`` into groups ``[{function: (offset, [case])}]`` (visible, then hidden)."""
+    out = []
+    for fname, case_list in cases.items():
+        sizes = [int(n) for n in (case_groups or {}).get(fname, [len(case_list)])]
+        if sum(sizes) != len(case_list) or any(n < 0 for n in sizes):
+            raise ValueError(f"case groups of {fname} add up to {sum(sizes)} cases, not {len(case_list)}")
+        offset = 0
+        for k, n in enumerate(sizes):
+            while len(out) <= k:
+                out.append({})
+            if n:
+                out[k][fname] = (offset, case_list[offset: offset + n])
+            offset += n
+    return out
 
 
 # ============================================================================================ the notebook
-def build_notebook(nb, functions: dict, memory_mib: int, input_dir: str, probes: dict | None = None):
+def build_notebook(nb, groups: list, budgets: dict, memory_mib: int, input_dir: str, run_dir: str,
+                   probes: dict | None = None):
     """The notebook the sandbox runs: the student's cells (tagged with their index, outputs stripped) +
     the helper cell (imports the kernel-side harvest from ``input_dir/lib``) + one harvest cell per function
-    (``functions``: name -> budget in seconds; ``probes``: name -> source of the probe run on what that
-    function returns, see ``Function.probe``)."""
+    and group of cases (``groups``: ``[{function: (offset, cases)}]``, visible first; ``budgets``: function ->
+    seconds; ``probes``: function -> source of the probe run on what it returns, see ``Function.probe``).
+
+    Group 0 reads its cases from ``input_dir/cases``; group k > 0 from ``run_dir/.cases-g<k>``, where the
+    supervisor copies them from ``input_dir/hidden/g<k>`` (out of the kernel's sight) only when the harvest
+    reaches that group: every visible case has run before any hidden input is in the kernel's reach.
+    """
     import nbformat
 
     from autograder.static_check import definitions_only
@@ -201,12 +220,15 @@ def build_notebook(nb, functions: dict, memory_mib: int, input_dir: str, probes:
         f"from course_harvest import harvest as __course_harvest__")
     helper.metadata["course"] = {"role": "helper"}
     nb.cells.append(helper)
-    for name, budget in functions.items():
-        cell = nbformat.v4.new_code_cell(
-            f"__course_harvest__(globals(), {name!r}, {float(budget)!r}, {int(memory_mib)}, "
-            f"{input_dir + '/cases'!r}, {(probes or {}).get(name, '')!r})")
-        cell.metadata["course"] = {"role": "harvest", "function": name, "budget": float(budget)}
-        nb.cells.append(cell)
+    for k, group in enumerate(groups):
+        cases_dir = f"{input_dir}/cases" if k == 0 else f"{run_dir}/.cases-g{k}"
+        for name, (offset, _) in group.items():
+            budget = float(budgets[name])
+            cell = nbformat.v4.new_code_cell(
+                f"__course_harvest__(globals(), {name!r}, {budget!r}, {int(memory_mib)}, {cases_dir!r}, "
+                f"{(probes or {}).get(name, '')!r}, group={k}, offset={int(offset)})")
+            cell.metadata["course"] = {"role": "harvest", "function": name, "group": k, "budget": budget}
+            nb.cells.append(cell)
     return nb
 
 
@@ -264,74 +286,83 @@ def _plain(value):
     raise wire.FormatError(f"unexpected {type(value).__name__} in the output")
 
 
-def _harvest(outdir: Path, name: str, ncases: int, budget: float, cells: dict, run_reason: str | None,
-             file_cap: int) -> FunctionResult:
-    out_dir = outdir / "outputs"
-    st = _read_json(out_dir / f"{name}.status.json") or {}
+def _group_fate(name: str, st: dict, cell: dict, budget: float, run_reason: str | None):
+    """(status, why) of a whole group of cases that has no per-case records, else None."""
     fstatus = st.get("status") if isinstance(st.get("status"), str) else None
-    seconds = st.get("seconds") if isinstance(st.get("seconds"), (int, float)) else 0.0
-    cell = cells.get(f"f:{name}") if isinstance(cells.get(f"f:{name}"), dict) else {}
-    res = FunctionResult(status="ok", seconds=float(seconds))
     if fstatus == "missing":
-        msg = " ".join(str(st.get("message", f"no function named {name} was defined")).split())[:300]
-        return FunctionResult("missing", msg, None, 0.0,
-                              [CaseResult("not_run", msg) for _ in range(ncases)], [None] * ncases)
-    if fstatus is None:
-        cs = cell.get("status")
-        if cs == "timeout":
-            why = f"{name} did not return within its {budget:g} s budget and the kernel stopped responding"
-            status = "timeout"
-        elif cs in ("dead", "running"):
-            why, status = f"the kernel died while {name} ran", "error"
-        elif cs == "error":
-            why = f"the grader could not call {name}: {cell.get('ename', '')}: {cell.get('evalue', '')}"
-            status = "error"
-        else:
-            why = f"{name} was not run: {run_reason or 'the notebook stopped before it'}"
-            status = "not_run"
-        return FunctionResult(status, why[:400], None, float(cell.get("seconds", 0.0) or 0.0),
-                              [CaseResult("not_run", why) for _ in range(ncases)], [None] * ncases)
-    first_error = None
-    for i in range(ncases):
-        rec, why = _read_case(out_dir, name, i, file_cap)
-        started = (out_dir / f"{name}.{i}.start.json").exists()
-        secs = rec.get("seconds") if rec and isinstance(rec.get("seconds"), (int, float)) else 0.0
-        value = None
-        if why is not None:
-            cr = CaseResult("error", f"{name}'s {why[4:]}" if why.startswith("the ") else why)
-        elif rec is None:
-            if fstatus == "timeout" and started:
-                cr = CaseResult("timeout", f"{name} did not return within its {budget:g} s budget")
-            elif fstatus == "timeout":
-                cr = CaseResult("timeout", f"not run: {name} used up its {budget:g} s budget on earlier cases")
+        return "missing", " ".join(str(st.get("message", f"no function named {name} was defined")).split())[:300]
+    if fstatus is not None:
+        return None
+    cs = cell.get("status")
+    if cs == "timeout":
+        return "timeout", f"{name} did not return within its {budget:g} s budget and the kernel stopped responding"
+    if cs in ("dead", "running"):
+        return "error", f"the kernel died while {name} ran"
+    if cs == "error":
+        return "error", f"the grader could not call {name}: {cell.get('ename', '')}: {cell.get('evalue', '')}"[:400]
+    return "not_run", f"{name} was not run: {run_reason or 'the notebook stopped before it'}"
+
+
+def _harvest(outdir: Path, name: str, spans: list, budget: float, cells: dict, run_reason: str | None,
+             file_cap: int) -> FunctionResult:
+    """One function's result from the sandbox's records; ``spans``: ``[(group, offset, n_cases)]``. A group's
+    fate (missing, timeout, dead kernel) applies to that group's cases only."""
+    out_dir = outdir / "outputs"
+    res = FunctionResult(status="ok")
+    ncases = sum(n for _, _, n in spans)
+    for k, offset, n in spans:
+        st = _read_json(out_dir / f"{name}.g{k}.status.json") or {}
+        cell = cells.get(f"f:{name}:g{k}") if isinstance(cells.get(f"f:{name}:g{k}"), dict) else {}
+        secs = st.get("seconds") if isinstance(st.get("seconds"), (int, float)) else cell.get("seconds", 0.0)
+        res.seconds += float(secs or 0.0) if isinstance(secs, (int, float)) else 0.0
+        fate = _group_fate(name, st, cell, budget, run_reason)
+        if fate is not None:
+            res.cases += [CaseResult(fate[0] if fate[0] != "missing" else "not_run", fate[1]) for _ in range(n)]
+            res.outputs += [None] * n
+            if fate[0] == "missing":
+                return FunctionResult("missing", fate[1], None, 0.0,
+                                      [CaseResult("not_run", fate[1]) for _ in range(ncases)], [None] * ncases)
+            continue
+        timed_out = st.get("status") == "timeout"
+        for i in range(offset, offset + n):
+            rec, why = _read_case(out_dir, name, i, file_cap)
+            started = (out_dir / f"{name}.{i}.start.json").exists()
+            secs = rec.get("seconds") if rec and isinstance(rec.get("seconds"), (int, float)) else 0.0
+            value = None
+            if why is not None:
+                cr = CaseResult("error", f"{name}'s {why[4:]}" if why.startswith("the ") else why)
+            elif rec is None:
+                if timed_out and started:
+                    cr = CaseResult("timeout", f"{name} did not return within its {budget:g} s budget")
+                elif timed_out:
+                    cr = CaseResult("timeout", f"not run: {name} used up its {budget:g} s budget on earlier cases")
+                else:
+                    cr = CaseResult("not_run", f"{name} stopped before this case")
+            elif rec["status"] == "crashed":
+                code = rec.get("exitcode")
+                ok_code = isinstance(code, int) and not isinstance(code, bool)
+                how = describe_exit(int(code)) if ok_code else "an unknown reason"
+                how = (f"it ended the Python process (os._exit({code}) or similar, {how})" if ok_code and code >= 0
+                       else f"the process was {how}")
+                cr = CaseResult("error", f"{name} did not return: {how}")
+            elif rec["status"] == "error":
+                cr = CaseResult("error", " ".join(str(rec.get("message", "raised an error")).split())[:400],
+                                float(secs))
             else:
-                cr = CaseResult("not_run", f"{name} stopped before this case")
-        elif rec["status"] == "crashed":
-            code = rec.get("exitcode")
-            how = describe_exit(int(code)) if isinstance(code, int) and not isinstance(code, bool) else "an unknown reason"
-            if isinstance(code, int) and code >= 0:
-                how = f"it ended the Python process (os._exit({code}) or similar, {how})"
-            else:
-                how = f"the process was {how}"
-            cr = CaseResult("error", f"{name} did not return: {how}")
-        elif rec["status"] == "error":
-            cr = CaseResult("error", " ".join(str(rec.get("message", "raised an error")).split())[:400], float(secs))
-        else:
-            try:
-                value = _plain(rec.get("value"))
-                cr = CaseResult("ok", "", float(secs))
-            except wire.FormatError as exc:
-                cr = CaseResult("error", f"{name}'s output was rejected: {exc}", float(secs))
-        res.cases.append(cr)
-        res.outputs.append(value)
-        if first_error is None and cr.status != "ok":
-            first_error = (i, cr)
-    if fstatus == "timeout":
-        res.status = "timeout"
-    elif first_error is not None:
-        res.status = "error" if first_error[1].status in ("error", "not_run") else first_error[1].status
-    if first_error is not None:
-        i, cr = first_error
+                try:
+                    value = _plain(rec.get("value"))
+                    cr = CaseResult("ok", "", float(secs))
+                except wire.FormatError as exc:
+                    cr = CaseResult("error", f"{name}'s output was rejected: {exc}", float(secs))
+            res.cases.append(cr)
+            res.outputs.append(value)
+    failed = [(i, c) for i, c in enumerate(res.cases) if c.status != "ok"]
+    if failed and all(c.status == "not_run" for c in res.cases):
+        res.status, res.message = "not_run", failed[0][1].message[:400]
+    elif failed:
+        i, cr = failed[0]
+        res.status = "timeout" if any(c.status == "timeout" for _, c in failed) else \
+            ("error" if cr.status in ("error", "not_run") else cr.status)
         res.message = (cr.message if ncases == 1 else f"case {i + 1} of {ncases}: {cr.message}")[:400]
     return res
 
@@ -437,17 +468,21 @@ def execute_submission(notebook_path, suite, cases, workdir, limits: Limits | No
         ro.mkdir()
         paths = sandbox.sandbox_paths(level, outdir, ro)
         probes = {n: getattr(suite.functions[n], "probe", "") for n in names}
-        nbformat.write(build_notebook(nb, budgets, limits.memory_bytes // 2**20, paths.input, probes),
-                       str(ro / "notebook.ipynb"))
-        write_cases(ro / "cases", {n: cases[n] for n in names}, case_groups)
+        groups = _groups({n: cases[n] for n in names}, case_groups)
+        nbformat.write(build_notebook(nb, groups, budgets, limits.memory_bytes // 2**20, paths.input, paths.run,
+                                      probes), str(ro / "notebook.ipynb"))
+        (ro / "hidden").mkdir()
+        for k, group in enumerate(groups):
+            write_cases(ro / "cases" if k == 0 else ro / "hidden" / f"g{k}", {n: c for n, (_, c) in group.items()},
+                        {n: off for n, (off, _) in group.items()})
         _install_sandbox_modules(ro / "lib")
         (outdir / "outputs").mkdir()
         student_cells = sum(1 for c in nb.cells if c.get("cell_type") == "code")
         plan = {"parameters": dict(getattr(suite, "parameters", {}) or {}), "notebook_seconds": nb_budget,
                 "wall_seconds": max(1.0, limits.wall_seconds - 2.0), "harvest_grace": _HARVEST_GRACE_S,
-                "max_attempts": int(max_attempts or 2 * student_cells + len(names) + 2),
+                "max_attempts": int(max_attempts or 2 * student_cells + len(names) * len(groups) + 2),
                 "cell_output_bytes": 100_000, "notebook_output_bytes": min(4_000_000, limits.file_size_bytes // 2),
-                "max_output_files": 4 * max(ncases.values(), default=0) + 8,
+                "max_output_files": 3 * max(ncases.values(), default=0) + 2 * len(groups) + 4,
                 "max_output_bytes": limits.file_size_bytes,
                 "clear_between_attempts": level == "namespaces" or sandbox.privileged(),
                 "kernel_prefix": sandbox.kernel_command(level, limits, paths)}
@@ -474,7 +509,9 @@ def execute_submission(notebook_path, suite, cases, workdir, limits: Limits | No
             if n not in names:
                 functions[n] = FunctionResult("not_run", f"no cases for {n}")
                 continue
-            res = _harvest(outdir, n, ncases[n], budgets[n], cells, reason, limits.file_size_bytes)
+            spans = [(k, *g[n]) for k, g in enumerate(groups) if n in g]
+            res = _harvest(outdir, n, [(k, off, len(c)) for k, off, c in spans], budgets[n], cells, reason,
+                           limits.file_size_bytes)
             res.outputs_path = _write_clean(workdir, n, res)
             functions[n] = res
         executed = None

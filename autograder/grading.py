@@ -41,7 +41,6 @@ the pool, after the result being written, if any, is whole.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import hashlib
 import hmac
@@ -63,6 +62,7 @@ from typing import NamedTuple
 import numpy as np
 
 from autograder import report
+from autograder.sandbox import set_parent_death_signal
 
 # jsonschema (imported by nbformat) loads rfc3987_syntax when it is installed, and that module compiles a
 # grammar for seconds at import time; nbformat never validates IRIs, so the grader goes without it.
@@ -371,9 +371,9 @@ def _static_check(nb_path: Path, suite) -> dict:
 
 def _limits(suite):
     """Sandbox limits for one submission: the notebook's budget twice (a hanging cell costs one budget, the
-    re-run without it another) + every function's + kernel starts."""
+    re-run without it another) + every function's twice (its visible and its hidden cases) + kernel starts."""
     from autograder.sandbox import Limits
-    budget = 2 * float(suite.notebook_timeout_s) + sum(float(f.time_budget_s) for f in suite.functions.values())
+    budget = 2 * float(suite.notebook_timeout_s) + 2 * sum(float(f.time_budget_s) for f in suite.functions.values())
     return Limits(wall_seconds=budget + 60.0)
 
 
@@ -593,21 +593,6 @@ def grade_submission(path, suite_name, out_dir, salt: bytes | None = None, **opt
 
 
 # ---------------------------------------------------------------------- pool workers die with the grader
-_PR_SET_PDEATHSIG = 1
-
-
-def _set_parent_death_signal(sig: int) -> bool:
-    """Ask the kernel to send ``sig`` to this process when its parent dies (Linux ``prctl``); False elsewhere."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        rc = libc.prctl(ctypes.c_int(_PR_SET_PDEATHSIG), ctypes.c_ulong(int(sig)), ctypes.c_ulong(0),
-                        ctypes.c_ulong(0), ctypes.c_ulong(0))
-    except (OSError, AttributeError):
-        return False
-    return rc == 0
-
 
 def _kill_descendants() -> None:
     """SIGKILL every process below this one (sandboxes, kernels), again while new ones keep appearing."""
@@ -647,7 +632,7 @@ def _pool_worker_init(suite_ref, parent_pid: int) -> None:
     import psutil  # noqa: F401 - imported now, not first inside a signal handler
     signal.signal(signal.SIGTERM, _end_worker)
     signal.signal(signal.SIGINT, lambda signum, frame: None)     # the coordinating process decides
-    _set_parent_death_signal(signal.SIGTERM)
+    set_parent_death_signal(signal.SIGTERM)
     if os.getppid() != parent_pid:                                 # it died before prctl took effect
         _end_worker()
     threading.Thread(target=_watch_parent, args=(parent_pid,), name="course-parent-watch", daemon=True).start()
@@ -1095,17 +1080,18 @@ def format_check(res: dict) -> str:
     lines = []
     ed = res.get("extra_data", {})
     if ed.get("error"):
-        return f"could not check the notebook: {res['output']}"
+        return f"could not check the notebook: {report._printable(res['output'])}"
     nbs = ed.get("notebook") or {}
     if nbs.get("reason"):
-        lines.append(f"note: {nbs['reason']}")
+        lines.append(f"note: {report._printable(nbs['reason'])}")
     got = sum(t["score"] for t in res["tests"])
     total = sum(t["max_score"] for t in res["tests"])
     for t in res["tests"]:
         mark = "PASS" if t["status"] == "passed" else "FAIL"
         lines.append(f"{mark}  {t['name']}  ({t['score']:g} / {t['max_score']:g})")
         if t["status"] != "passed":
-            lines += [f"      {ln}" for ln in t["output"].splitlines()[1:] or t["output"].splitlines()]
+            out = report._printable(t["output"])  # student text reaches a terminal: no control sequences
+            lines += [f"      {ln}" for ln in out.splitlines()[1:] or out.splitlines()]
     lines.append(f"\npublic checks: {got:g} / {total:g} points "
                  f"(hidden checks, worth {100 - total:g} more, run only when graded)")
     return "\n".join(lines)

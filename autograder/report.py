@@ -3,7 +3,16 @@
 ``results.json`` follows Gradescope's schema: ``score``, ``execution_time``, ``output``, ``visibility``,
 ``stdout_visibility`` and ``tests[]`` (``name score max_score status output visibility tags``); everything
 the grader itself wants to remember is under ``extra_data`` (suite, seeds, versions, durations, sandbox
-limits, the submission's sha256 and ``complete: true``). A hidden check's ``output`` says passed/failed only.
+limits, the sandbox's ``isolation`` level, the submission's sha256 and ``complete: true``). A hidden check's
+``output`` says passed/failed only, and for a hidden case the function failed on, one generic line made
+from its status (e.g. "e_step raised an exception on a hidden case"): never a message, an input or an
+expected value, whatever the judge handed over.
+
+Student text is hostile. Everything a student controls (their error messages, the notebook's error text,
+values their functions returned, the submission's name) enters ``feedback.md`` only through
+:func:`escape_markdown`, ``feedback.html`` only through :func:`escape_html`, ``grades.csv`` only through
+:func:`escape_csv`, so it can neither format the report (a fake ``**Score: 100/100**``, a heading, a link,
+a table row, raw HTML) nor run as a spreadsheet formula or a terminal control sequence.
 
 Every file is written atomically (a temporary file in the same folder, fsync, ``os.replace``), and the
 CSV is rebuilt as a whole from the ``results.json`` files, so a grader killed at any moment leaves either
@@ -15,56 +24,118 @@ import csv
 import html
 import io
 import json
-import os
-import tempfile
+import re
+import string
 from pathlib import Path
 
 __all__ = ["build_results", "error_results", "render_markdown", "render_html", "write_atomic",
-           "write_submission", "read_complete", "rebuild_csv", "csv_columns", "format_table", "RESULTS_FILE"]
+           "write_submission", "read_complete", "rebuild_csv", "csv_columns", "format_table", "RESULTS_FILE",
+           "escape_markdown", "escape_html", "escape_csv", "hidden_case_line"]
 
 RESULTS_FILE = "results.json"
 CSV_FILE = "grades.csv"
 
+#: What a function's status on a hidden case is reported as (the only text a hidden case contributes).
+_HIDDEN_STATUS_WORDS = {
+    "error": "raised an exception", "timeout": "ran out of time", "missing": "is not defined in the notebook",
+    "not_run": "was not run", "forbidden": "uses a forbidden import",
+}
+#: The statuses a function can have (anything else is reported as "error").
+_FUNCTION_STATUSES = ("ok", *_HIDDEN_STATUS_WORDS)
+
+
+# ---------------------------------------------------------------------- escaping student text
+# C0/C1 control characters (but tab and newline), and the Unicode controls that reorder or hide text.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+_MD_PUNCTUATION = frozenset(string.punctuation)     # CommonMark: any ASCII punctuation may be backslash-escaped
+
+
+def _printable(text) -> str:
+    """``text`` as a str with control characters (terminal sequences, bidi overrides) shown as U+FFFD."""
+    return _CONTROL.sub("\ufffd", str(text))
+
+
+def escape_markdown(text, block: bool = False) -> str:
+    """Student-controlled text made inert in Markdown: the one way such text enters ``feedback.md``.
+
+    Parameters
+    ----------
+    text : str
+        Anything a student controls (an error message, a returned value rendered in a message, a name).
+    block : bool
+        False: for one line (a table cell, a heading, a list item). Whitespace runs, newlines included,
+        become one space, and every ASCII punctuation character is backslash-escaped (but an underscore
+        inside a word, which Markdown never reads as emphasis), so no emphasis, heading, list, quote, link,
+        autolink, HTML tag, entity or table-cell separator can start.
+        True: for a multi-line message, shown verbatim (alignment kept) in a fenced code block whose fence is
+        longer than any run of backticks inside it, so nothing in the text can close it; a code block's
+        content is never interpreted (HTML included).
+
+    Returns
+    -------
+    str
+        Markdown that renders as the literal text (control characters shown as U+FFFD).
+    """
+    text = _printable(text)
+    if block:
+        longest = max((len(run) for run in re.findall("`+", text)), default=0)
+        fence = "`" * max(3, longest + 1)
+        return f"{fence}\n{text}\n{fence}"
+    line = " ".join(text.split())
+    out = []
+    for i, ch in enumerate(line):
+        # An underscore between two letters or digits can neither open nor close emphasis (CommonMark's
+        # flanking rules): identifiers such as fit_gmm stay readable in the raw file.
+        inside_word = ch == "_" and 0 < i < len(line) - 1 and line[i - 1].isalnum() and line[i + 1].isalnum()
+        out.append("\\" + ch if ch in _MD_PUNCTUATION and not inside_word else ch)
+    return "".join(out)
+
+
+def escape_html(text) -> str:
+    """Student-controlled text made inert in HTML (``html.escape``, control characters shown as U+FFFD)."""
+    return html.escape(_printable(text), quote=True)
+
+
+def escape_csv(text) -> str:
+    """A text cell of grades.csv that a spreadsheet shows as text: one line, control characters shown as
+    U+FFFD, and a leading ``= + - @`` (a formula) quoted with an apostrophe."""
+    text = " ".join(_printable(text).split())
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
+
+
+def hidden_case_line(function: str, status: str) -> str:
+    """The generic line shown for a hidden case ``function`` did not return from (status only)."""
+    return f"{function} {_HIDDEN_STATUS_WORDS.get(status, _HIDDEN_STATUS_WORDS['error'])} on a hidden case"
+
 
 def write_atomic(path, data) -> None:
-    """Write ``data`` (str or bytes) to ``path`` atomically: tmp file in the same folder + os.replace."""
+    """Write ``data`` (str or bytes) to ``path`` atomically (``autograder.wire.write_atomic``), creating its folder."""
+    from autograder import wire
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    raw = data.encode("utf-8") if isinstance(data, str) else bytes(data)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(raw)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    wire.write_atomic(path, data.encode("utf-8") if isinstance(data, str) else bytes(data))
 
 
-# ---------------------------------------------------------------------- building results
 def _check_output(c: dict) -> str:
-    """The student-facing text of one check."""
+    """The student-facing text of one check (hidden checks: made from case statuses only)."""
     if c.get("grader_error"):
         return f"grader error: {c['grader_error']}"
     n = len(c.get("cases", []))
     passed = sum(1 for e in c.get("cases", []) if e["fraction"] >= 1.0)
     head = "passed" if c["status"] == "passed" else "failed"
     if c["visibility"] == "hidden":
-        extra = f" ({passed} of {n} hidden cases)" if n > 1 else ""
-        statuses = sorted({e["message"] for e in c.get("cases", []) if e.get("message")})
-        tail = ("; " + "; ".join(statuses)) if statuses else ""
-        return f"{head}{extra}{tail}"
+        # Nothing the judge wrote about a hidden case is used: its message could carry the case's inputs,
+        # the expected values or the student's own text from that case.
+        parts = [f"{passed} of {n} hidden cases passed"] if n > 1 else []
+        parts += sorted({hidden_case_line(c["function"], str(e.get("status")))
+                         for e in c.get("cases", []) if e.get("status", "ok") != "ok"})
+        return head + (f" ({'; '.join(parts)})" if parts else "")
     lines = [f"{head}" + (f" ({passed} of {n} cases)" if n > 1 else "")]
     for i, e in enumerate(c.get("cases", [])):
         if e["fraction"] >= 1.0:
             continue
-        lines.append(f"case {i + 1}" + (f" (partial credit {e['fraction']:.0%})" if 0 < e["fraction"] < 1 else "") + ":")
+        partial = f" (partial credit {e['fraction']:.0%})" if 0 < e["fraction"] < 1 else ""
+        lines.append(f"case {i + 1}{partial}:")
         if e.get("inputs"):
             lines.append("  inputs:")
             lines += [f"    {ln}" for ln in e["inputs"].splitlines()]
@@ -104,7 +175,7 @@ def build_results(suite, judged: dict | None, *, name: str, notebook_status: dic
         lines.append(f"notebook: {notebook_status['reason']}")
     for f, st in function_status.items():
         if st != "ok":
-            lines.append(f"{f}: {st}")
+            lines.append(f"{f}: {st if st in _FUNCTION_STATUSES else 'error'}")
     mistakes = sorted({e["mistake"] for c in (judged or {}).get("checks", []) if c["visibility"] == "visible"
                        for e in c.get("cases", []) if e.get("mistake")})
     if mistakes:
@@ -131,33 +202,43 @@ def error_results(suite_name: str, name: str, reason: str, extra: dict, executio
 
 
 # ---------------------------------------------------------------------- feedback
+def _isolation(results: dict) -> str:
+    return str((results.get("extra_data") or {}).get("isolation") or "")
+
+
 def render_markdown(results: dict) -> str:
-    """feedback.md: the score, then one section per check (expected vs got for visible ones)."""
+    """feedback.md: the score, then one section per check (expected vs got for visible ones).
+
+    Every text taken from ``results`` goes through :func:`escape_markdown`: the Markdown around it is ours.
+    """
+    md = escape_markdown
     ed = results.get("extra_data", {})
-    out = [f"# {ed.get('assignment', '')} — {ed.get('submission', '')}", "",
-           f"**Score: {results['score']:g} / {ed.get('max_score', 100):g}**", ""]
+    out = [f"# {md(ed.get('assignment', ''))} — {md(ed.get('submission', ''))}", "",
+           f"**Score: {results['score']:g} / {ed.get('max_score', 100):g}**", "",
+           f"Sandbox isolation: {md(_isolation(results) or 'not recorded')}", ""]
     summary = results.get("output", "").splitlines()[1:] if results.get("tests") else [results.get("output", "")]
     if any(s.strip() for s in summary):
-        out += [f"- {s}" for s in summary if s.strip()] + [""]
+        out += [f"- {md(s)}" for s in summary if s.strip()] + [""]
     if results.get("tests"):
         out += ["| check | points | status |", "| --- | ---: | --- |"]
         for t in results["tests"]:
             vis = " (hidden)" if "hidden" in t.get("tags", []) else ""
-            out.append(f"| {t['name']}{vis} | {t['score']:g} / {t['max_score']:g} | {t['status']} |")
+            out.append(f"| {md(t['name'])}{vis} | {t['score']:g} / {t['max_score']:g} | {md(t['status'])} |")
         out.append("")
         for t in results["tests"]:
             if t["status"] == "passed":
                 continue
-            out += [f"## {t['name']}", "", "```", t["output"], "```", ""]
+            out += [f"## {md(t['name'])}", "", md(t["output"], block=True), ""]
     return "\n".join(out)
 
 
 def render_html(results: dict) -> str:
-    """feedback.html: the same content as feedback.md, self-contained."""
+    """feedback.html: the same content as feedback.md, self-contained (every text through :func:`escape_html`)."""
     ed = results.get("extra_data", {})
-    esc = html.escape
+    esc = escape_html
     rows = "".join(
-        f"<tr class='{esc(t['status'])}'><td>{esc(t['name'])}{' <em>(hidden)</em>' if 'hidden' in t.get('tags', []) else ''}"
+        f"<tr class='{esc(t['status'])}'><td>{esc(t['name'])}"
+        f"{' <em>(hidden)</em>' if 'hidden' in t.get('tags', []) else ''}"
         f"</td><td>{t['score']:g} / {t['max_score']:g}</td><td>{esc(t['status'])}</td></tr>"
         for t in results.get("tests", []))
     details = "".join(f"<h2>{esc(t['name'])}</h2><pre>{esc(t['output'])}</pre>"
@@ -170,6 +251,7 @@ def render_html(results: dict) -> str:
         ".passed td:last-child{color:#060}.failed td:last-child{color:#a00}pre{background:#f6f6f6;padding:.6em;"
         "white-space:pre-wrap}</style></head><body>"
         f"<h1>{esc(title)}</h1><p><strong>Score: {results['score']:g} / {ed.get('max_score', 100):g}</strong></p>"
+        f"<p>Sandbox isolation: {esc(_isolation(results) or 'not recorded')}</p>"
         f"<pre>{esc(results.get('output', ''))}</pre>"
         f"<table><tr><th>check</th><th>points</th><th>status</th></tr>{rows}</table>{details}</body></html>\n")
 
@@ -201,17 +283,20 @@ def read_complete(path, sha256: str | None = None, assignment: str | None = None
 
 
 def csv_columns(check_names) -> list:
-    return ["submission", "score", "max_score", "status", "execution_time", "reason", *check_names]
+    """grades.csv's header: the submission's columns, then one column per check."""
+    return ["submission", "score", "max_score", "status", "execution_time", "isolation", "reason", *check_names]
 
 
 def csv_row(results: dict, check_names) -> dict:
+    """One submission's row of grades.csv (``isolation``: the sandbox's level, empty when not recorded)."""
     ed = results.get("extra_data", {})
     scores = {t["name"]: t["score"] for t in results.get("tests", [])}
     status = "error" if ed.get("error") else "graded"
-    reason = ed.get("reason") or (ed.get("notebook") or {}).get("reason") or ""
-    row = {"submission": ed.get("submission", ""), "score": results.get("score", 0.0),
+    reason = str(ed.get("reason") or (ed.get("notebook") or {}).get("reason") or "")
+    row = {"submission": escape_csv(ed.get("submission", "")), "score": results.get("score", 0.0),
            "max_score": ed.get("max_score", 100.0), "status": status,
-           "execution_time": results.get("execution_time", 0.0), "reason": reason.splitlines()[0] if reason else ""}
+           "execution_time": results.get("execution_time", 0.0), "isolation": escape_csv(_isolation(results)),
+           "reason": escape_csv(reason.splitlines()[0]) if reason.strip() else ""}
     for n in check_names:
         row[n] = scores.get(n, 0.0)
     return row
@@ -241,8 +326,8 @@ def format_table(results_list) -> str:
         ed = res.get("extra_data", {})
         failed = [t["name"] for t in res.get("tests", []) if t["status"] != "passed"]
         note = ed.get("reason") or (f"{len(failed)} check(s) failed" if failed else "all checks passed")
-        rows.append((str(ed.get("submission", "?")), f"{res.get('score', 0):g} / {ed.get('max_score', 100):g}",
-                     "error" if ed.get("error") else "graded", note.splitlines()[0][:70]))
+        rows.append((_printable(ed.get("submission", "?")), f"{res.get('score', 0):g} / {ed.get('max_score', 100):g}",
+                     "error" if ed.get("error") else "graded", " ".join(_printable(note).split())[:70]))
     head = ("submission", "score", "status", "note")
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)

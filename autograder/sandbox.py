@@ -627,8 +627,9 @@ def _namespace_args(runtime: Path | None, limits: "Limits", paths: SandboxPaths,
     if runtime is not None:
         args += ["--ro-bind", str(runtime), str(runtime)]
     args += ["--proc", "/proc", "--dev", "/dev", "--dir", SANDBOX_ROOT]
-    if kernel:  # re-bind what the supervisor sees, minus its output folder
-        args += ["--ro-bind", paths.input, paths.input, "--bind", paths.run, paths.run]
+    if kernel:  # re-bind what the supervisor sees, minus its output folder and the inputs it holds back
+        args += ["--ro-bind", paths.input, paths.input, "--tmpfs", f"{paths.input}/hidden",
+                 "--bind", paths.run, paths.run]
     else:
         if inputs is not None:
             args += ["--ro-bind", str(inputs), paths.input]
@@ -825,15 +826,21 @@ def _child_setup(limits: Limits, nproc: int | None, cgroup: _Cgroup | None, uid:
         os.umask(0o077)
         if uid is not None:
             _drop_to(uid)()
-        _set_parent_death_signal()  # after the user switch, which clears it
+        set_parent_death_signal()  # after the user switch, which clears it
     return apply
 
 
-def _set_parent_death_signal() -> None:
-    """Ask the kernel to SIGKILL this process when its parent dies (Linux; a no-op elsewhere)."""
-    with contextlib.suppress(Exception):
+def set_parent_death_signal(sig: int = signal.SIGKILL) -> bool:
+    """Ask the kernel to send ``sig`` to this process when its parent dies (Linux ``prctl``); False elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
         import ctypes
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(ctypes.c_int(1), ctypes.c_ulong(int(sig)), ctypes.c_ulong(0),  # PR_SET_PDEATHSIG
+                          ctypes.c_ulong(0), ctypes.c_ulong(0)) == 0
+    except (OSError, AttributeError):
+        return False
 
 
 class _Capture(threading.Thread):

@@ -28,8 +28,16 @@ returns several values. A judge that raises (e.g. on an output of the wrong type
 with "could not check the output: ..." — write judges so that this is rare; check types first.
 
 Hidden checks show only their name and passed/failed: their messages, inputs and the student's error
-messages are never shown. Visible checks show the judge's message (use ``autograder.feedback.compare``
-to get "expected vs got" with shapes, dtype, max abs/rel error and where, and the known mistake matched).
+messages are never shown (a hidden case the function failed on is reported as one generic line, e.g.
+"e_step raised an exception on a hidden case"). Visible checks show the judge's message (use
+``autograder.feedback.compare`` to get "expected vs got" with shapes, dtype, max abs/rel error and where,
+and the known mistake matched).
+
+Judges must check what a degenerate answer cannot fake. An invariant (a bound, a sign, a monotone
+history) is credited only together with the reference value wherever one exists (``invariant_judge(...,
+reference=...)``); an optimisation result (a fitted mixture, a trained model) is judged by quantities the
+grader computes itself from the returned parameters on bounded, regularised terms, against course_lib run
+from the same start, never by a number the student's code reports about itself.
 
 Points over all checks must sum to 100 (``Suite.validate()``, run when the suite is loaded).
 
@@ -65,7 +73,8 @@ Example (the fixture assignment used by the project's tests, tests/fixtures/fixt
                                             lambda case: np.cov(case["X"], rowvar=False, bias=False)})),
             Check("sample_cov is symmetric", "sample_cov", 10, "hidden",
                   invariant_judge(lambda case, out: np.allclose(out, np.transpose(out)),
-                                  "the covariance must equal its transpose")),
+                                  "the covariance must equal its transpose",
+                                  reference=lambda case: _cov(case["X"]), rtol=1e-10, atol=1e-12)),
             ...  # more checks, until the points sum to 100
         ],
     )
@@ -391,11 +400,32 @@ def reference_judge(reference: Callable[[Mapping[str, Any]], Any], rtol: float =
 
 
 def invariant_judge(predicate: Callable[[Mapping[str, Any], Any], bool], message: str,
-                    mistake: str | None = None):
-    """A judge passing when ``predicate(case, output)`` is true; otherwise 0 with ``message``."""
+                    mistake: str | None = None, reference: Callable[[Mapping[str, Any]], Any] | None = None,
+                    rtol: float = 1e-7, atol: float = 1e-10):
+    """A judge passing when ``predicate(case, output)`` is true (and the output is the reference's, if given).
+
+    Parameters
+    ----------
+    predicate : callable ``predicate(case, output) -> bool``
+        The invariant (a sign, a bound, rows summing to 1, ...).
+    message : str
+        Shown when the predicate is false.
+    mistake : str or None
+        The known mistake a false predicate stands for.
+    reference : callable ``reference(case) -> expected``, optional
+        Wherever a reference exists, pass it: an invariant alone is satisfied by degenerate outputs (zeros
+        satisfy KL >= 0, -1e300 satisfies every upper bound), so the check is then credited only when the
+        output also matches the reference within ``rtol``/``atol``.
+    """
     def judge(case, output, ctx):
-        ok = bool(predicate(case, output))
-        return CheckResult(1.0 if ok else 0.0, "" if ok else message, None if ok else mistake)
+        if not bool(predicate(case, output)):
+            return CheckResult(0.0, message, mistake)
+        if reference is not None:
+            from autograder.feedback import compare
+            res = compare(output, reference(case), rtol=rtol, atol=atol)
+            if not res.passed:
+                return CheckResult(0.0, "the property holds, but only the right value earns it:\n" + res.message)
+        return CheckResult(1.0)
     return judge
 
 

@@ -117,6 +117,41 @@ def test_good_submission_is_harvested(tmp_path):
     assert res.notebook_path and res.notebook_path.exists()
 
 
+def test_hidden_inputs_stay_out_of_reach_until_every_visible_case_has_run(tmp_path):
+    """A function that looks for the hidden inputs (and stashes what it finds) during its visible cases finds
+    nothing: they enter the kernel's reach only after every function's visible cases ran."""
+    from autograder.sandbox import isolation_level
+    if isolation_level() != "namespaces":
+        pytest.skip("only a namespace sandbox holds the hidden inputs back from the kernel")
+    suite = _suite()
+    nb = nbformat.read(str(REPO / suite.notebook), as_version=4)
+    spy = ("def sample_mean(X):\n"
+           "    import glob, os\n"
+           "    seen = sorted(glob.glob('/sandbox/input/hidden/*/*') + glob.glob('/sandbox/run/.cases-g*/*'))\n"
+           "    stash = '/tmp/stash'\n"
+           "    old = open(stash).read() if os.path.exists(stash) else ''\n"
+           "    open(stash, 'a').write(repr(seen))\n"
+           "    raise ValueError('SEEN ' + repr(seen) + ' STASH ' + old)\n")
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "def sample_mean" in cell.source:
+            cell.source = spy
+    path = tmp_path / "spy.ipynb"
+    nbformat.write(nb, str(path))
+    vis = suite.generate_cases(np.random.default_rng(1), "visible")
+    hid = suite.generate_cases(np.random.default_rng(2), "hidden")
+    cases = {f: vis.get(f, []) + hid.get(f, []) for f in suite.functions}
+    groups = {f: [len(vis.get(f, [])), len(hid.get(f, []))] for f in suite.functions}
+    res = execute_submission(path, suite, cases, tmp_path / "out", LIMITS, function_budget_s=FUNCTION_BUDGET,
+                             notebook_budget_s=NOTEBOOK_BUDGET, case_groups=groups)
+    f = res.functions["sample_mean"]
+    n_vis = groups["sample_mean"][0]
+    visible = [c.message for c in f.cases[:n_vis]]
+    hidden = [c.message for c in f.cases[n_vis:]]
+    assert all(m.startswith("ValueError: SEEN [] STASH") and "cases" not in m for m in visible), visible
+    assert any(".cases-g1" in m for m in hidden), hidden  # the same spy sees them once they are revealed
+    assert all(g.status == "ok" for n, g in res.functions.items() if n != "sample_mean"), res.to_dict()
+
+
 # ------------------------------------------------------------------------------------------ the corpus
 def _tree_digest(path: Path) -> str:
     h = hashlib.sha256()

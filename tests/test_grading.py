@@ -549,7 +549,7 @@ def test_stop_signals_wait_for_the_result_being_written():
 
 
 def test_pool_workers_get_a_parent_death_signal():
-    code = ("import ctypes, signal; from autograder.grading import _set_parent_death_signal as s; "
+    code = ("import ctypes, signal; from autograder.sandbox import set_parent_death_signal as s; "
             "assert s(signal.SIGTERM); libc = ctypes.CDLL(None); v = ctypes.c_int(); "
             "libc.prctl(2, ctypes.byref(v), 0, 0, 0); print(v.value)")
     if not sys.platform.startswith("linux"):

@@ -2,7 +2,9 @@
 import csv
 import json
 import os
+import re
 
+import mistune
 import pytest
 
 from autograder import report
@@ -104,3 +106,101 @@ def test_error_results_and_table():
     assert e["score"] == 0 and e["tests"] == [] and e["extra_data"]["complete"]
     table = report.format_table([build("alice"), e])
     assert "alice" in table and "60 / 100" in table and "grader error: boom" in table
+
+
+# ------------------------------------------------------------------------------ student text is hostile
+PAYLOADS = ["**Score: 100/100**", "<script>alert(1)</script>", "# heading", "[link](x)", "| a | b |",
+            "see https://evil.example/x", "```\n<b>out of the fence</b>"]
+
+
+def _render(md_text):
+    """HTML as a CommonMark renderer that passes raw HTML through (as many do) makes it."""
+    return mistune.create_markdown(escape=False, plugins=["table", "url", "strikethrough"])(md_text)
+
+
+def _hostile_results():
+    text = "\n".join(PAYLOADS)
+    r = build(name="**Score: 100/100** <script>")
+    r["output"] += "\nnotebook: cell 3 raised ValueError: " + " ".join(PAYLOADS)
+    for t in r["tests"]:
+        if t["status"] != "passed":
+            t["output"] = "failed\n" + text
+    return r
+
+
+def test_each_payload_is_live_markdown_unless_escaped():
+    """The payloads do format raw Markdown (so the next test could fail), and escape_markdown disarms each."""
+    live = {"**Score: 100/100**": "<strong>", "<script>alert(1)</script>": "<script>", "# heading": "<h1>",
+            "[link](x)": "<a ", "| a | b |\n| - | - |": "<table>", "see https://evil.example/x": "<a "}
+    for raw, tag in live.items():
+        assert tag in _render(raw)
+        assert tag not in _render(report.escape_markdown(raw)) and tag not in _render(report.escape_markdown(raw, True))
+
+
+def test_student_text_renders_inert_in_feedback_markdown():
+    r = _hostile_results()
+    html = _render(report.render_markdown(r))
+    failed = sum(t["status"] != "passed" for t in r["tests"])
+    assert html.count("<strong>") == 1 and "<strong>Score: 60 / 100</strong>" in html     # ours only
+    assert html.count("<h1>") == 1 and html.count("<h2>") == failed
+    assert html.count("<table>") == 1 and html.count("<tr>") == len(r["tests"]) + 1
+    assert "<script" not in html and "<a " not in html and "<b>" not in html
+    assert "**Score: 100/100**" in html and "&lt;script&gt;" in html       # shown, as text
+
+
+def test_student_text_is_escaped_in_feedback_html():
+    html = report.render_html(_hostile_results())
+    assert "<script>" not in html and "<b>out" not in html and "&lt;script&gt;" in html
+
+
+def test_control_characters_never_reach_a_report(tmp_path):
+    r = build(name="alice")
+    r["extra_data"]["notebook"] = {"status": "error", "reason": "=cmd|' /C calc'!A0 \x1b[2J\u202eevil"}
+    r["output"] += "\nnotebook: \x1b[2J\u202eevil"
+    md, html, table = report.render_markdown(r), report.render_html(r), report.format_table([r])
+    for text in (md, html, table):
+        assert "\x1b" not in text and "\u202e" not in text
+    report.write_submission(tmp_path, "alice", r)
+    report.rebuild_csv(tmp_path, [c.name for c in load_suite("fixture_hw").checks])
+    with open(tmp_path / "grades.csv") as f:
+        row = next(csv.DictReader(f))
+    assert row["reason"].startswith("'=cmd") and "\x1b" not in row["reason"]      # a spreadsheet shows text
+
+
+def test_hidden_case_text_never_reaches_the_report():
+    """Whatever the judge hands over for a hidden case (inputs, expected values, the student's message from
+    that case, a mistake), the report shows only the check's name, passed/failed and a generic line."""
+    secret = "SECRET 3.14159 hidden input"
+    j = judged()
+    for c in j["checks"]:
+        if c["visibility"] == "hidden":
+            c["cases"] = [{"fraction": 0.0, "status": "error", "mistake": "unbiased_covariance", "message": secret,
+                           "inputs": secret},
+                          {"fraction": 0.0, "status": "ok", "mistake": None, "message": f"expected {secret}"}]
+            c.update(fraction=0.0, score=0.0, status="failed")
+    r = report.build_results(load_suite("fixture_hw"), j, name="alice", notebook_status={"status": "ok", "reason": ""},
+                             function_status={"sample_mean": "ok", "mle_covariance": f"error {secret}"},
+                             extra={}, execution_time=1.0)
+    seen = [r["output"], *(t["output"] for t in r["tests"]), report.render_markdown(r), report.render_html(r)]
+    assert not any("SECRET" in text or "3.14159" in text for text in seen)
+    hidden = [t["output"] for t in r["tests"] if "hidden" in t["tags"]]
+    assert hidden and all(re.fullmatch(r"failed \(0 of 2 hidden cases passed; \w+ raised an exception on a hidden "
+                                       r"case\)", o) for o in hidden), hidden
+    assert "mle_covariance: error" in r["output"]
+
+
+def test_isolation_level_in_grades_csv_and_feedback(tmp_path):
+    names = [c.name for c in load_suite("fixture_hw").checks]
+    ns = build("alice")
+    ns["extra_data"]["isolation"] = "namespaces"
+    report.write_submission(tmp_path, "alice", ns)
+    report.write_submission(tmp_path, "bob", build("bob"))             # not recorded: an empty cell
+    report.rebuild_csv(tmp_path, names)
+    with open(tmp_path / "grades.csv") as f:
+        rows = {r["submission"]: r for r in csv.DictReader(f)}
+    assert rows["alice"]["isolation"] == "namespaces" and rows["bob"]["isolation"] == ""
+    assert report.csv_columns(names).index("isolation") < report.csv_columns(names).index(names[0])
+    md = (tmp_path / "alice" / "feedback.md").read_text()
+    assert [ln for ln in md.splitlines() if "isolation" in ln] == ["Sandbox isolation: namespaces"]
+    assert "Sandbox isolation: namespaces" in (tmp_path / "alice" / "feedback.html").read_text()
+    assert "Sandbox isolation: not recorded" in (tmp_path / "bob" / "feedback.md").read_text()

@@ -230,16 +230,19 @@ r = subprocess.run([*prefix, sys.executable, "-I", "-c", {inner!r}], capture_out
 print("supervisor alive", r.returncode, r.stdout.strip(), r.stderr.strip()[-300:])
 """
     inputs = rundir.parent / "input"
-    inputs.mkdir()
+    (inputs / "hidden").mkdir(parents=True)
+    (inputs / "hidden" / "case.npz").write_text("hidden input")
     paths = sandbox.sandbox_paths("namespaces", rundir, inputs)
     prefix = sandbox.kernel_command("namespaces", FAST, paths)
     r = py(code, rundir, env_extra={"KERNEL_PREFIX": json.dumps(prefix)}, inputs=inputs)
     assert r.returncode == 0 and r.stdout.startswith("supervisor alive 0 inner"), (r.stdout, r.stderr)
-    probe = "import os\nprint(os.path.exists('/sandbox/out'), os.path.exists('/sandbox/input'))"
+    probe = ("import os\nprint(os.path.exists('/sandbox/out'), os.path.exists('/sandbox/input'),"
+             " os.listdir('/sandbox/input/hidden'))")
     r = py(f"import json, os, subprocess, sys\nprefix = json.loads(os.environ['KERNEL_PREFIX'])\n"
            f"print(subprocess.run([*prefix, sys.executable, '-I', '-c', {probe!r}], capture_output=True, text=True).stdout)",
            rundir, env_extra={"KERNEL_PREFIX": json.dumps(prefix)}, inputs=inputs)
-    assert r.stdout.split() == ["False", "True"], (r.stdout, r.stderr)  # the kernel cannot see the supervisor's folder
+    # the kernel sees neither the supervisor's folder nor the inputs held back from it
+    assert r.stdout.split() == ["False", "True", "[]"], (r.stdout, r.stderr)
 
 
 @as_root

@@ -136,3 +136,43 @@ def test_ready_made_judges():
     assert j(case, np.arange(3.0), None).mistake == "sum_vs_mean"
     inv = invariant_judge(lambda case, out: np.all(out >= 0), "must be non-negative", mistake="kl_wrong_sign")
     assert inv(case, -np.ones(2), None) == CheckResult(0.0, "must be non-negative", "kl_wrong_sign")
+
+
+def test_invariant_judge_with_a_reference_credits_only_the_right_value():
+    """An invariant alone is satisfied by degenerate outputs; with a reference it is credited only with it."""
+    right = np.array([0.5, 2.0])
+    inv = invariant_judge(lambda case, out: np.all(np.asarray(out) >= 0), "must be non-negative",
+                          mistake="kl_wrong_sign", reference=lambda case: right, rtol=1e-10, atol=0)
+    assert inv({}, right, None).passed
+    assert inv({}, np.zeros(2), None).score_fraction == 0.0                    # never negative, but wrong
+    assert inv({}, -right, None).mistake == "kl_wrong_sign"
+
+
+# ---------------------------------------------------------------------------------- helpers shared by suites
+def test_shared_helpers():
+    from autograder.suites import _common
+    rng_a, rng_b = np.random.default_rng(3), np.random.default_rng(3)
+    B = rng_b.normal(size=(4, 4))
+    S = _common.random_spd(rng_a, 4, scale=2.0, jitter=0.3)
+    assert np.allclose(S, 2.0 * (B @ B.T / 4 + 0.3 * np.eye(4))) and np.linalg.eigvalsh(S).min() > 0
+    assert rng_a.random() == rng_b.random()                      # the same draws: cases do not move
+    t = _common.as_tensor([[1, 2]], np.float32)
+    assert str(t.dtype) == "torch.float32" and _common.as_numpy(t).dtype == np.float32
+    assert _common.scalar(np.array([[2.5]])) == 2.5
+    with pytest.raises(ValueError, match="single number"):
+        _common.scalar(np.ones(2))
+    ref = np.array([[0.0, 0.0], [5.0, 5.0], [-5.0, 5.0]])
+    assert list(_common.match_components(ref, ref[[2, 0, 1]] + 0.1)) == [1, 2, 0]
+    big = np.arange(9.0)[:, None] * np.ones((1, 2))
+    assert list(_common.match_components(big, big[::-1])) == list(range(8, -1, -1))     # greedy beyond K = 7
+    assert "_common" not in available_suites()
+
+
+def test_no_suite_defines_its_own_copy_of_a_shared_helper():
+    import inspect
+
+    from autograder.suites import hw1_mle, hw2_em, hw3_linear, hw4_vae
+    for module in (hw1_mle, hw2_em, hw3_linear, hw4_vae):
+        source = inspect.getsource(module)
+        for name in ("_spd", "_t", "_np", "_elbo_bound_judge", "_scalar"):
+            assert f"def {name}(" not in source, f"{module.__name__} defines {name}: use autograder.suites._common"

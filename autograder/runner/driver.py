@@ -15,6 +15,11 @@ the next attempt reduced to its imports and definitions (then left out), every a
 for the student's cells; harvest cells already done are left out; attempts go on while the run's wall-clock
 budget lasts and each attempt leaves out something new. So a hang, ``os._exit``, ``kill(-1)`` or SIGSTOP in
 one function costs that function, and every other function is still harvested.
+
+Visible before hidden: the harvest cells of every function's visible cases come first; the hidden case
+inputs sit in ``INPUT/hidden``, which the nested kernel cannot see, and are copied into its reach
+(:func:`reveal`) only when the first hidden harvest cell is reached. From then on no student text (an
+error message of a student cell re-run after a crash) is recorded.
 """
 from __future__ import annotations
 
@@ -117,10 +122,11 @@ class CourseClient(PapermillNotebookClient):
         for index, cell in enumerate(self.nb.cells):
             meta = cell.metadata.get("course", {})
             role = meta.get("role", "parameters")
-            key = (f"c{meta['index']}" if role == "student" else "p" if role == "parameters"
-                   else f"f:{meta['function']}" if role == "harvest" else "_helper")
+            key = cell_key(meta)
             if cell.cell_type != "code":
                 continue
+            if role == "harvest" and meta.get("group", 0) > 0:
+                reveal(run, meta["group"])
             if role == "harvest":
                 timeout = meta["budget"] + plan["harvest_grace"]
             elif role == "helper":
@@ -142,7 +148,9 @@ class CourseClient(PapermillNotebookClient):
                 self.nb_man.cell_start(cell, index)
                 self.execute_cell(cell, index)
                 errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
-                if errors:
+                if errors and progress.get("revealed") and role in ("student", "parameters"):
+                    rec["status"] = "error"  # after hidden inputs reached the kernel, no student text leaves it
+                elif errors:
                     rec.update(status="error", ename=str(errors[0].get("ename", ""))[:200],
                                evalue=" ".join(str(errors[0].get("evalue", "")).split())[:300])
                 else:
@@ -183,6 +191,29 @@ class CourseEngine(NBClientEngine):
         return CourseClient(nb_man, **final).execute()
 
 
+def cell_key(meta: dict) -> str:
+    """The name of a cell in ``run.json``: ``c<index>`` (student), ``p`` (parameters), ``f:<function>:g<group>``
+    (harvest) or ``_helper``."""
+    role = meta.get("role", "parameters")
+    if role == "student":
+        return f"c{meta['index']}"
+    if role == "harvest":
+        return f"f:{meta['function']}:g{meta.get('group', 0)}"
+    return "p" if role == "parameters" else "_helper"
+
+
+def reveal(run: Run, group: int) -> None:
+    """Copy group ``group``'s case inputs (``INPUT/hidden/g<group>``, out of the kernel's sight) to
+    ``RUN/.cases-g<group>``, where its harvest cells read them: hidden inputs enter the kernel's reach only
+    after every visible case has run."""
+    dst = os.path.join(RUN, f".cases-g{group}")
+    if not os.path.isdir(dst):
+        shutil.copytree(os.path.join(INPUT, "hidden", f"g{group}"), dst)
+    if not run.progress.get("revealed"):
+        run.progress["revealed"] = True
+        run.save()
+
+
 def write_kernelspec(prefix: list) -> None:
     """The kernel spec, in the supervisor's own folder: the kernel's command (nested in its own namespaces
     when ``prefix`` is given) cannot be rewritten by a kernel."""
@@ -221,7 +252,7 @@ def variant(run: Run, original: str, path: str) -> bool:
             if rep.get(key) == "defs":
                 cell.source = meta["defs_only"]
         elif role == "harvest":
-            rec = progress["cells"].get(f"f:{meta['function']}")
+            rec = progress["cells"].get(cell_key(meta))
             if rec and rec["status"] not in ("running", "skipped"):
                 done_harvests += 1
                 continue

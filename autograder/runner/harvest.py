@@ -92,7 +92,8 @@ def _wait(pid: int, deadline: float):
             os.close(pidfd)
 
 
-def harvest(namespace: dict, name: str, budget: float, memory_mib: int, cases_dir: str, probe: str = "") -> None:
+def harvest(namespace: dict, name: str, budget: float, memory_mib: int, cases_dir: str, probe: str = "",
+            group: int = 0, offset: int = 0) -> None:
     """Run ``namespace[name]`` on each case of ``cases_dir/<name>.npz/.json`` within ``budget`` seconds.
 
     Parameters
@@ -109,13 +110,16 @@ def harvest(namespace: dict, name: str, budget: float, memory_mib: int, cases_di
         The read-only folder of case inputs.
     probe : str
         Source of a ``probe(output, **probe_kwargs)`` function evaluated on the output, in the child.
+    group, offset : int
+        Which group of cases this is (0: visible; its fate goes to ``outputs/<name>.g<group>.status.json``)
+        and the index of its first case among all the function's cases (output files use that index).
     """
     t0 = time.monotonic()
     os.makedirs("outputs", exist_ok=True)
 
     def status(**kw):
         kw["seconds"] = round(time.monotonic() - t0, 4)
-        _write_json(f"outputs/{name}.status.json", kw)
+        _write_json(f"outputs/{name}.g{group}.status.json", kw)
 
     _become_subreaper()
     fn = namespace.get(name)
@@ -126,42 +130,38 @@ def harvest(namespace: dict, name: str, budget: float, memory_mib: int, cases_di
     with open(f"{cases_dir}/{name}.json") as fh:
         spec = json.load(fh)
     ncases = len(spec["cases"])
-    groups = spec.get("groups") or [ncases]
     deadline = t0 + budget
-    start = 0
-    for size in groups:
-        end = start + size
-        first = start
-        while first < end:  # a child runs the group's cases from `first` on; one that dies costs its case
-            if time.monotonic() >= deadline:
-                return status(status="timeout", budget=budget)
+    end = offset + ncases
+    first = offset
+    while first < end:  # a child runs the group's cases from `first` on; one that dies costs its case
+        if time.monotonic() >= deadline:
+            return status(status="timeout", budget=budget)
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            return status(status="error", message=f"could not start {name}: {exc}")
+        if pid == 0:
+            code = _CASE_EXIT_ERROR
             try:
-                pid = os.fork()
-            except OSError as exc:
-                return status(status="error", message=f"could not start {name}: {exc}")
-            if pid == 0:
-                code = _CASE_EXIT_ERROR
-                try:
-                    for i in range(first, end):
-                        _run_case(name, fn, i, memory_mib, cases_dir, probe)
-                    code = 0
-                finally:
-                    os._exit(code)
-            with contextlib.suppress(OSError):
-                os.setpgid(pid, pid)
-            wstatus = _wait(pid, deadline)
-            _clear_group(pid)  # what the cases left running
-            if wstatus is None:
-                return status(status="timeout", budget=budget)
-            code = os.waitstatus_to_exitcode(wstatus)
-            done = first
-            while done < end and os.path.exists(f"outputs/{name}.{done}.json"):
-                done += 1
-            if done < end:
-                _write_case(name, done, {"status": "crashed", "exitcode": code})
-                done += 1
-            first = done
-        start = end
+                for i in range(first, end):
+                    _run_case(name, fn, i, i - offset, memory_mib, cases_dir, probe)
+                code = 0
+            finally:
+                os._exit(code)
+        with contextlib.suppress(OSError):
+            os.setpgid(pid, pid)
+        wstatus = _wait(pid, deadline)
+        _clear_group(pid)  # what the cases left running
+        if wstatus is None:
+            return status(status="timeout", budget=budget)
+        code = os.waitstatus_to_exitcode(wstatus)
+        done = first
+        while done < end and os.path.exists(f"outputs/{name}.{done}.json"):
+            done += 1
+        if done < end:
+            _write_case(name, done, {"status": "crashed", "exitcode": code})
+            done += 1
+        first = done
     return status(status="ok")
 
 
@@ -180,8 +180,9 @@ def _describe(name: str, exc: BaseException, memory_mib: int) -> str:
     return f"{type(exc).__name__}: {text}{at}" if text else f"{type(exc).__name__}{at}"
 
 
-def _run_case(name, fn, i, memory_mib, cases_dir, probe) -> None:
-    """In the forked child: call ``fn`` on case ``i`` and write its outcome (:func:`_write_case`)."""
+def _run_case(name, fn, i, j, memory_mib, cases_dir, probe) -> None:
+    """In the forked child: call ``fn`` on case ``i`` (the ``j``-th of ``cases_dir``) and write its outcome
+    (:func:`_write_case`)."""
     if os.getpgid(0) != os.getpid():
         os.setpgid(0, 0)
         null = os.open(os.devnull, os.O_RDWR)
@@ -193,7 +194,7 @@ def _run_case(name, fn, i, memory_mib, cases_dir, probe) -> None:
     _write_json(f"outputs/{name}.{i}.start.json", {"case": i})
     t = time.monotonic()
     try:
-        kwargs, probe_kwargs = _case_inputs(cases_dir, name, i)
+        kwargs, probe_kwargs = _case_inputs(cases_dir, name, j)
         out = fn(**kwargs)
         if probe:
             scope: dict = {}

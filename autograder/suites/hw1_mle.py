@@ -5,12 +5,16 @@ fitted attributes of ``GaussianDiscriminantAnalysis`` and ``GaussianNaiveBayes``
 class probabilities course_lib's batched ``log_gaussian_pdf`` normalised by ``course_lib.elbo.posterior``
 (log-sum-exp). The known-mistake alternatives (the unbiased covariance, probabilities without
 log-sum-exp) are the only formulas written here.
+
+Every check compares with a reference (the fits are closed-form maximum-likelihood estimates, so there is
+no optimisation result a degenerate answer could fake and no invariant judged on its own).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from autograder.suite import Check, Function, Suite, reference_judge
+from autograder.suites._common import as_numpy, as_tensor, random_spd
 
 # float64 NumPy against a float64 reference: agreement to rounding error.
 RTOL, ATOL = 1e-9, 1e-11
@@ -32,11 +36,6 @@ def _classes(rng, C, d, n_per, spread=3.0):
     return np.concatenate(X)[order], np.concatenate(y)[order].astype(np.int64)
 
 
-def _spd(rng, d):
-    B = rng.normal(size=(d, d))
-    return B @ B.T / d + 0.5 * np.eye(d)
-
-
 def make_cases(rng, visibility):
     """Visible: small 2-D problems (one far-away point for the posterior). Hidden: more classes and
     dimensions, a class that never occurs (categorical), and points where every density underflows."""
@@ -52,7 +51,7 @@ def make_cases(rng, visibility):
     cases["naive_bayes_fit"] = [{"X": X, "y": y}]
     priors = rng.dirichlet(np.full(C, 3.0))
     means = rng.normal(scale=2.0, size=(C, d))
-    covs = np.stack([_spd(rng, d) for _ in range(C)])
+    covs = np.stack([random_spd(rng, d) for _ in range(C)])
     Xq = rng.normal(scale=2.0, size=(12 if vis else 30, d))
     Xq[0] = 60.0                      # every density underflows here: log space is needed
     if not vis:
@@ -87,8 +86,8 @@ def ref_naive_bayes(case):
 def _log_joint(case):
     import torch
     from course_lib._gaussian import log_gaussian_pdf
-    t = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float64))  # noqa: E731
-    return (torch.log(t(case["priors"])) + log_gaussian_pdf(t(case["X"]), t(case["means"]), t(case["covs"]))).numpy()
+    return as_numpy(torch.log(as_tensor(case["priors"]))
+                    + log_gaussian_pdf(as_tensor(case["X"]), as_tensor(case["means"]), as_tensor(case["covs"])))
 
 
 def ref_predict_proba(case):

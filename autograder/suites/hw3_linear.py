@@ -6,12 +6,17 @@ whose parameters are set to the case's ``A``, ``D`` and zero mean for the poster
 log-likelihood (``score_samples``) and the ELBO (``elbo``). One EM step of factor analysis has no
 function of its own in course_lib: the reference takes course_lib's posterior and applies the M-step
 (the slides' two update formulas, five lines in ``ref_fa_em_step``).
+
+The invariants (an EM step never lowers the log-likelihood; the ELBO is at most log p(X), with equality at
+the posterior) are credited only with the reference value: returning A and D unchanged never lowers the
+likelihood, and -1e300 is below every bound.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from autograder.suite import Check, CheckResult, Function, Suite, reference_judge
+from autograder.suites._common import elbo_bound_judge, random_spd
 
 # float64 NumPy against float64 torch: eigen-decompositions and solves agree to ~1e-12 relative on these
 # well-conditioned problems (distinct eigenvalues, D bounded away from 0).
@@ -35,11 +40,6 @@ def _fa_data(rng, n, d, k):
     return X - X.mean(axis=0), A + 0.3 * rng.normal(size=(d, k)), D * rng.uniform(0.7, 1.4, size=d)
 
 
-def _spd(rng, k):
-    B = rng.normal(size=(k, k))
-    return B @ B.T / k + 0.3 * np.eye(k)
-
-
 def make_cases(rng, visibility):
     vis = visibility == "visible"
     n, d, k = (30, 5, 2) if vis else (60, 8, 3)
@@ -49,7 +49,8 @@ def make_cases(rng, visibility):
     cases["fa_posterior"] = [{"X": X, "A": A, "D": D}]
     cases["fa_em_step"] = [{"X": X, "A": A, "D": D}]
     cases["fa_log_likelihood"] = [{"X": X, "A": A, "D": D}]
-    elbo = [{"X": X, "A": A, "D": D, "q_means": rng.normal(size=(n, k)), "q_cov": _spd(rng, k), "_kind": "random"}]
+    elbo = [{"X": X, "A": A, "D": D, "q_means": rng.normal(size=(n, k)), "q_cov": random_spd(rng, k, jitter=0.3),
+             "_kind": "random"}]
     if not vis:
         means, cov = ref_fa_posterior({"X": X, "A": A, "D": D})
         elbo.append({"X": X, "A": A, "D": D, "q_means": means, "q_cov": cov, "_kind": "posterior"})
@@ -132,6 +133,9 @@ def _pca_judge(case, output, ctx):
 
 
 def _em_monotone_judge(case, output, ctx):
+    """The step is the reference EM step and does not lower the log-likelihood (a step that changes nothing,
+    or any other step that happens not to lower it, scores 0)."""
+    from autograder.feedback import compare
     if not isinstance(output, (tuple, list)) or len(output) != 2:
         return CheckResult(0.0, "fa_em_step must return (A_new, D_new)")
     A_new, D_new = (np.asarray(o, dtype=float) for o in output)
@@ -139,18 +143,12 @@ def _em_monotone_judge(case, output, ctx):
         return CheckResult(0.0, "A_new must have the shape of A, D_new the shape of D with positive entries")
     before = ref_fa_log_likelihood(case)
     after = ref_fa_log_likelihood({"X": case["X"], "A": A_new, "D": D_new})
-    ok = after >= before - 1e-8 * abs(before)
-    return CheckResult(float(ok), "" if ok else f"the step lowered the log-likelihood from {before:.4f} to {after:.4f}")
-
-
-def _elbo_bound_judge(case, output, ctx):
-    value = float(np.asarray(output, dtype=float).reshape(()))
-    ll = ref_fa_log_likelihood(case)
-    if case.get("_kind") == "posterior":
-        ok = abs(value - ll) <= 1e-8 * max(1.0, abs(ll))
-        return CheckResult(float(ok), "" if ok else f"at the posterior the ELBO must equal log p(X) = {ll:.6f}")
-    ok = value <= ll + 1e-8 * max(1.0, abs(ll))
-    return CheckResult(float(ok), "" if ok else f"the ELBO {value:.6f} exceeds log p(X) = {ll:.6f}")
+    if not (np.isfinite(after) and after >= before - 1e-8 * abs(before)):
+        return CheckResult(0.0, f"the step lowered the log-likelihood from {before:.4f} to {after:.4f}")
+    res = compare((A_new, D_new), ref_fa_em_step(case), rtol=RTOL, atol=ATOL)
+    if not res.passed:
+        return CheckResult(0.0, "the log-likelihood did not go down, but the step is not EM's:\n" + res.message)
+    return CheckResult(1.0)
 
 
 def _mean_instead_of_total(case):
@@ -198,7 +196,7 @@ SUITE = Suite(
         Check("fa_elbo matches the reference", "fa_elbo", 10, "visible",
               reference_judge(ref_fa_elbo, rtol=RTOL, atol=ATOL)),
         Check("fa_elbo is at most log p(X), with equality at the posterior", "fa_elbo", 5, "hidden",
-              _elbo_bound_judge),
+              elbo_bound_judge(ref_fa_elbo, ref_fa_log_likelihood, rtol=RTOL, atol=ATOL)),
         Check("fa_elbo matches the reference near the posterior", "fa_elbo", 5, "hidden",
               reference_judge(ref_fa_elbo, rtol=RTOL, atol=ATOL)),
     ],

@@ -5,43 +5,66 @@ Expected values come from ``course_lib.vae`` (``reparameterize``, ``kl_standard_
 reference is ``course_lib.VAE`` with the notebook's architecture (one hidden layer of 128 units), trained on
 the same digits with the same epochs, batch size and learning rate.
 
-Evaluating ``train_vae``. It returns a model, not data, so the sandbox evaluates the model there: after
-``model = train_vae(X, latent_dim, epochs, seed)`` the harvest runs :data:`TRAIN_VAE_PROBE` with the
-held-out digits and the noise the grader drew (``probe(model, X_eval, eps) -> (mu, logvar, logits)``,
-plain tensors), and the judge computes the negative ELBO from those outputs itself. The held-out digits and
-noise travel in the case under ``probe_X_eval`` and ``probe_eps`` (see ``Function.probe``). If the model
-cannot be evaluated (an output that is not ``(mu, logvar, logits)``) the check scores 0 with that reason.
+Evaluating ``train_vae``. It returns a model, not data. The sandbox runs :data:`TRAIN_VAE_PROBE` on it,
+which returns the trained weights of the notebook's ``VAEModel`` (plain tensors, in a fixed order), and the
+judge loads them into course_lib's VAE of the same architecture and computes the negative ELBO on held-out
+digits at noise it drew itself. Neither the held-out digits nor the noise ever enter the sandbox (they
+travel in the case under ``_X_eval`` and ``_eps``, which only the judge sees), so the student's code cannot
+evaluate, or memorise, what it is scored on: a model that remembers what its encoder saw and decodes it
+back gains nothing, since its own ``encode``/``decode`` are never called on them. A model that is not the
+notebook's ``VAEModel`` (one hidden layer, ``to_mu``/``to_logvar`` heads) cannot be evaluated and scores 0
+with that reason.
+
+Scoring ``train_vae``. A decoder that ignores z does best with constant logits at the held-out digits' pixel
+means (and KL = 0): that model needs no training, only the pixel means. Its negative ELBO is the baseline:
+a model no better than it scores 0, one that gains at least ``FULL_SHARE`` of the reference's gain over it
+gets full marks, linearly in between. The case trains long enough (``TRAIN_EPOCHS`` on ``TRAIN_DIGITS``
+digits) for training to matter: the reference then beats the baseline by 1.7 to 2.4 nats per digit and a
+correct ``train_vae`` lands within 0.2 nats of the reference (measured over seeds, both latent sizes); after
+10 epochs on 600 digits neither beat the baseline, so constant logits outscored honest training.
+
+The KL check ("never negative") is credited only together with the reference value: zeros are never
+negative either.
 """
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
-from autograder.suite import Check, CheckResult, Function, Suite, reference_judge
+from autograder.suite import Check, CheckResult, Function, Suite, invariant_judge, reference_judge
+from autograder.suites._common import as_numpy as _np
+from autograder.suites._common import as_tensor
 
 # float32 torch on both sides; sums over up to 64 pixels of O(1) terms: 1e-4 relative, 1e-4 absolute.
 RTOL, ATOL = 1e-4, 1e-4
-#: The training check: full marks within FULL_NATS of the reference model's negative ELBO (per digit),
-#: none at ZERO_NATS above it, linear in between.
-FULL_NATS, ZERO_NATS = 2.0, 30.0
+#: The training check: full marks for a model that gains FULL_SHARE of the reference's gain over the best
+#: decoder that ignores z (in negative ELBO per held-out digit), none without gain, linear in between.
+FULL_SHARE = 0.5
+#: The training case: all the training digits, and enough epochs for a trained model to beat that baseline.
+TRAIN_DIGITS, TRAIN_EPOCHS = 1500, 40
+#: The widest hidden layer the judge evaluates (the notebook's VAEModel has 128 units).
+MAX_HIDDEN = 4096
 
 _FORBID = ("course_lib.vae", "course_lib.VAE", "torch.distributions")
 
-#: Run in the sandbox on the model ``train_vae`` returned (source of a function; no grader code in it).
+#: Run in the sandbox on the model ``train_vae`` returned (source of a function; no grader code in it): the
+#: weights and biases of the notebook's VAEModel, in the order of :data:`WEIGHT_NAMES`.
 TRAIN_VAE_PROBE = '''
-def probe(model, X_eval, eps):
-    import torch
-    with torch.no_grad():
-        X_eval = torch.as_tensor(X_eval, dtype=torch.float32)
-        mu, logvar = model.encode(X_eval)
-        logits = model.decode(mu + torch.exp(0.5 * logvar) * torch.as_tensor(eps, dtype=mu.dtype))
-    return mu, logvar, logits
+def probe(model):
+    layers = (model.encoder[0], model.to_mu, model.to_logvar, model.decoder[0], model.decoder[2])
+    return tuple(p.detach().cpu().float().clone() for layer in layers for p in (layer.weight, layer.bias))
 '''
+
+#: What the probe returns, in order: (name, shape) with d = pixels, k = latent_dim, H = hidden units.
+WEIGHT_NAMES = (("encoder.0.weight", ("H", "d")), ("encoder.0.bias", ("H",)), ("to_mu.weight", ("k", "H")),
+                ("to_mu.bias", ("k",)), ("to_logvar.weight", ("k", "H")), ("to_logvar.bias", ("k",)),
+                ("decoder.0.weight", ("H", "k")), ("decoder.0.bias", ("H",)), ("decoder.2.weight", ("d", "H")),
+                ("decoder.2.bias", ("d",)))
 
 
 # ---------------------------------------------------------------------------------------------- cases
-def _t(a):
-    import torch
-    return torch.as_tensor(np.asarray(a, dtype=np.float32))
+_t = partial(as_tensor, dtype=np.float32)       # the notebook works in float32 torch
 
 
 def _digits(split, n, rng):
@@ -70,17 +93,13 @@ def make_cases(rng, visibility):
                                "mu": _t(rng.normal(size=(n, k))), "logvar": _t(rng.normal(size=(n, k)))}]
     latent = 2 if vis else 4
     X_eval = _digits("test", 100 if vis else 200, rng)
-    cases["train_vae"] = [{"X": _t(_digits("train", 600, rng)), "latent_dim": latent, "epochs": 10,
-                           "seed": int(rng.integers(0, 2**31 - 1)), "probe_X_eval": X_eval,
-                           "probe_eps": rng.normal(size=(X_eval.shape[0], latent)).astype(np.float32)}]
+    cases["train_vae"] = [{"X": _t(_digits("train", TRAIN_DIGITS, rng)), "latent_dim": latent, "epochs": TRAIN_EPOCHS,
+                           "seed": int(rng.integers(0, 2**31 - 1)), "_X_eval": X_eval,
+                           "_eps": rng.normal(size=(X_eval.shape[0], latent)).astype(np.float32)}]
     return cases
 
 
 # ---------------------------------------------------------------------------------------------- references
-def _np(t):
-    return t.detach().cpu().numpy()
-
-
 def ref_reparameterize(case):
     from course_lib.vae import reparameterize
     return _np(reparameterize(case["mu"], case["logvar"], case["eps"]))
@@ -110,16 +129,38 @@ def ref_negative_elbo(case):
     return float(_negative_elbo_per_row(case["x"], case["logits"], case["mu"], case["logvar"]).mean())
 
 
-_REFERENCE_LOSS: dict = {}
+def _held_out_loss(model, case) -> float:
+    """Negative ELBO per held-out digit of a course_lib VAE, at the case's noise (computed in the judge)."""
+    import torch
+    with torch.no_grad():
+        X_eval = _t(case["_X_eval"])
+        mu, logvar = model.encode(X_eval)
+        logits = model.decode(mu + torch.exp(0.5 * logvar) * _t(case["_eps"]))
+        return float(_negative_elbo_per_row(X_eval, logits, mu, logvar).mean())
+
+
+def constant_decoder_loss(X_eval) -> float:
+    """The lowest negative ELBO per digit of any model whose decoder ignores z, on ``X_eval`` (n, d): KL = 0
+    and constant logits at the pixel means m, i.e. the sum over pixels of -(m log m + (1 - m) log(1 - m))."""
+    m = np.asarray(X_eval, dtype=np.float64).mean(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        entropy = -(np.where(m > 0, m * np.log(m), 0.0) + np.where(m < 1, (1 - m) * np.log1p(-m), 0.0))
+    return float(entropy.sum())
+
+
+_REFERENCE_MODELS: dict = {}
 
 
 def ref_trained_loss(case):
     """Negative ELBO per held-out digit of course_lib's VAE trained like the notebook's, at the same noise."""
+    import hashlib
+
     import torch
     from course_lib import VAE
-    key = (int(case["seed"]), int(case["latent_dim"]), int(case["epochs"]), float(case["X"].sum()))
-    if key not in _REFERENCE_LOSS:
-        model = VAE(case["X"].shape[1], int(case["latent_dim"]), hidden_dims=(128,), random_state=int(case["seed"]),
+    X = np.asarray(_np(_t(case["X"])))
+    key = (int(case["seed"]), int(case["latent_dim"]), int(case["epochs"]), hashlib.sha256(X.tobytes()).hexdigest())
+    if key not in _REFERENCE_MODELS:
+        model = VAE(X.shape[1], int(case["latent_dim"]), hidden_dims=(128,), random_state=int(case["seed"]),
                     dtype=torch.float32)
         threads = torch.get_num_threads()
         torch.set_num_threads(1)            # a small network: one thread is fastest, and leaves the others alone
@@ -127,12 +168,37 @@ def ref_trained_loss(case):
             model.fit(case["X"], epochs=int(case["epochs"]), batch_size=100, lr=1e-3, progress=False)
         finally:
             torch.set_num_threads(threads)
-        with torch.no_grad():
-            X_eval = _t(case["probe_X_eval"])
-            mu, logvar = model.encode(X_eval)
-            logits = model.decode(mu + torch.exp(0.5 * logvar) * _t(case["probe_eps"]))
-        _REFERENCE_LOSS[key] = float(_negative_elbo_per_row(X_eval, logits, mu, logvar).mean())
-    return _REFERENCE_LOSS[key]
+        _REFERENCE_MODELS[key] = model
+    return _held_out_loss(_REFERENCE_MODELS[key], case)
+
+
+def model_from_weights(weights, input_dim: int, latent_dim: int):
+    """course_lib's VAE holding the weights the probe returned (the notebook's VAEModel has the same layers:
+    Linear-ReLU-[Linear to mu, Linear to logvar] and Linear-ReLU-Linear). ValueError (one line) on anything
+    else: a wrong number of arrays, shapes that are not one network's, NaN or infinity."""
+    import torch
+    from course_lib import VAE
+    if not isinstance(weights, (tuple, list)) or len(weights) != len(WEIGHT_NAMES):
+        raise ValueError(f"train_vae must return the notebook's VAEModel (the grader reads its "
+                         f"{len(WEIGHT_NAMES)} weights and biases; got {type(weights).__name__})")
+    arrays = [np.asarray(w, dtype=np.float32) for w in weights]
+    d, k = int(input_dim), int(latent_dim)
+    H = arrays[0].shape[0] if arrays[0].ndim == 2 else 0
+    dims = {"d": d, "k": k, "H": H}
+    for (name, symbols), a in zip(WEIGHT_NAMES, arrays):
+        want = tuple(dims[c] for c in symbols)
+        if a.shape != want or not 0 < H <= MAX_HIDDEN:
+            raise ValueError(f"the model's {name} has shape {a.shape}, expected ({', '.join(symbols)}) = {want} "
+                             f"with H <= {MAX_HIDDEN}: train_vae must return the notebook's VAEModel")
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"the model's {name} contains NaN or infinity")
+    W1, b1, Wm, bm, Wv, bv, D1, c1, D2, c2 = (torch.from_numpy(a) for a in arrays)
+    model = VAE(d, k, hidden_dims=(H,), random_state=0, dtype=torch.float32)
+    model.load_state_dict({"encoder.0.weight": W1, "encoder.0.bias": b1,
+                           "encoder.2.weight": torch.cat([Wm, Wv]), "encoder.2.bias": torch.cat([bm, bv]),
+                           "decoder.0.weight": D1, "decoder.0.bias": c1, "decoder.2.weight": D2,
+                           "decoder.2.bias": c2})
+    return model
 
 
 # ---------------------------------------------------------------------------------------------- mistakes
@@ -152,30 +218,28 @@ def negative_elbo_wrong_kl_sign(case):
 
 # ---------------------------------------------------------------------------------------------- judges
 def _training_judge(case, output, ctx):
-    n, k, d = case["probe_X_eval"].shape[0], int(case["latent_dim"]), case["probe_X_eval"].shape[1]
-    if not (isinstance(output, (tuple, list)) and len(output) == 3):
-        return CheckResult(0.0, "the grader could not evaluate the returned model: train_vae must return the "
-                                "trained VAEModel (with encode(x) -> (mu, logvar) and decode(z) -> logits)")
-    mu, logvar, logits = (np.asarray(o, dtype=np.float32) for o in output)
-    for name, arr, shape in (("mu", mu, (n, k)), ("logvar", logvar, (n, k)), ("logits", logits, (n, d))):
-        if arr.shape != shape:
-            return CheckResult(0.0, f"model.encode/decode gave {name} of shape {arr.shape}, expected {shape}")
-    if not all(np.all(np.isfinite(a)) for a in (mu, logvar, logits)):
-        return CheckResult(0.0, "the trained model outputs NaN or infinity on held-out digits")
-    got = float(_negative_elbo_per_row(case["probe_X_eval"], logits, mu, logvar).mean())
-    ref = ref_trained_loss(case)
-    gap = got - ref
-    fraction = 1.0 if gap <= FULL_NATS else max(0.0, 1.0 - (gap - FULL_NATS) / (ZERO_NATS - FULL_NATS))
-    msg = (f"negative ELBO on held-out digits: {got:.2f} nats per digit; the reference model reaches "
-           f"{ref:.2f} (full marks within {FULL_NATS:g} nats, none at {ZERO_NATS:g} above)")
+    """The trained weights, evaluated by the judge on held-out digits the sandbox never saw: the share of the
+    reference's gain over the best decoder that ignores z (see the module docstring)."""
+    try:
+        model = model_from_weights(output, case["_X_eval"].shape[1], int(case["latent_dim"]))
+    except ValueError as exc:
+        return CheckResult(0.0, str(exc))
+    got = _held_out_loss(model, case)
+    if not np.isfinite(got):
+        return CheckResult(0.0, "the trained model's negative ELBO on held-out digits is not finite")
+    ref, base = ref_trained_loss(case), constant_decoder_loss(case["_X_eval"])
+    if not ref < base:
+        raise RuntimeError(f"the reference VAE ({ref:.2f}) does not beat constant logits ({base:.2f}) on this case")
+    fraction = min(1.0, max(0.0, (base - got) / (FULL_SHARE * (base - ref))))
+    msg = (f"negative ELBO on held-out digits: {got:.2f} nats per digit; the reference model reaches {ref:.2f}, "
+           f"a decoder that ignores z at best {base:.2f} (full marks for {FULL_SHARE:.0%} of the reference's "
+           f"gain over it, none without gain)")
     return CheckResult(fraction, msg)
 
 
-def _nonnegative_kl(case, output, ctx):
+def _kl_nonnegative(case, output):
     out = np.asarray(output, dtype=float)
-    ok = out.shape == (case["mu"].shape[0],) and bool(np.all(out >= -1e-6))
-    return CheckResult(float(ok), "" if ok else "a KL divergence is never negative: check its sign",
-                       None if ok else "kl_wrong_sign")
+    return out.shape == (case["mu"].shape[0],) and bool(np.all(out >= -1e-6))
 
 
 SUITE = Suite(
@@ -202,7 +266,9 @@ SUITE = Suite(
               reference_judge(ref_reparameterize, rtol=RTOL, atol=ATOL)),
         Check("kl_divergence matches the reference", "kl_divergence", 8, "visible",
               reference_judge(ref_kl, rtol=RTOL, atol=ATOL, mistakes={"kl_wrong_sign": kl_wrong_sign})),
-        Check("kl_divergence is never negative", "kl_divergence", 7, "hidden", _nonnegative_kl),
+        Check("kl_divergence is never negative", "kl_divergence", 7, "hidden",
+              invariant_judge(_kl_nonnegative, "a KL divergence is never negative: check its sign",
+                              mistake="kl_wrong_sign", reference=ref_kl, rtol=RTOL, atol=ATOL)),
         Check("bernoulli_log_likelihood matches the reference", "bernoulli_log_likelihood", 8, "visible",
               reference_judge(ref_bernoulli, rtol=RTOL, atol=ATOL)),
         Check("bernoulli_log_likelihood with extreme logits", "bernoulli_log_likelihood", 7, "hidden",
