@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: $COURSE_MIN_ISOLATION or namespaces)")
     p.add_argument("--allow-weak-isolation", action="store_true",
                    help="grade below --min-isolation anyway; every result records it")
+    p.add_argument("--roster", default=None, metavar="CSV",
+                   help="the students expected (a CSV with a student/id/login column): each one without a "
+                        "submission gets a row 'no submission'")
     p.add_argument("--tls-ca-file", default=None, metavar="FILE", help="CA certificate of a tls:// scheduler")
     p.add_argument("--tls-cert", default=None, metavar="FILE", help="this client's TLS certificate")
     p.add_argument("--tls-key", default=None, metavar="FILE", help="this client's TLS key")

@@ -62,6 +62,7 @@ from typing import NamedTuple
 import numpy as np
 
 from autograder import report
+from autograder.students import collect_submissions, read_roster, safe_name
 from autograder.sandbox import set_parent_death_signal
 
 # jsonschema (imported by nbformat) loads rfc3987_syntax when it is installed, and that module compiles a
@@ -453,6 +454,11 @@ def run_submission(nb_bytes: bytes, name: str, suite_name, seeds: dict, public_o
             return {"results": report.error_results(
                 suite.name, name, f"the notebook could not be read ({_one_line(exc, 150)}): submit a valid .ipynb",
                 extra, time.perf_counter() - t0)}
+        other = _other_assignment(nb, suite.name)
+        if other:
+            return {"results": report.error_results(
+                suite.name, name, f"this notebook is the {other} assignment (its metadata says so), not "
+                f"{suite.name}: submit your {suite.name} notebook", extra, time.perf_counter() - t0)}
         visibilities = suite.visibilities(public_only)
         durations = {}
         t = time.perf_counter()
@@ -677,36 +683,6 @@ class _StopSignals:
 
 
 # ---------------------------------------------------------------------- batches
-def collect_submissions(items) -> list:
-    """Expand files and folders (``*.ipynb``, recursively, checkpoints skipped) to (name, path), names unique.
-
-    Raises ValueError (one line) for a path that does not exist or is not a notebook.
-    """
-    paths = []
-    for item in items:
-        p = Path(item)
-        if p.is_dir():
-            found = sorted(q for q in p.rglob("*.ipynb") if ".ipynb_checkpoints" not in q.parts)
-            if not found:
-                raise ValueError(f"{item}: no .ipynb notebooks in this folder")
-            paths += found
-        elif p.is_file():
-            if p.suffix != ".ipynb":
-                raise ValueError(f"{item}: not a notebook (expected a .ipynb file)")
-            paths.append(p)
-        else:
-            raise ValueError(f"{item}: no such file or folder")
-    out, used = [], set()
-    for p in paths:
-        base = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in p.stem) or "submission"
-        name, k = base, 2
-        while name in used:
-            name, k = f"{base}-{k}", k + 1
-        used.add(name)
-        out.append((name, p))
-    return out
-
-
 def _progress(total: int, desc: str):
     try:
         from tqdm import tqdm
@@ -721,7 +697,7 @@ def _progress(total: int, desc: str):
 
 def grade_batch(items, suite_name, out_dir, workers: int = 1, scheduler: str | None = None,
                 salt: bytes | None = None, progress: bool = True, *, min_isolation: str | None = None,
-                allow_weak_isolation: bool = False, security=None) -> list:
+                allow_weak_isolation: bool = False, security=None, roster=None) -> list:
     """Grade every submission not yet graded; write results and grades.csv; return every result (sorted).
 
     Parameters
@@ -742,6 +718,10 @@ def grade_batch(items, suite_name, out_dir, workers: int = 1, scheduler: str | N
         Grade below ``min_isolation`` anyway; every result then says so.
     security : distributed.security.Security or None
         TLS credentials for the scheduler (see ``dask_security``).
+    roster : path or None
+        A CSV of the students expected (``autograder.students.read_roster``): each one without a submission gets
+        a result "no submission" (score 0). Submissions are named by their student where the folder's layout
+        says who it is (nbgrader, GitHub Classroom, Canvas, Moodle; ``autograder.students``).
 
     Raises
     ------
@@ -757,7 +737,9 @@ def grade_batch(items, suite_name, out_dir, workers: int = 1, scheduler: str | N
     if workers < 1:
         raise ValueError(f"--workers must be at least 1, got {workers}")
     minimum = resolve_min_isolation(min_isolation)
-    subs = collect_submissions(items)
+    subs = collect_submissions(items, suite.name)
+    expected = read_roster(roster) if roster else []
+    students = {sub.name: sub.student for sub in subs}
     check_names = [c.name for c in suite.checks]
     suite_ref = suite_reference(suite)
 
@@ -777,7 +759,16 @@ def grade_batch(items, suite_name, out_dir, workers: int = 1, scheduler: str | N
         limit = notebook_limit(suite)
 
         done, todo, settled = {}, [], []
-        for name, path in subs:
+        handed_in = {sub.student for sub in subs}
+        for student in expected:   # on the roster, nothing handed in: a result of its own, score 0
+            if student not in handed_in:
+                name = safe_name(student)
+                while name in students:
+                    name += "_"
+                students[name] = student
+                settled.append((name, {"results": report.error_results(
+                    suite.name, name, "no submission", {"isolation": level, "no_submission": True})}))
+        for name, path, _ in subs:
             sub = read_submission(path, limit)
             prev = report.read_complete(out_dir / name / report.RESULTS_FILE, sha256=sub.sha256, assignment=suite.name)
             if prev is not None:
@@ -797,6 +788,8 @@ def grade_batch(items, suite_name, out_dir, workers: int = 1, scheduler: str | N
         def record(name, outcome):
             res = judge_submission(outcome)["results"]
             ed = res.setdefault("extra_data", {})
+            if students.get(name) is not None:
+                ed["student"] = students[name]
             marks = dict(waiver)
             if "pending" in outcome and outcome["pending"].get("sandbox_ran"):
                 marks.update(require_isolation(ed.get("isolation", "none"), minimum, allow_weak_isolation,
@@ -839,7 +832,7 @@ def grade_batch(items, suite_name, out_dir, workers: int = 1, scheduler: str | N
                     record(name, outcome)
         finally:
             bar.close()
-    return [done[name] for name, _ in subs if name in done]
+    return [done[name] for name in students if name in done]
 
 
 def _stop_pool(pool, futures) -> None:
@@ -1019,12 +1012,20 @@ def grade_command(args) -> int:
             pass
         results = grade_batch(args.submissions, args.assignment, args.out, workers=int(args.workers or 1),
                               scheduler=scheduler, min_isolation=minimum, allow_weak_isolation=allow_weak,
-                              security=security)
+                              security=security, roster=getattr(args, "roster", None))
     except ValueError as exc:
         return _error(str(exc))
     print(report.format_table(results))
     print(f"\nresults in {args.out}/ (grades.csv, <submission>/results.json, feedback.md, feedback.html)")
     return 0
+
+
+def _other_assignment(nb: dict, assignment: str) -> str | None:
+    """The course assignment a notebook's metadata names when it is another one than ``assignment``."""
+    from autograder.suites import available_suites
+    meta = nb.get("metadata") if isinstance(nb.get("metadata"), dict) else {}
+    named = (meta.get("course") or {}).get("assignment") if isinstance(meta.get("course"), dict) else None
+    return named if isinstance(named, str) and named != assignment and named in available_suites() else None
 
 
 def _assignment_of(nb_path: Path, nb: dict) -> str:

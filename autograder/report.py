@@ -164,7 +164,9 @@ def build_results(suite, judged: dict | None, *, name: str, notebook_status: dic
     for c in (judged or {}).get("checks", []):
         tests.append({
             "name": c["name"], "score": round(float(c["score"]), 4), "max_score": float(c["points"]),
-            "status": c["status"], "output": _check_output(c), "visibility": "visible",
+            "status": c["status"], "output": _check_output(c),
+            "visibility": "visible" if c["visibility"] == "visible" else getattr(suite, "hidden_visibility",
+                                                                                  "after_published"),
             "tags": [c["visibility"], c["function"]],
         })
         by_function.setdefault(c["function"], []).append(c["name"])
@@ -284,7 +286,8 @@ def read_complete(path, sha256: str | None = None, assignment: str | None = None
 
 def csv_columns(check_names) -> list:
     """grades.csv's header: the submission's columns, then one column per check."""
-    return ["submission", "score", "max_score", "status", "execution_time", "isolation", "reason", *check_names]
+    return ["submission", "student", "score", "max_score", "status", "execution_time", "isolation", "reason",
+            *check_names]
 
 
 def csv_row(results: dict, check_names) -> dict:
@@ -293,7 +296,8 @@ def csv_row(results: dict, check_names) -> dict:
     scores = {t["name"]: t["score"] for t in results.get("tests", [])}
     status = "error" if ed.get("error") else "graded"
     reason = str(ed.get("reason") or (ed.get("notebook") or {}).get("reason") or "")
-    row = {"submission": escape_csv(ed.get("submission", "")), "score": results.get("score", 0.0),
+    row = {"submission": escape_csv(ed.get("submission", "")), "student": escape_csv(ed.get("student") or ""),
+           "score": results.get("score", 0.0),
            "max_score": ed.get("max_score", 100.0), "status": status,
            "execution_time": results.get("execution_time", 0.0), "isolation": escape_csv(_isolation(results)),
            "reason": escape_csv(reason.splitlines()[0]) if reason.strip() else ""}

@@ -98,6 +98,8 @@ __all__ = [
 #: The two kinds of check: "visible" (public: `course check` runs it, feedback shows expected vs got) and
 #: "hidden" (only the grader runs it; feedback shows its name and passed/failed, nothing else).
 VISIBILITIES = ("visible", "hidden")
+#: The visibilities Gradescope knows for a test in results.json.
+GRADESCOPE_VISIBILITIES = ("visible", "after_published", "after_due_date", "hidden")
 
 #: Imports no submission may use anywhere in the notebook (each function may forbid more).
 ALWAYS_FORBIDDEN = ("sklearn",)
@@ -271,6 +273,11 @@ class Suite:
         One line for the report header.
     notebook_timeout_s : float
         Wall-clock budget for the student's own cells (before harvesting).
+    hidden_visibility : str
+        Gradescope visibility of the tests that hold hidden checks: "after_published" (default: students see
+        them once grades are published), "after_due_date", "hidden" or "visible". Public checks are "visible".
+    max_notebook_mb : float or None
+        Largest notebook accepted for this assignment (default: the grader's limit).
     """
 
     name: str
@@ -282,6 +289,8 @@ class Suite:
     description: str = ""
     notebook_timeout_s: float = 120.0
     forbidden: tuple[str, ...] = field(default=ALWAYS_FORBIDDEN)
+    hidden_visibility: str = "after_published"
+    max_notebook_mb: float | None = None
 
     def __post_init__(self):
         self.checks = list(self.checks)
@@ -297,6 +306,9 @@ class Suite:
             raise ValueError(f"suite name must be an identifier like 'hw2_em', got {self.name!r}")
         if not self.functions:
             raise ValueError(f"suite {self.name}: no graded functions")
+        if self.hidden_visibility not in GRADESCOPE_VISIBILITIES:
+            raise ValueError(f"suite {self.name}: hidden_visibility must be one of "
+                             f"{', '.join(GRADESCOPE_VISIBILITIES)}, got {self.hidden_visibility!r}")
         for fname, fn in self.functions.items():
             if not str(fname).isidentifier():
                 raise ValueError(f"suite {self.name}: graded function name {fname!r} is not a Python identifier")

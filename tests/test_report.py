@@ -52,6 +52,17 @@ def test_visible_failures_show_inputs_and_hidden_ones_only_pass_fail():
     assert hid == "failed" and "hidden" in tests["mle_covariance on hidden data"]["tags"]
 
 
+def test_hidden_checks_are_shown_on_gradescope_after_publishing():
+    suite = load_suite("fixture_hw")
+    tests = build()["tests"]
+    hidden = {c.name for c in suite.checks if c.visibility == "hidden"}
+    assert hidden and all(t["visibility"] == "after_published" for t in tests if t["name"] in hidden)
+    assert all(t["visibility"] == "visible" for t in tests if t["name"] not in hidden)
+    import dataclasses
+    with pytest.raises(ValueError, match="hidden_visibility"):
+        dataclasses.replace(suite, hidden_visibility="sometimes")
+
+
 def test_feedback_markdown_and_html():
     r = build()
     md, html = report.render_markdown(r), report.render_html(r)
@@ -68,7 +79,8 @@ def test_write_atomic_leaves_old_file_when_interrupted(tmp_path, monkeypatch):
 
     def boom(src, dst):
         raise OSError("disk full")
-    monkeypatch.setattr(report.os, "replace", boom)
+    import os
+    monkeypatch.setattr(os, "replace", boom)
     with pytest.raises(OSError):
         report.write_atomic(p, "new" * 1000)
     monkeypatch.undo()
