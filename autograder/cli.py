@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("notebook", metavar="NOTEBOOK")
     p.add_argument("--assignment", default=None, metavar="HW",
                    help="default: the course assignment the notebook names")
+    p.add_argument("--classroom", default=None, metavar="JSON",
+                   help="also write the points as GitHub Classroom's autograding reporter reads them")
     p.set_defaults(func=_lazy("autograder.grading:check_command"))
 
     p = sub.add_parser("release", help="generate the student notebook from the solution notebook")

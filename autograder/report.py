@@ -323,6 +323,23 @@ def rebuild_csv(out_dir, check_names, assignment: str | None = None) -> Path:
     return out_dir / CSV_FILE
 
 
+def classroom_payload(results: dict, max_score: float) -> dict:
+    """One result as GitHub Classroom's autograding reporter reads a runner's (base64 of this JSON in the
+    ``<RUNNER>_RESULTS`` variable): ``version``, ``status`` ("pass", "fail" or "error"), ``max_score`` and
+    ``tests[]`` (``name status score message``); the points it reports are the sum of the tests' scores."""
+    error = bool(results.get("extra_data", {}).get("error"))
+    tests = [{"name": t["name"], "status": "pass" if t["status"] == "passed" else "fail",
+              "score": float(t["score"]), "max_score": float(t["max_score"]), "message": _printable(t["output"]),
+              "test_code": "", "filename": "", "line_no": 0, "execution_time": ""}
+             for t in results.get("tests", [])]
+    status = "error" if error else ("pass" if tests and all(t["status"] == "pass" for t in tests) else "fail")
+    if error:
+        tests = [{"name": "the notebook", "status": "error", "score": 0.0, "max_score": float(max_score),
+                  "message": _printable(results.get("output", "")), "test_code": "", "filename": "",
+                  "line_no": 0, "execution_time": ""}]
+    return {"version": 1, "status": status, "max_score": float(max_score), "tests": tests}
+
+
 def format_table(results_list) -> str:
     """A plain-text table of scores: submission, score, status, note."""
     rows = []
