@@ -1,7 +1,8 @@
 """``course figures [LECTURE...]``: execute the lecture notebooks and write every figure they make.
 
 Each lecture runs with papermill in its own kernel, with its figures going to a fresh folder first; only when
-the whole notebook succeeds are they copied into ``lectures/figures`` (or ``$COURSE_FIGURES_DIR``). Afterwards
+the whole notebook succeeds are they copied into ``lectures/figures`` (or ``$COURSE_FIGURES_DIR``), and, for a
+full run (no parameters), the executed notebook, normalised, into ``lectures/executed/`` (what students read). Afterwards
 the figures written are compared with the figure registry (``lectures/figures/registry.json``).
 """
 from __future__ import annotations
@@ -113,6 +114,15 @@ def run_lecture(notebook: Path, figures_dir: Path, parameters: dict | None = Non
     return LectureRun(notebook=notebook, figures=figs, seconds=seconds, executed=executed)
 
 
+def _lecture_tools(lectures_dir: Path):
+    """The course's lecture build script (``lectures/build_notebooks.py``), loaded as a module."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("course_lecture_tools", lectures_dir / "build_notebooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def figures_command(args) -> int:
     """Handler of ``course figures``: run the chosen lectures (default all) and install their figures."""
     from course_lib.plotting import check_registry, figures_dir, load_registry
@@ -145,6 +155,8 @@ def figures_command(args) -> int:
             for fig_id, path in run.figures.items():
                 shutil.copyfile(path, target / path.name)
             written[nb.stem] = set(run.figures)
+            if not parameters:   # a full run: the readable copy with every output, lectures/executed/<stem>.ipynb
+                _lecture_tools(nb.parent).write_executed(keep, nb.stem)
             print(f"      {len(run.figures)} figures in {run.seconds:.1f} s", flush=True)
     problems = check_registry(written, registry, lectures=list(written))
     for p in problems:

@@ -1,11 +1,16 @@
 """The lecture notebooks: in sync with their source, the same setup cell, and every one executes (FAST=True)
 writing exactly its registered figures; regenerating gives the same bytes."""
 import argparse
+import base64
+import importlib.util
 import json
+import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from autograder import figures as figcmd
@@ -95,3 +100,108 @@ def test_course_figures_regenerates_byte_identical_files(name, tmp_path, tmp_pat
     assert [p.stem for p in again] == sorted(first.figures)
     for p in again:
         assert p.read_bytes() == first.figures[p.stem].read_bytes(), f"{p.name} differs between two runs"
+    # the executed notebooks of the two runs, normalised as for lectures/executed/, are identical too
+    import nbformat
+    builder = _builder()
+    second = Path(tempfile.gettempdir()) / f"course-figures-{name}.ipynb"     # where `course figures` keeps it
+    a, b = (builder.render(builder.normalise_executed(nbformat.read(str(path), as_version=4)))
+            for path in (first.executed, second))
+    assert a == b, f"{name}: two runs give different executed notebooks"
+
+
+# ------------------------------------------------------------------------------------------------------------
+# what the demonstrations show (numbers printed by the FAST run, read back from its executed notebook)
+# ------------------------------------------------------------------------------------------------------------
+def outputs_text(nb):
+    """Every stdout line and Markdown/plain-text result of an executed notebook, joined."""
+    parts = []
+    for c in code_cells(nb):
+        for o in c.get("outputs", []):
+            if o.get("output_type") == "stream" and o.get("name") == "stdout":
+                parts.append("".join(o["text"]))
+            for kind in ("text/markdown", "text/plain"):
+                if kind in o.get("data", {}):
+                    parts.append("".join(o["data"][kind]))
+    return "\n".join(parts)
+
+
+def floats(text):
+    return [float(v) for v in re.findall(r"-?\d+\.\d+|-?\d+", text)]
+
+
+def test_factor_analysis_em_moves_monotonically_and_recovers_unequal_noise(tmp_path_factory):
+    text = outputs_text(load(executed("03_pca_factor_analysis", tmp_path_factory).executed))
+    line = re.search(r"completion by expectation: (\d+) iterations, log P\(X\) from (\S+) to (\S+); "
+                     r"non-decreasing: (\w+)", text)
+    assert line and int(line[1]) >= 20 and line[4] == "True"
+    assert float(line[3]) - float(line[2]) > 100, "EM must start away from its answer and climb"
+    first = floats(re.search(r"first 10 log-likelihood values of EM: \[(.*?)\]", text)[1])
+    assert len(first) == 10 and all(b >= a for a, b in zip(first, first[1:])) and first[-1] - first[0] > 100
+    rows = re.findall(r"^\| (\d) \| (\S+) \| (\S+) \| (\S+) \|$", text, flags=re.M)
+    true_d, fa_d, ppca = (np.array([float(r[i]) for r in rows]) for i in (1, 2, 3))
+    assert len(rows) == 5 and true_d.max() / true_d.min() >= 5           # clearly unequal noise variances
+    assert np.all(np.abs(fa_d / true_d - 1) < 0.2), (fa_d, true_d)       # recovered D within 20 %
+    assert np.ptp(ppca) == 0 and np.abs(ppca / true_d - 1).max() > 1    # PPCA: one sigma^2, far from D
+    wander = re.search(r"rises in (\d+) steps and falls in (\d+)", text)
+    assert int(wander[1]) >= 10 and int(wander[2]) >= 10                 # sampling wanders
+
+
+def test_gmm_singularity_and_choice_of_k(tmp_path_factory):
+    text = outputs_text(load(executed("02_expectation_maximization", tmp_path_factory).executed))
+    growth = re.search(r"log P\(O\) at s = 1e-4: (\S+), at s = 1e-8: (\S+); it grows by (\S+) nats", text)
+    assert float(growth[2]) - float(growth[1]) > 15                       # climbs without bound as s -> 0
+    assert abs(float(growth[3]) - 2 * np.log(10)) < 0.05                  # d log 10 per decade, d = 2
+    assert re.search(r"BIC:.* -> K = [23]\b", text) and re.search(r"held-out log-likelihood:.* -> K = \d", text)
+    train = floats(re.search(r"training log-likelihood: (.*)", text)[1])[1::2]
+    assert train[-1] > train[1]                                           # the training curve keeps rising
+    means = re.search(r"true mean \[(.*?)\]\s+EM mean \[(.*?)\]\s+complete rows only \[(.*?)\]", text)
+    true_m, em_m, drop_m = (np.array(floats(means[i])) for i in (1, 2, 3))
+    # dropping incomplete rows visibly biases the mean; EM, using every row, is much closer
+    assert np.abs(drop_m - true_m).max() > 0.25 and np.abs(em_m - true_m).max() < 0.5 * np.abs(drop_m - true_m).max()
+
+
+def test_classifier_posteriors_and_rendered_table(tmp_path_factory):
+    text = outputs_text(load(executed("01_generative_models_mle", tmp_path_factory).executed))
+    assert "| parameter | true $p(\\cdot)$ | GDA estimate $q(\\cdot)$ | naive Bayes |" in text
+    agree = dict(re.findall(r"(GDA, covariance per class|GDA, shared covariance|naive Bayes) (\d\.\d+)", text))
+    assert set(agree) == {"GDA, covariance per class", "GDA, shared covariance", "naive Bayes"}
+    assert float(agree["GDA, covariance per class"]) > 0.95 and float(agree["naive Bayes"]) < 1
+
+
+def test_prior_sampling_has_far_more_variance_than_importance_sampling(tmp_path_factory):
+    text = outputs_text(load(executed("04_variational_autoencoders", tmp_path_factory).executed))
+    m = re.search(r"exact log P\(x\) (\S+); prior sampling: mean (\S+), s.d. (\S+); "
+                  r"importance sampling: mean (\S+), s.d. (\S+)", text)
+    exact, prior_sd, is_mean, is_sd = float(m[1]), float(m[3]), float(m[4]), float(m[5])
+    assert prior_sd > 10 * is_sd and abs(is_mean - exact) < 3 * is_sd
+
+
+# ------------------------------------------------------------------------------------------------------------
+# the executed copies a student reads (lectures/executed/)
+# ------------------------------------------------------------------------------------------------------------
+def _builder():
+    spec = importlib.util.spec_from_file_location("_build_notebooks", LECTURES / "build_notebooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_executed_copy_matches_its_source_and_shows_the_committed_figures(name):
+    source, done = load(LECTURES / f"{name}.ipynb"), load(LECTURES / "executed" / f"{name}.ipynb")
+    assert [c["source"] for c in source["cells"]] == [c["source"] for c in done["cells"]], \
+        "lectures/executed is stale: run python lectures/build_notebooks.py --executed"
+    cells = code_cells(done)
+    assert [c["execution_count"] for c in cells] == list(range(1, len(cells) + 1))
+    for c in cells:
+        outs = c.get("outputs", [])
+        assert not any(o.get("output_type") == "error" or o.get("name") == "stderr" for o in outs)
+        ids = re.findall(r"""\bsavefig\(\s*["'](fig_[a-z0-9_]+)["']""", "".join(c["source"]))
+        pngs = [base64.b64decode(o["data"]["image/png"]) for o in outs if "image/png" in o.get("data", {})]
+        assert len(pngs) == len(ids), f"{name}: a figure is not shown in the executed copy"
+        for fig_id, png in zip(ids, pngs):
+            assert png == (LECTURES / "figures" / f"{fig_id}.png").read_bytes(), \
+                f"{fig_id}: the executed copy shows another image than lectures/figures"
+    text = json.dumps(done)
+    assert str(ROOT) not in text and "/tmp/" not in text                 # nothing of one machine
+    assert "answer key: course_lib.polls.answer" in text or name == "04_variational_autoencoders"

@@ -134,3 +134,11 @@ def test_widget_multiple_choice_uses_checkboxes():
     boxes[5].value = True
     check_btn.click()
     assert "Not quite" in q.children[-1].value
+
+
+def test_pca_poll_keeps_the_seed_key_and_explains_the_free_rotation():
+    """Option (e) stays in the key (the slides mark it), and the explanation says what it does not fix."""
+    q = polls.get_poll("pca")["questions"][0]
+    assert 4 in q["answer"] and "standard Gaussian" in q["options"][4]
+    assert "rotation" in q["explanation"] and "W R" in q["explanation"]
+    assert "rotation" not in polls.poll_text("pca")       # the explanation shows only after the answer

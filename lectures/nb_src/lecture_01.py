@@ -62,8 +62,7 @@ for label, color, name, count in [(1, COLORS[0], "$y=+1$", n_pos), (-1, COLORS[1
 ax.set(xlabel="$x_1$", ylabel="$x_2$", title=f"{len(y)} draws from the two-Gaussian model")
 ax.set_aspect("equal")
 ax.legend(loc="upper left")
-savefig("fig_01_two_gaussians")
-plt.show()
+show(savefig("fig_01_two_gaussians"))
 """),
     ("md", r"""
 ## 2. Learning a generative model: maximum likelihood
@@ -106,11 +105,43 @@ for k, ((name, p), color) in enumerate(zip(candidates.items(), COLORS[:2])):
     ll = mle.categorical_log_likelihood(rolls, p)
     axes[1].bar(faces + (k - 0.5) * width, p, width, color=color, label=f"{name}: log-lik {ll:.1f}")
 axes[1].plot(faces, p_hat, "k_", ms=22, mew=2.5, label=f"MLE $n_i/N$: log-lik {mle.categorical_log_likelihood(rolls, p_hat):.1f}")
-axes[1].set(xlabel="face", ylabel="probability", title="Two candidate distributions", xticks=faces)
+top = max(max(p.max() for p in candidates.values()), p_hat.max())
+axes[1].set(xlabel="face", ylabel="probability", title="Two candidate distributions", xticks=faces,
+            ylim=(0, 1.75 * top))                       # head room: the legend sits above every bar
 axes[1].legend(fontsize=8, loc="upper left")
-savefig("fig_01_dice_mle")
-plt.show()
+show(savefig("fig_01_dice_mle"))
 print("MLE p_i = n_i / N:", np.round(p_hat, 3))
+"""),
+    ("md", r"""
+### Counts without an upper limit (Poisson distribution)
+
+A table of probabilities works when the outcomes are finitely many. For counts $0,1,2,\dots$ (calls per
+minute, photons per pixel) we need a parametric form, for instance the **Poisson** distribution
+
+$$P(x=k)=\frac{\lambda^k e^{-\lambda}}{k!},\qquad k=0,1,2,\dots$$
+
+with one parameter, the rate $\lambda>0$. Its log-likelihood $\sum_x\big(x\log\lambda-\lambda-\log x!\big)$ has
+derivative $\sum_x x/\lambda-N$, zero at $\hat\lambda=\frac1N\sum_x x$: the sample mean.
+"""),
+    ("code", r"""
+counts_p = np.random.default_rng(SEED).poisson(3.2, size=100 if FAST else 500)
+lam_hat = mle.poisson(counts_p)
+lams = np.linspace(1.5, 5.5, 161)
+ll_lam = np.array([mle.poisson_log_likelihood(counts_p, lam) for lam in lams])
+ks = np.arange(counts_p.max() + 2)
+log_fact = np.array([np.sum(np.log(np.arange(1, k + 1))) for k in ks])
+pmf = np.exp(ks * np.log(lam_hat) - lam_hat - log_fact)
+
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+axes[0].bar(ks, np.bincount(counts_p, minlength=len(ks)) / len(counts_p), color=COLORS[7], label="observed frequency")
+axes[0].plot(ks, pmf, "o-", color=COLORS[0], label=f"Poisson($\\hat\\lambda$ = {lam_hat:.2f})")
+axes[0].set(xlabel="count $k$", ylabel="probability", title=f"{len(counts_p)} counts", xticks=ks)
+axes[0].legend(loc="upper right")
+axes[1].plot(lams, ll_lam, color=COLORS[0])
+axes[1].axvline(lam_hat, color="k", ls="--", lw=1.2, label=f"$\\hat\\lambda$ = mean = {lam_hat:.2f}")
+axes[1].set(xlabel=r"$\lambda$", ylabel="log-likelihood", title="Poisson log-likelihood of the counts")
+axes[1].legend(loc="lower center")
+show(savefig("fig_01_poisson_mle"))
 """),
     ("md", r"""
 ### A Gaussian
@@ -146,8 +177,7 @@ for (m, v), color, name in zip(three, COLORS[:3], "abc"):
     axes[1].plot(grid, pdf, color=color, label=f"({name}) $\\mu$={m:.2f}, $\\sigma^2$={v:.2f}: log-lik {ll:.0f}")
 axes[1].set(xlabel="$x$", ylabel="density", title="Three candidate Gaussians")
 axes[1].legend(fontsize=8, loc="upper left")
-savefig("fig_01_gaussian_mle")
-plt.show()
+show(savefig("fig_01_gaussian_mle"))
 print(f"MLE: mean {mu_hat:.3f}, variance {s2_hat:.3f}  (curve (b))")
 """),
     ("md", r"""
@@ -180,8 +210,7 @@ ax.axvline(0.6, color=COLORS[1], ls=":", lw=1.5, label="true $p(y=+1)$ = 0.6")
 ax.set(xlabel=r"$\alpha$", ylabel="log-likelihood of the labels", title="Bernoulli log-likelihood of the class labels",
        ylim=(ll.max() - 400, ll.max() + 30))
 ax.legend()
-savefig("fig_01_bernoulli_loglik")
-plt.show()
+show(savefig("fig_01_bernoulli_loglik"))
 """),
     ("md", r"""
 ## 3. Generative versus discriminative classifiers
@@ -218,21 +247,21 @@ nb = GaussianNaiveBayes().fit(X, y)
 pos, neg = list(gda.classes_).index(1), list(gda.classes_).index(-1)
 
 def fmt(a):
-    a = np.asarray(a)
+    a = np.round(np.asarray(a, dtype=float), 2) + 0.0              # + 0.0: never print -0.00
+    if a.ndim == 0:
+        return f"{a:.2f}"
     if a.ndim == 1:
-        return "[" + ", ".join(f"{v:5.2f}" for v in a) + "]"
-    return "[" + "; ".join(", ".join(f"{v:5.2f}" for v in row) for row in a) + "]"
+        return "[" + ", ".join(f"{v:.2f}" for v in a) + "]"
+    return "[" + "; ".join(", ".join(f"{v:.2f}" for v in row) for row in a) + "]"
 
 t_pos, t_neg = list(TRUE["classes"]).index(1), list(TRUE["classes"]).index(-1)
-rows = [("alpha", TRUE["priors"][t_pos], gda.priors_[pos], nb.class_prior_[pos]),
-        ("mu_+", TRUE["means"][t_pos], gda.means_[pos], nb.theta_[pos]),
-        ("Sigma_+", TRUE["covariances"][t_pos], gda.covariances_[pos], np.diag(nb.var_[pos])),
-        ("mu_-", TRUE["means"][t_neg], gda.means_[neg], nb.theta_[neg]),
-        ("Sigma_-", TRUE["covariances"][t_neg], gda.covariances_[neg], np.diag(nb.var_[neg]))]
-print(f"{'parameter':10s} {'true p(.)':28s} {'GDA estimate q(.)':28s} {'naive Bayes':28s}")
-for name, t, g, n in rows:
-    print(f"{name:10s} {fmt(t) if np.ndim(t) else f'{t:.2f}':28s} {fmt(g) if np.ndim(g) else f'{g:.2f}':28s} "
-          f"{fmt(n) if np.ndim(n) else f'{n:.2f}':28s}")
+rows = [(r"$\alpha=p(y=+1)$", TRUE["priors"][t_pos], gda.priors_[pos], nb.class_prior_[pos]),
+        (r"$\mu_+$", TRUE["means"][t_pos], gda.means_[pos], nb.theta_[pos]),
+        (r"$\Sigma_+$", TRUE["covariances"][t_pos], gda.covariances_[pos], np.diag(nb.var_[pos])),
+        (r"$\mu_-$", TRUE["means"][t_neg], gda.means_[neg], nb.theta_[neg]),
+        (r"$\Sigma_-$", TRUE["covariances"][t_neg], gda.covariances_[neg], np.diag(nb.var_[neg]))]
+display(Markdown("| parameter | true $p(\\cdot)$ | GDA estimate $q(\\cdot)$ | naive Bayes |\n|---|---|---|---|\n"
+                 + "\n".join(f"| {name} | {fmt(t)} | {fmt(g)} | {fmt(n)} |" for name, t, g, n in rows)))
 """),
     ("code", r"""
 fig, ax = plt.subplots(figsize=(6, 4.6))
@@ -248,8 +277,7 @@ ax.plot([], [], color=COLORS[1], label="estimated $q(x\\mid y=-1)$")
 ax.set(xlabel="$x_1$", ylabel="$x_2$", title="GDA: true and estimated class Gaussians")
 ax.set_aspect("equal")
 ax.legend(loc="upper left", fontsize=8)
-savefig("fig_01_gda_estimates")
-plt.show()
+show(savefig("fig_01_gda_estimates"))
 """),
     ("md", r"""
 ## 5. Naive Bayes: a diagonal covariance
@@ -277,11 +305,53 @@ for ax, title, covs in [(axes[0], "GDA: full covariances", [gda.covariances_[pos
     ax.set(xlabel="$x_1$", title=title)
     ax.set_aspect("equal")
 axes[0].set_ylabel("$x_2$")
-savefig("fig_01_naive_bayes_covariance")
-plt.show()
+show(savefig("fig_01_naive_bayes_covariance"))
 """),
     ("md", r"""
-## 6. Decision boundaries
+## 6. The posterior $q(y=+1\mid x)$ and the decision boundaries
+
+Bayes' rule (the slides' equation 21) gives every point a probability of being positive,
+$q(y=+1\mid x)=q(+1)\,q(x\mid+1)\,/\,\big(q(+1)\,q(x\mid+1)+q(-1)\,q(x\mid-1)\big)$, and the rule (22) predicts $+1$
+where it exceeds $\tfrac12$. (The slides' second case of (22) reads $q(y'=+1\mid x')<q(y'=+1\mid x')$; it should
+compare with $q(y'=-1\mid x')$.) Equation (23) is the hope that this is close to the true $p(y\mid x)$. Below, the
+posterior of the true model next to three estimates: GDA with a covariance per class, GDA with one shared
+covariance (its log-odds are linear in $x$, so its boundary is a line), and naive Bayes. The white line is
+$q=\tfrac12$.
+"""),
+    ("code", r"""
+def log_gauss(P, mean, cov):
+    diff = P - mean
+    sol = np.linalg.solve(cov, diff.T).T
+    return -0.5 * (diff * sol).sum(1) - 0.5 * np.log(np.linalg.det(2 * np.pi * np.asarray(cov)))
+
+def true_posterior(P):
+    a = np.log(TRUE["priors"][t_pos]) + log_gauss(P, TRUE["means"][t_pos], TRUE["covariances"][t_pos])
+    b = np.log(TRUE["priors"][t_neg]) + log_gauss(P, TRUE["means"][t_neg], TRUE["covariances"][t_neg])
+    return 1 / (1 + np.exp(b - a))
+
+gda_shared = GaussianDiscriminantAnalysis(shared_covariance=True).fit(X, y)
+lim_x, lim_y = (X[:, 0].min() - 0.5, X[:, 0].max() + 0.5), (X[:, 1].min() - 0.5, X[:, 1].max() + 0.5)
+gx, gy = np.meshgrid(np.linspace(*lim_x, 200), np.linspace(*lim_y, 200))
+grid_pts = np.column_stack([gx.ravel(), gy.ravel()])
+panels = [("true model $p(y=+1\\mid x)$", true_posterior(grid_pts))]
+for name, model in [("GDA, covariance per class", gda), ("GDA, shared covariance", gda_shared),
+                    ("naive Bayes", nb)]:
+    panels.append((name, np.asarray(model.predict_proba(grid_pts))[:, list(model.classes_).index(1)]))
+fig, axes = plt.subplots(1, 4, figsize=(18, 4.3), sharex=True, sharey=True)
+for ax, (name, post) in zip(axes, panels):
+    im = ax.pcolormesh(gx, gy, post.reshape(gx.shape), cmap="RdBu", vmin=0, vmax=1, shading="auto")
+    ax.contour(gx, gy, post.reshape(gx.shape), levels=[0.5], colors="w", linewidths=2)
+    ax.scatter(*X[::4].T, s=3, c="k", alpha=0.3)
+    ax.set(xlabel="$x_1$", title=name)
+axes[0].set_ylabel("$x_2$")
+fig.colorbar(im, ax=axes, label="$q(y=+1\\mid x)$", fraction=0.02)
+show(savefig("fig_01_posterior"))
+agree = {name: float(np.mean((post > 0.5) == (panels[0][1] > 0.5))) for name, post in panels[1:]}
+print("share of the plotted square where the estimate predicts like the true model: "
+      + ", ".join(f"{k} {v:.3f}" for k, v in agree.items()))
+"""),
+    ("md", r"""
+### Decision boundaries
 
 Both classifiers predict the class with the larger $q(y)\,q(x\mid y)$; the boundary is where the two are equal.
 With a covariance per class the boundary is a quadratic curve. For comparison we also draw a discriminative
@@ -304,8 +374,7 @@ for ax, (name, model) in zip(axes, [("Gaussian discriminant analysis", gda), ("G
     acc = float(np.mean(np.asarray(model.predict(X)) == y))
     ax.set(xlabel="$x_1$", title=f"{name}\ntraining accuracy {acc:.3f}", xlim=lim_x, ylim=lim_y)
 axes[0].set_ylabel("$x_2$")
-savefig("fig_01_decision_boundaries")
-plt.show()
+show(savefig("fig_01_decision_boundaries"))
 """),
     ("md", r"""
 ## Summary

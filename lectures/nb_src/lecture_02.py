@@ -39,12 +39,17 @@ $o$, so $P(o)=\sum_k P(k)\,\mathcal N(o;\mu_k,\Sigma_k)$. The figure shows both 
     ("code", r"""
 from course_lib import data
 
-# (a) a correlated Gaussian with every entry hidden with probability 0.25
+# (a) a correlated Gaussian whose second entry is mostly hidden when the first one is large ("missing at random":
+# whether x2 is missing depends only on the observed x1), plus a few rows with x1 hidden
 n_points = 150 if FAST else 400
 true_mean, true_cov = np.array([1.0, 2.0]), np.array([[1.0, 0.8], [0.8, 1.0]])
-X_full = np.random.default_rng(SEED).multivariate_normal(true_mean, true_cov, size=n_points)
-X_miss = data.make_missing(X_full, missing_rate=0.25, seed=SEED)
-miss1, miss2 = np.isnan(X_miss[:, 0]), np.isnan(X_miss[:, 1])
+rng = np.random.default_rng(SEED)
+X_full = rng.multivariate_normal(true_mean, true_cov, size=n_points)
+miss2 = (X_full[:, 0] > true_mean[0]) & (rng.random(n_points) < 0.8)
+miss1 = ~miss2 & (rng.random(n_points) < 0.1)
+X_miss = X_full.copy()
+X_miss[miss1, 0] = np.nan
+X_miss[miss2, 1] = np.nan
 missing_rows = miss1 | miss2
 
 faithful = data.load_faithful()
@@ -64,8 +69,7 @@ ax = axes[1]
 ax.scatter(*F.T, s=10, color=COLORS[7])
 ax.set(xlabel="eruption duration (standardised)", ylabel="waiting time (standardised)",
        title="Missing component labels: Old Faithful")
-savefig("fig_02_incomplete_data")
-plt.show()
+show(savefig("fig_02_incomplete_data"))
 """),
     ("md", r"""
 ## 2. The log of a sum
@@ -130,8 +134,7 @@ ax.plot(post[0], elbo.log_marginal(log_joint), "ko", ms=6, label=f"$Q = P(h\\mid
 ax.set(xlabel=r"$Q(h=1)$", ylabel="nats", title=f"The bound for one observation (o = {o:.2f} min)",
        ylim=(min(bounds) - 0.1, elbo.log_marginal(log_joint) + 0.15))
 ax.legend(loc="lower center", fontsize=8)
-savefig("fig_02_concavity_elbo")
-plt.show()
+show(savefig("fig_02_concavity_elbo"))
 """),
     ("md", r"""
 ## 4. EM: climbing a ladder of lower bounds
@@ -191,8 +194,7 @@ ax.set(xlabel=r"$\theta$ (mean of the short-eruption component, minutes)", ylabe
        title="EM maximises a bound that touches the log-likelihood at the current estimate",
        ylim=(ymax - 2.2 * (ymax - y0), ymax + 0.15 * (ymax - y0)))
 ax.legend(loc="lower left")
-savefig("fig_02_em_bounds")
-plt.show()
+show(savefig("fig_02_em_bounds"))
 print("theta^k:", np.round(thetas, 3))
 """),
     ("code", r"""
@@ -201,7 +203,13 @@ ask("em_elbo")
     ("md", r"""
 ## 5. What EM does with missing components
 
-Take one vector with a missing entry. If we had many vectors with the same observed part $o$, their missing
+**A discrete warm-up.** Let $x$ be observed and $y\in\{a,b\}$ missing, with joint probabilities
+$P(x,a)=0.3$ and $P(x,b)=0.1$ at the $x$ we saw. If the process produced a million observations with exactly
+this $x$, how many had $y=a$? In proportion to the posterior: $P(a\mid x)=0.3/(0.3+0.1)=0.75$, so 750 000
+with $a$ and 250 000 with $b$. Completing the data "in every possible way" means exactly this: clone the
+observation and fill in each value of $y$ for a share of the clones equal to its posterior.
+
+**Continuous missing parts.** Take one vector with a missing entry. If we had many vectors with the same observed part $o$, their missing
 parts would take every possible value, in proportion to $P(m\mid o)$. So EM **completes** each vector in every
 possible way — clones $x_i(m)=(o_i,m)$ weighted by $P(m\mid o_i;\theta^k)$ — and re-estimates from the
 completed data:
@@ -214,12 +222,19 @@ $\Sigma_{mm}-\Sigma_{mo}\Sigma_{oo}^{-1}\Sigma_{om}$, so the integrals are the c
 conditional mean plus conditional covariance (for $\Sigma$). `MissingDataGaussian` implements exactly this.
 Dropping the incomplete rows instead throws information away; filling in the conditional mean without its
 covariance would make $\Sigma$ too small.
+
+In our data $x_2$ is hidden mostly when $x_1$ is large. The complete rows are then mostly those with small
+$x_1$ — and, since the two are correlated, small $x_2$: an estimate from them alone is **biased**. EM uses the
+observed $x_1$ of every row and the conditional distribution of $x_2$ given it, so it is not.
 """),
     ("code", r"""
 from course_lib import MissingDataGaussian
 from course_lib.plotting import gaussian_ellipse
 
-em_gauss = MissingDataGaussian(max_iter=30 if FAST else 200, tol=1e-10).fit(X_miss)
+import warnings
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")      # FAST stops after 30 iterations, before convergence
+    em_gauss = MissingDataGaussian(max_iter=30 if FAST else 200, tol=1e-10).fit(X_miss)
 drop_mean = X_miss[~missing_rows].mean(0)
 drop_cov = np.cov(X_miss[~missing_rows].T, bias=True)
 imputed = em_gauss.impute(X_miss)
@@ -238,9 +253,10 @@ ax = axes[1]
 lls = np.asarray(em_gauss.log_likelihoods_)
 ax.plot(np.arange(len(lls)), lls, "o-", ms=3, color=COLORS[2])
 ax.set(xlabel="EM iteration $k$", ylabel=r"$\log P(O;\theta^k)$ (observed data)", title="The likelihood never decreases")
-savefig("fig_02_missing_data_em")
-plt.show()
-print("EM mean", np.round(em_gauss.mean_, 3), " covariance", np.round(em_gauss.covariance_, 3).tolist())
+show(savefig("fig_02_missing_data_em"))
+print("true mean", true_mean, "  EM mean", np.round(em_gauss.mean_, 3), "  complete rows only", np.round(drop_mean, 3))
+print("EM covariance", np.round(em_gauss.covariance_, 3).tolist(), "  complete rows only",
+      np.round(drop_cov, 3).tolist())
 """),
     ("md", r"""
 ## 6. EM for a Gaussian mixture, iteration by iteration
@@ -255,8 +271,16 @@ N_k=\sum_oP(k\mid o;\theta^l),\qquad P(k)^{l+1}=\frac{N_k}{N},$$
 $$\mu_k^{l+1}=\frac{1}{N_k}\sum_o P(k\mid o;\theta^l)\,o,\qquad
 \Sigma_k^{l+1}=\frac{1}{N_k}\sum_oP(k\mid o;\theta^l)\,(o-\mu_k^{l+1})(o-\mu_k^{l+1})^\top .$$
 
-(The normaliser is $N_k$, the effective number of points of component $k$ — not $N$.) Below, the standardised
-Old Faithful data; each point is coloured by its responsibilities, and the ellipses are the components.
+(The normaliser is $N_k$, the effective number of points of component $k$. The generative-models slides,
+equations 49–52, divide by $m$, the number of all points: a typo that shrinks every mean towards 0 and every
+covariance by the weight $P(k)$.)
+
+The same cloning picture as before: suppose three Gaussians give an observation $o$ the values
+$P(k)\,\mathcal N(o;\mu_k,\Sigma_k)=0.1,\ 0.2,\ 0.2$. Of $L$ clones of $o$, the shares $0.1/0.5=20\%$, $40\%$ and
+$40\%$ are attributed to the three components, and each component's new mean averages the clones it
+received. Below, the standardised Old Faithful data; each point's colour mixes red and blue in proportion to
+its two responsibilities (pure red: surely component 1, pure blue: surely component 2, purple: shared),
+and the ellipses (1.5 standard deviations) are the components.
 """),
     ("code", r"""
 import warnings
@@ -295,13 +319,88 @@ for ax in axes[3:5]:
     ax.set_xlabel("eruption (standardised)")
 g = gmm_after(N_IT)
 ax = axes[5]
-ax.plot(np.arange(1, len(g.lower_bounds_) + 1), g.lower_bounds_, "o-", ms=3, color=COLORS[2])
-ax.set(xlabel="EM iteration", ylabel="mean log-likelihood per point", title="log-likelihood per iteration")
+lbs = np.asarray(g.lower_bounds_)
+ax.plot(np.arange(2, len(lbs) + 1), lbs[1:], "o-", ms=3, color=COLORS[2])
+ax.set(xlabel="EM iteration", ylabel="mean log-likelihood per point",
+       title=f"log-likelihood per iteration\n(from iteration 2; iteration 1: {lbs[0]:.2f})")
 fig.suptitle("EM for a two-component Gaussian mixture on Old Faithful", y=1.0)
 fig.tight_layout()
-savefig("fig_02_gmm_iterations")
-plt.show()
+show(savefig("fig_02_gmm_iterations"))
 print("weights", np.round(g.weights_, 3), " means", np.round(g.means_, 3).tolist())
+"""),
+    ("md", r"""
+## 6b. Singularities, `reg_covar`, and how many components
+
+The mixture likelihood has no maximum at all. Put one component exactly on one data point $x_0$ and let its
+variance $s^2$ shrink: that point's density $\mathcal N(x_0;x_0,s^2I)=(2\pi s^2)^{-d/2}$ grows without bound,
+while another component keeps every other point finite. So $\log P(O)\to\infty$ as $s\to0$ — a useless
+"maximum". EM can run into this when a component captures a single point (or a few identical ones).
+Below: a broad component fitted to all of Old Faithful (weight 0.9) plus a second one (weight 0.1) centred on
+the first eruption, with its standard deviation $s$ shrinking.
+"""),
+    ("code", r"""
+from course_lib.mixture import e_step
+
+x0 = F[0]
+s_values = np.geomspace(1.0, 1e-8, 33)
+ll_collapse = []
+for s_ in s_values:
+    _, ll_s_ = e_step(F, [0.9, 0.1], np.stack([F.mean(0), x0]), np.stack([np.cov(F.T, bias=True), s_ ** 2 * np.eye(2)]))
+    ll_collapse.append(ll_s_)
+ll_collapse = np.array(ll_collapse)
+""" + ("" if False else "") + r"""
+# K: BIC on all the data, and the mean log-likelihood of held-out points (5-fold cross-validation)
+K_range = range(1, 6 if FAST else 7)
+folds = np.array_split(np.random.default_rng(SEED).permutation(len(F)), 5)
+bic, train_ll, test_ll = [], [], []
+for K in K_range:
+    bic.append(GaussianMixture(K, reg_covar=1e-6, random_state=SEED).fit(F).bic(F))
+    tr_k, te_k = [], []
+    for f in folds:
+        train = np.setdiff1d(np.arange(len(F)), f)
+        gk = GaussianMixture(K, reg_covar=1e-6, random_state=SEED).fit(F[train])
+        tr_k.append(gk.score(F[train]))
+        te_k.append(gk.score(F[f]))
+    train_ll.append(np.mean(tr_k))
+    test_ll.append(np.mean(te_k))
+K_bic, K_cv = K_range[int(np.argmin(bic))], K_range[int(np.argmax(test_ll))]
+
+fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
+ax = axes[0]
+ax.semilogx(s_values, ll_collapse, "o-", ms=3, color=COLORS[1])
+ax.invert_xaxis()
+ax.set(xlabel="standard deviation $s$ of the component on one point (shrinking to the right)",
+       ylabel=r"$\log P(O)$ (nats)", title="The likelihood grows without bound")
+ax = axes[1]
+ax.plot(list(K_range), bic, "o-", color=COLORS[0])
+ax.axvline(K_bic, color="k", ls="--", lw=1, label=f"lowest BIC: K = {K_bic}")
+ax.set(xlabel="number of components K", ylabel="BIC (lower is better)", title="BIC on all 272 eruptions",
+       xticks=list(K_range))
+ax.legend()
+ax = axes[2]
+ax.plot(list(K_range), train_ll, "o-", color=COLORS[7], label="training points")
+ax.plot(list(K_range), test_ll, "o-", color=COLORS[2], label="held-out points")
+ax.set(xlabel="number of components K", ylabel="mean log-likelihood per point",
+       title="5-fold cross-validation", xticks=list(K_range))
+ax.legend()
+fig.tight_layout()
+show(savefig("fig_02_gmm_singularity"))
+slope = (ll_collapse[-1] - ll_collapse[-9]) / np.log10(s_values[-9] / s_values[-1])
+print(f"log P(O) at s = 1e-4: {ll_collapse[16]:.1f}, at s = 1e-8: {ll_collapse[-1]:.1f}; "
+      f"it grows by {slope:.2f} nats per factor 10 in s (d log 10 = {2 * np.log(10):.2f})")
+print("BIC:", ", ".join(f"K={K}: {b:.1f}" for K, b in zip(K_range, bic)), f" -> K = {K_bic}")
+print("held-out log-likelihood:", ", ".join(f"K={K}: {v:.3f}" for K, v in zip(K_range, test_ll)), f" -> K = {K_cv}")
+print("training log-likelihood:", ", ".join(f"K={K}: {v:.3f}" for K, v in zip(K_range, train_ll)))
+"""),
+    ("md", r"""
+On the left, each factor 10 in $s$ adds $d\log 10\approx4.6$ nats, for ever. This is why `GaussianMixture` takes
+`reg_covar`: it adds a small constant to the diagonal of every covariance in each M-step, so no variance can
+fall below it and the likelihood stays bounded (with `reg_covar=0` and a collapsing component, `course_lib`
+stops with an error that says to increase it). The same mechanism is behind overfitting: with $K=m$
+components, one per point, the training likelihood can be made as large as we like. The number of components
+is therefore a **hyperparameter**, chosen on something other than the training likelihood: the training curve
+(grey) keeps rising with $K$, while BIC (which charges $\tfrac12\log N$ per parameter) and the likelihood of
+held-out eruptions level off; the numbers above pick the $K$ to use.
 """),
     ("md", r"""
 ## 7. Completing the data: by expectation or by sampling
@@ -328,7 +427,9 @@ START = 4        # skip the first climb, to see how the two kinds of completion 
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.9))
 ax = axes[0]
 for completion, color in [("expectation", COLORS[0]), ("sampling", COLORS[1])]:
-    m = MissingDataGaussian(completion=completion, max_iter=n_it, tol=0.0, random_state=SEED).fit(X_miss)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tol=0: all n_it iterations on purpose
+        m = MissingDataGaussian(completion=completion, max_iter=n_it, tol=0.0, random_state=SEED).fit(X_miss)
     lls = np.asarray(m.log_likelihoods_)
     ax.plot(np.arange(START, len(lls)), lls[START:], color=color, label=f"completion by {completion}")
 ax.set(xlabel="EM iteration", ylabel=r"$\log P(O;\theta^k)$", title="Gaussian with missing components")
@@ -340,8 +441,7 @@ for completion, color in [("expectation", COLORS[0]), ("sampling", COLORS[1])]:
     ax.plot(np.arange(START, len(lbs)) + 1, lbs[START:], color=color, label=f"completion by {completion}")
 ax.set(xlabel="EM iteration", ylabel="mean log-likelihood per point", title="Gaussian mixture on Old Faithful")
 ax.legend()
-savefig("fig_02_completion_compare")
-plt.show()
+show(savefig("fig_02_completion_compare"))
 """),
     ("code", r"""
 ask("data_completion")

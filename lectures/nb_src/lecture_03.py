@@ -69,8 +69,7 @@ ax.axvline(np.rad2deg(best), color=COLORS[0], ls="--", label="first eigenvector"
 ax.set(xlabel="direction of $w$ (degrees)", ylabel="total squared projection error $L(w)$",
        title="Searching all directions")
 ax.legend()
-savefig("fig_03_projection_error")
-plt.show()
+show(savefig("fig_03_projection_error"))
 """),
     ("md", r"""
 ## 2. The iterative solution
@@ -113,8 +112,7 @@ ax.semilogy(shown, "o-", ms=4, color=COLORS[0])
 ax.set(xlabel="iteration ($Z \\leftarrow W^+X$, $W \\leftarrow XZ^+$)",
        ylabel="largest angle to the eigenvectors (degrees)",
        title="Iterative PCA converges to the principal subspace")
-savefig("fig_03_iterative_pca")
-plt.show()
+show(savefig("fig_03_iterative_pca"))
 print("closed-form components:\n", np.round(closed.components_, 4))
 print("iterative solver components:\n", np.round(iterative.components_, 4))
 """),
@@ -157,8 +155,7 @@ ax.axhline(((Xc - pca_recon) ** 2).sum(1).mean(), color=COLORS[0], ls="--", labe
 ax.set(xlabel="gradient step", ylabel="mean squared reconstruction error", title="Training the linear autoencoder")
 ax.legend()
 fig.tight_layout()
-savefig("fig_03_linear_autoencoder")
-plt.show()
+show(savefig("fig_03_linear_autoencoder"))
 print(f"decoder weights {np.round(w_dec, 3)}, first principal component {np.round(w_pca, 3)}")
 """),
     ("md", r"""
@@ -169,13 +166,19 @@ We can stretch $w$ and shrink $z$ to compensate; more generally, for any inverti
 $$WZ=(WB)(B^{-1}Z),$$
 
 so $W'=WB$, $Z'=B^{-1}Z$ reconstruct the data equally well. The **subspace** is determined; the **bases**
-and the **coordinates** in them are not. Two ways to pin down a unique solution:
+and the **coordinates** in them are not. Two constraints are used to pin the solution down:
 
-* require the columns of $W$ to be **orthonormal** — the standard closed-form PCA;
+* require the columns of $W$ to be **orthonormal** — the standard closed-form PCA (unique up to the sign and
+  order of the columns when the eigenvalues differ);
 * require the codes $z$ to have **unit variance** (uncorrelated, variance 1).
 
-Both find the same subspace, but with different $W$. Below: the same five points in coordinates of the
-orthonormal basis and of a rotated-and-stretched basis $WB$, and the reconstruction error of both.
+The second one is weaker than it sounds. It removes stretching, but not rotation: for any orthogonal $R$,
+$z'=R^\top z$ still has covariance $R^\top IR=I$, and $W'=WR$ reconstructs just as well. So unit-variance codes
+fix the scale of the solution; **a rotation $W\to WR$ stays free**. The usual way to remove it is to combine
+the two: orthogonal columns *and* unit-variance codes, which gives the eigenvectors scaled by the square
+roots of their eigenvalues, $W=U\Lambda^{1/2}$ (unique up to signs). Below: the same five points in the codes
+of the orthonormal basis, of a stretched basis $WB$, of the unit-variance codes, and of those codes rotated by
+$40°$ — still unit variance, still the same reconstruction.
 """),
     ("code", r"""
 B = np.array([[1.6, 0.9], [-0.4, 0.7]])                 # any invertible 2 x 2 matrix
@@ -183,21 +186,33 @@ Z_orth = (X3 - closed.mean_) @ U                          # codes in the orthono
 Z_skew = Z_orth @ np.linalg.inv(B).T                      # Z' = B^-1 Z
 rec_orth = Z_orth @ U.T
 rec_skew = Z_skew @ (U @ B).T                             # (W B)(B^-1 Z)
-Z_unit = Z_orth / Z_orth.std(0)                           # the unit-variance normalisation of the codes
+scale = Z_orth.std(0)
+Z_unit = Z_orth / scale                                   # unit-variance codes, W = U diag(scale)
+c, s_ = np.cos(np.deg2rad(40)), np.sin(np.deg2rad(40))
+R = np.array([[c, -s_], [s_, c]])                         # a rotation
+Z_rot = Z_unit @ R                                        # z' = R^T z for every row
+rec_unit = Z_unit @ (U * scale).T
+rec_rot = Z_rot @ (U * scale @ R).T                       # (W R)(R^T z)
+gap = max(np.abs(rec_orth - rec_skew).max(), np.abs(rec_unit - rec_rot).max())
 
-fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
+fig, axes = plt.subplots(1, 4, figsize=(17, 4.2))
 pick = np.arange(5)
 for ax, Z, title in [(axes[0], Z_orth, "codes for orthonormal $W$"), (axes[1], Z_skew, "codes for $W' = WB$"),
-                     (axes[2], Z_unit, "unit-variance codes")]:
+                     (axes[2], Z_unit, "unit-variance codes"),
+                     (axes[3], Z_rot, "unit-variance codes, rotated 40°")]:
     ax.scatter(*Z.T, s=6, color=COLORS[7], alpha=0.5)
-    for i, c in zip(pick, COLORS):
-        ax.scatter(*Z[i], s=70, color=c, edgecolor="k", zorder=3)
-    ax.set(xlabel="$z_1$", ylabel="$z_2$", title=title)
+    for i, col in zip(pick, COLORS):
+        ax.scatter(*Z[i], s=70, color=col, edgecolor="k", zorder=3)
+    cov = np.round(np.cov(Z.T, bias=True), 2) + 0.0          # + 0.0 turns a rounded -0.00 into 0.00
+    ax.set(xlabel="$z_1$", ylabel="$z_2$", title=f"{title}\ncov(z) = [[{cov[0, 0]:.2f}, {cov[0, 1]:.2f}], "
+                                                  f"[{cov[1, 0]:.2f}, {cov[1, 1]:.2f}]]")
     ax.set_aspect("equal", adjustable="datalim")
-fig.suptitle(f"Same subspace, different coordinates: max |WZ - (WB)(B$^{{-1}}$Z)| = "
-             f"{np.abs(rec_orth - rec_skew).max():.1e}", y=1.02)
-savefig("fig_03_basis_invariance")
-plt.show()
+# the reconstructions agree to rounding error; print a bound, never the rounding noise itself
+fig.suptitle("Same subspace, same reconstruction (all four differ by less than 1e-10), different coordinates",
+             y=1.04)
+show(savefig("fig_03_basis_invariance"))
+assert gap < 1e-10
+print("largest difference between the four reconstructions: below 1e-10 (rounding error)")
 """),
     ("md", r"""
 ## 5. The generative story of PCA
@@ -208,7 +223,8 @@ fitting? Constraining $z$ to unit variance amounts to assuming $z\sim\mathcal N(
 
 $$z\sim\mathcal N(0,I_K),\qquad \hat x=Az,\qquad x=\hat x+e,\quad e\sim\mathcal N(0,D),$$
 
-with $A$ the principal eigenvectors scaled by the square roots of their eigenvalues, and $e$ Gaussian noise
+with $A=U\Lambda^{1/2}$ the principal eigenvectors scaled by the **square roots** of their eigenvalues (the
+slides say "scaled by eigenvalues": then $AA^\top=U\Lambda^2U^\top$, not the covariance), and $e$ Gaussian noise
 **orthogonal to the principal subspace** (its covariance $D$ is low-rank and $A^\top D=0$). So
 $P(\hat x)=\mathcal N(0,AA^\top)$ and $P(x)=\mathcal N(0,AA^\top+D)$: PCA models Gaussian data lying close to a
 plane. The decoder of a unit-variance linear autoencoder is this generative model.
@@ -232,8 +248,7 @@ ax.scatter(*x_gen.T, s=30, color=COLORS[1], zorder=3, label="$x = \\hat x + e$, 
 ax.set(xlabel="$x_1$", ylabel="$x_2$", title="PCA as a generative model")
 ax.set_aspect("equal")
 ax.legend(fontsize=8, loc="upper left")
-savefig("fig_03_pca_generative")
-plt.show()
+show(savefig("fig_03_pca_generative"))
 """),
     ("code", r"""
 ask("pca")
@@ -272,8 +287,7 @@ for ax, noise, title in [(axes[0], noise_pca, "PCA: noise orthogonal to the plan
     ax.set_aspect("equal")
     ax.legend(fontsize=8, loc="upper left")
 axes[0].set_ylabel("$x_2$")
-savefig("fig_03_noise_models")
-plt.show()
+show(savefig("fig_03_noise_models"))
 """),
     ("md", r"""
 ## 7. EM for the linear Gaussian model
@@ -281,6 +295,9 @@ plt.show()
 The likelihood of $A$ and $D$ has no closed-form maximiser, but with complete data $(x,z)$ it would:
 
 $$A=\Big(\sum xz^\top\Big)\Big(\sum zz^\top\Big)^{-1},\qquad D=\mathrm{diag}\Big(\frac1N\Big(\sum xx^\top-A\sum zx^\top\Big)\Big).$$
+
+(The slides write $A\sum xz^\top$ in the $D$ update: that product is not even defined for $d\neq k$; the
+derivation gives $A\sum zx^\top$, a $d\times d$ matrix.)
 
 We do not observe $z$, so EM completes the data with the posterior, which for this model is Gaussian:
 
@@ -291,25 +308,110 @@ $\sum E[zz^\top\mid x]$; completing **by sampling** draws $z\sim P(z\mid x)$ and
 Intuitively: attach each point to every place on the plane that could have produced it, with strength
 $P(z\mid x)$; let the plane rotate and stretch to reduce the total tension; repeat.
 
-(In this 2-D picture with one factor the model has four parameters for a covariance with three free entries,
-so several $(A, D)$ fit equally well and EM settles on one of them; with one factor and three or more
-features, $A$ is determined up to its sign.)
+
+"""),
+    ("md", r"""
+### EM at work: five features, one factor, unequal noise
+
+To see what EM does, take data where factor analysis has something to find: $d=5$ features driven by one
+factor, each with its **own** noise variance (from 0.1 to 1.2), and start EM far from the answer — tiny
+loadings and $D$ equal to each feature's total variance, i.e. "everything is noise". We run 200 iterations
+of both completions and record $\log P(X)$ after each.
 """),
     ("code", r"""
-from course_lib import FactorAnalysis
+import warnings
+from course_lib import FactorAnalysis, PCA
+from course_lib.factor_analysis import em_step as fa_em_step
+
+A_5 = np.array([[1.2], [1.0], [0.9], [0.8], [0.7]])                # (d, k) = (5, 1) loadings
+D_5 = np.array([0.1, 0.25, 0.5, 0.8, 1.2])                           # one noise variance per feature
+N_5 = 1000                                                           # FA's EM is cheap: same data in FAST
+rng = np.random.default_rng(SEED + 4)
+X_5 = rng.normal(size=(N_5, 1)) @ A_5.T + rng.normal(size=(N_5, 5)) * np.sqrt(D_5)
+start = dict(components_init=np.array([[0.1, -0.1, 0.1, -0.1, 0.1]]), noise_variance_init=X_5.var(0))
+N_IT_FA = 200
+# completion by expectation, one public EM step at a time (the loop FactorAnalysis.fit runs), N_IT_FA steps
+components, noise = start["components_init"], start["noise_variance_init"]
+def loglik(components, noise):
+    return FactorAnalysis.from_params(components, noise, X_5.mean(0)).score(X_5) * N_5
+ll_e = [loglik(components, noise)]                                   # iteration 0 = the start
+for _ in range(N_IT_FA):
+    components, noise = fa_em_step(X_5, components, noise)
+    ll_e.append(loglik(components, noise))
+ll_e = np.array(ll_e)
+fa5 = FactorAnalysis.from_params(components, noise, X_5.mean(0))
+# completion by sampling: tol=0 never stops a noisy fit early, so it runs all N_IT_FA iterations
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    fa5_s = FactorAnalysis(1, max_iter=N_IT_FA, tol=0.0, completion="sampling", random_state=SEED, **start).fit(X_5)
+ll_s = np.concatenate([[ll_e[0]], fa5_s.loglike_])
+ppca5 = PCA(n_components=1).fit(X_5)
+
+fig, axes = plt.subplots(1, 3, figsize=(16, 4.3))
+it = np.arange(len(ll_e))
+ax = axes[0]
+it_s = np.arange(len(ll_s))
+ax.plot(it_s, ll_s, color=COLORS[1], alpha=0.7, label="completion by sampling")
+ax.plot(it, ll_e, color=COLORS[0], label="completion by expectation")
+ax.set(xlabel="EM iteration (0 = the start)", ylabel=r"$\log P(X)$ (nats)", title="From the start to the maximum",
+       xscale="symlog")
+ax.legend(loc="lower right")
+ax = axes[1]
+tail = it >= 40
+ax.plot(it_s[40:], ll_s[40:], color=COLORS[1], alpha=0.8, label="by sampling: wanders below")
+ax.plot(it[tail], ll_e[tail], color=COLORS[0], lw=2.2, label="by expectation: never goes down")
+ax.set(xlabel="EM iteration", ylabel=r"$\log P(X)$ (nats)", title=f"Near the maximum (iterations 40 to {N_IT_FA})")
+ax.legend(loc="lower right")
+ax = axes[2]
+j = np.arange(1, 6)
+w = 0.27
+ax.bar(j - w, D_5, w, color=COLORS[7], label="true $D$")
+ax.bar(j, fa5.noise_variance_, w, color=COLORS[0], label="factor analysis (EM)")
+ax.bar(j + w, np.full(5, ppca5.noise_variance_), w, color=COLORS[3], label=r"probabilistic PCA: one $\sigma^2$")
+ax.set(xlabel="feature $j$", ylabel="noise variance $D_{jj}$", title="Recovered noise variances", xticks=j)
+ax.legend(loc="upper left")
+fig.tight_layout()
+show(savefig("fig_03_factor_analysis_em"))
+
+steps_down = np.diff(ll_e)
+display(Markdown(
+    "| feature | true $D_{jj}$ | factor analysis | probabilistic PCA $\\sigma^2$ |\n|---|---|---|---|\n"
+    + "\n".join(f"| {i + 1} | {t:.2f} | {e:.3f} | {ppca5.noise_variance_:.3f} |"
+                for i, (t, e) in enumerate(zip(D_5, fa5.noise_variance_)))))
+print(f"completion by expectation: {N_IT_FA} iterations, log P(X) from {ll_e[0]:.1f} to {ll_e[-1]:.1f}; "
+      f"non-decreasing: {bool(steps_down.min() > -1e-6)} (no step down larger than 1e-6 nats)")
+print(f"completion by sampling: {len(fa5_s.loglike_)} iterations; from iteration 40 on, log P(X) moves between {ll_s[40:].min():.1f} and "
+      f"{ll_s[40:].max():.1f}; it rises in {int((np.diff(ll_s[40:]) > 0).sum())} steps and falls in "
+      f"{int((np.diff(ll_s[40:]) < 0).sum())}")
+print(f"first 10 log-likelihood values of EM: {np.round(ll_e[:10], 1).tolist()}")
+print("true loading ", A_5[:, 0], "\nestimated    ", np.round(np.abs(fa5.components_[0]), 3), "(up to sign)")
+"""),
+    ("md", r"""
+EM does not start at the answer: from "everything is noise" it needs a few dozen iterations before the
+log-likelihood levels off, and with completion by expectation every single step goes up (the guarantee of
+lecture 2). Completion by sampling climbs just as fast but then jitters below the maximum, because each
+iteration re-estimates from one random completion. The recovered $D$ follows the true variances feature by
+feature; probabilistic PCA can only offer one $\sigma^2$ for all five, too large for the clean features and
+too small for the noisy ones.
+
+### Where on the plane did $x$ come from?
+
+In two dimensions we can draw the posterior itself: for each of four points, the stretch of the fitted line
+(the "plane" of one factor) that $P(z\mid x)$ covers. (With one factor in 2-D the model has four parameters
+for a covariance with three free entries, so several $(A,D)$ fit equally well; this picture is only about the
+posterior, not about recovering $D$.)
+"""),
+    ("code", r"""
 from course_lib.plotting import gaussian_ellipse
 
 N_fa = 300 if FAST else 1000
 rng = np.random.default_rng(SEED + 3)
 X_fa = rng.normal(size=(N_fa, 1)) * A_true + rng.normal(size=(N_fa, 2)) * np.sqrt(D_true)
 fa = FactorAnalysis(n_components=1, max_iter=200, tol=1e-10).fit(X_fa)
-fa_s = FactorAnalysis(n_components=1, max_iter=50 if FAST else 200, tol=1e-10, completion="sampling",
-                      random_state=SEED).fit(X_fa)
 post_mean, post_cov = fa.posterior(X_fa[:4])
 A_hat = fa.components_[0]
 
-fig, axes = plt.subplots(1, 2, figsize=(11.5, 4.4))
-ax = axes[0]
+fig, ax = plt.subplots(figsize=(6.5, 4.6))
 ax.scatter(*X_fa.T, s=5, color=COLORS[7], alpha=0.4)
 ax.axline(fa.mean_, fa.mean_ + A_hat, color=COLORS[0], lw=1.5, label="fitted plane $\\mu + Az$")
 sd = np.sqrt(post_cov[0, 0])
@@ -322,17 +424,7 @@ ax.plot([], [], color=COLORS[1], lw=5, alpha=0.5, label=r"$E[z\mid x]\pm2$ s.d. 
 ax.set(xlabel="$x_1$", ylabel="$x_2$", title="Posterior $P(z\\mid x)$: where on the plane $x$ came from")
 ax.set_aspect("equal", adjustable="datalim")
 ax.legend(fontsize=8, loc="upper left")
-ax = axes[1]
-ax.plot(np.arange(1, len(fa_s.loglike_) + 1), fa_s.loglike_, color=COLORS[1], alpha=0.7, label="completion by sampling")
-ax.plot(np.arange(1, len(fa.loglike_) + 1), fa.loglike_, "o-", ms=3, color=COLORS[0], label="completion by expectation")
-ax.set(xlabel="EM iteration", ylabel="log-likelihood $\\sum_n \\log P(x_n)$", title="EM for factor analysis",
-       xscale="log")
-ax.legend()
-fig.tight_layout()
-savefig("fig_03_factor_analysis_em")
-plt.show()
-print("true A", A_true, " estimated A", np.round(A_hat, 3), "(up to sign)")
-print("true D", D_true, " estimated D", np.round(fa.noise_variance_, 3))
+show(savefig("fig_03_fa_posterior"))
 print(f"ELBO at the exact posterior {fa.elbo(X_fa, *fa.posterior(X_fa)):.3f} = log-likelihood "
       f"{fa.score(X_fa) * N_fa:.3f}")
 """),
@@ -341,7 +433,8 @@ print(f"ELBO at the exact posterior {fa.elbo(X_fa, *fa.posterior(X_fa)):.3f} = l
 
 * PCA finds the subspace of least squared projection error: in closed form (top eigenvectors) or by
   alternating $Z\leftarrow W^+X$, $W\leftarrow XZ^+$ — which is what a linear autoencoder learns, too.
-* The basis is unique only up to an invertible transform; orthonormal bases or unit-variance codes fix it.
+* The basis is unique only up to an invertible transform. Orthonormal columns fix it (up to signs);
+  unit-variance codes fix only the scale, a rotation $W\to WR$ stays free.
 * PCA is a generative model: Gaussian $z$ on a plane plus noise orthogonal to it. Factor analysis (the
   linear Gaussian model) allows diagonal noise in any direction, and is fitted by EM with
   $P(z\mid x)=\mathcal N(A^\top(AA^\top+D)^{-1}x,\;I-A^\top(AA^\top+D)^{-1}A)$.

@@ -73,8 +73,7 @@ ax.plot(*proj[np.argsort(proj[:, 0])].T, color=COLORS[1], lw=2, label="best line
 ax.set(xlabel="$x_1$", ylabel="$x_2$", title="A linear model cannot follow the curve")
 ax.set_aspect("equal")
 ax.legend(fontsize=8, loc="lower right")
-savefig("fig_04_curved_manifold")
-plt.show()
+show(savefig("fig_04_curved_manifold"))
 """),
     ("md", r"""
 ## 2. Learning the NLGM, and why the posterior is intractable
@@ -140,8 +139,7 @@ for ax, ((name, x), c) in zip(axes[1:], zip(points.items(), COLORS[2:4])):
             label=f"closest Gaussian $Q$: KL = {kl:.2f}")
     ax.set(xlabel="$z$", ylabel="density", title=name, xlim=(-3.5, 3.5))
     ax.legend(fontsize=8, loc="upper left")
-savefig("fig_04_posterior_approximation")
-plt.show()
+show(savefig("fig_04_posterior_approximation"))
 """),
     ("md", r"""
 ## 4. Completing the data by sampling: the reparameterisation
@@ -168,8 +166,7 @@ axes[0].hist(eps.numpy().ravel(), bins=60, density=True, color=COLORS[7])
 axes[0].set(xlabel=r"$\varepsilon$", ylabel="density", title=r"$\varepsilon \sim N(0, 1)$: the randomness")
 axes[1].hist(z.detach().numpy().ravel(), bins=60, density=True, color=COLORS[0])
 axes[1].set(xlabel="$z$", title=r"$z = \mu + \sigma\,\varepsilon$ with $\mu = 1.5$, $\sigma = 0.5$")
-savefig("fig_04_reparameterization")
-plt.show()
+show(savefig("fig_04_reparameterization"))
 print(f"d mean(z)/d mu = {mu.grad.item():.3f} (exactly 1): the gradient flows through the sample")
 """),
     ("md", r"""
@@ -180,6 +177,7 @@ Choose $\varphi$ to minimise $\mathrm{KL}\big(Q(z,x)\,\|\,P(z\mid x)\big)$. Expa
 $$\mathrm{KL}\big(Q\,\|\,P(z\mid x)\big)=\mathbb E_{z\sim Q}\log Q(z,x)-\mathbb E_{z\sim Q}\log P(z)-\mathbb E_{z\sim Q}\log P(x\mid z)+\log P(x)
 =\mathrm{KL}\big(Q\,\|\,P(z)\big)-\mathbb E_{z\sim Q}\log P(x\mid z)+\log P(x).$$
 
+(The slides end this expansion with $-\,\mathbb E_{z\sim Q}\log P(x)$; the sign is $+$: $\log P(z\mid x)=\log P(z)+\log P(x\mid z)-\log P(x)$.)
 The last term does not depend on $\varphi$; what remains is minus the **ELBO**:
 
 $$\log P(x)\;\ge\;\mathrm{ELBO}(x)=\mathbb E_{z\sim Q}\log P(x\mid z;\theta)-\mathrm{KL}\big(Q(z,x)\,\|\,\mathcal N(0,I)\big).$$
@@ -188,7 +186,8 @@ The KL between the Gaussians has a closed form (with $\Sigma$ diagonal, $K$ the 
 
 $$\mathrm{KL}=\tfrac12\Big(\mathrm{tr}\,\Sigma(x)+\mu(x)^\top\mu(x)-K-\log|\Sigma(x)|\Big)$$
 
-(careful: $\mu^\top\mu$ and $-K-\log|\Sigma|$ are separate terms). The reconstruction term is estimated with the
+(the slides print $\mu^\top(\mu-d-\log|\Sigma|)$, a misplaced parenthesis: $\mu^\top\mu$ and $-K-\log|\Sigma|$ are
+separate terms). The reconstruction term is estimated with the
 sampled $z$; with $D=\sigma^2I$ it is $-\frac{1}{2\sigma^2}\|x-f(z;\theta)\|^2-\frac d2\log\sigma^2$ + const, so
 $\theta$, $\varphi$ and even $\sigma^2$ are learned together by minimising
 
@@ -197,6 +196,25 @@ $$L(\theta,\sigma^2,\varphi)=\sum_x\mathrm{KL}\big(Q(z,x)\,\|\,\mathcal N(0,I)\b
 For pixel intensities in $[0,1]$ we use a Bernoulli $P(x\mid z)$ instead, whose log-likelihood is minus the
 binary cross-entropy. $f(z;\theta)$ is a network (the **decoder**, the generative model); $\mu(x;\varphi)$ and
 $\Sigma(x;\varphi)$ come from one network with two outputs (the **encoder**, needed for training).
+
+### The same loss, derived from completed data
+
+The slides derive it a second time, the way EM thinks. Complete the data first: for each $x$ draw
+$z\sim Q(z,x)$, giving pairs $(x,z)$. On these pairs, make the model's posterior and the approximation agree by
+minimising $\sum_{(x,z)}\big[\log Q(z,x)-\log P(z\mid x)\big]$; with Bayes' rule and dropping $\log P(x)$ (it
+depends on neither $\varphi$ nor $z$),
+
+$$L_Q(\varphi)=\sum_{(x,z)}\Big[\log Q(z,x;\varphi)-\log P(z)-\log P(x\mid z;\theta)\Big].$$
+
+The first two terms can be summed over **every** $z$ in closed form — that is $\mathrm{KL}(Q\,\|\,P(z))$ — while
+the last one can only be averaged over the drawn samples. Taking each part the best way it can be taken gives
+the loss above: KL in closed form plus reconstruction over samples.
+
+**One step instead of two.** Written like EM, training alternates: complete the data by sampling
+$z\sim Q(z,x)$; re-estimate $\theta$ (and $\sigma^2$) from the completed pairs; re-estimate $\varphi$. Because both
+re-estimations are gradient steps on terms of the same loss $L(\theta,\sigma^2,\varphi)$, they can be merged: each
+minibatch draws $z$ by reparameterisation and takes one gradient step on all parameters at once. That merged
+step is what `VAE.fit` runs.
 
 ## 6. Training a VAE on digits
 
@@ -217,8 +235,7 @@ ax.plot(np.arange(1, EPOCHS + 1), vae.history_["loss"], color=COLORS[0], label="
 ax.plot(np.arange(1, EPOCHS + 1), vae.history_["val_loss"], color=COLORS[1], label="test")
 ax.set(xlabel="epoch", ylabel="negative ELBO (nats per digit)", title="Training the VAE on 8x8 digits")
 ax.legend()
-savefig("fig_04_training_curve")
-plt.show()
+show(savefig("fig_04_training_curve"))
 print(f"{len(X_train)} training and {len(X_test)} test digits; final test negative ELBO "
       f"{vae.history_['val_loss'][-1]:.2f} nats")
 """),
@@ -242,8 +259,7 @@ image_grid(axes[0], samples, ncols=10)
 axes[0].set_title("40 samples: $z \\sim N(0, I)$, decoded")
 image_grid(axes[1], np.concatenate([X_test[:10], recon[:10], X_test[10:20], recon[10:20]]), ncols=10)
 axes[1].set_title("test digits (rows 1, 3) and their reconstructions (rows 2, 4)")
-savefig("fig_04_samples_reconstructions")
-plt.show()
+show(savefig("fig_04_samples_reconstructions"))
 """),
     ("code", r"""
 from course_lib.plotting import image_grid
@@ -270,8 +286,31 @@ ticks = np.linspace(0, steps - 1, 5).round().astype(int)
 ax.set_xticks(centres[ticks], labels=[f"{values[t]:.1f}" for t in ticks])
 ax.set_yticks(centres[ticks], labels=[f"{values[::-1][t]:.1f}" for t in ticks])
 ax.set(xlabel="$z_1$", ylabel="$z_2$", title="Latent traversal: decoding a grid of $z$")
-savefig("fig_04_latent_space")
-plt.show()
+show(savefig("fig_04_latent_space"))
+"""),
+    ("md", r"""
+### Changing one real digit: moving $z$ around $\mu(x)$
+
+The traversal above starts from $z=0$. To edit a given input, start from its own expected latent $\mu(x)$ and
+wiggle $z$ around it; decode without adding noise (the expected generation). Each row below is one test
+digit: its original, then $\mu(x)+\delta\,e_1$ for $\delta$ from $-1.5$ to $1.5$, then the same along $e_2$.
+"""),
+    ("code", r"""
+picks = [int(np.flatnonzero(y_test == d)[0]) for d in (0, 3, 7)]
+mu_pick, _ = vae.encode(X_test[picks])
+deltas = np.linspace(-1.5, 1.5, 7)
+tiles = []
+for i in range(len(picks)):
+    tiles.append(X_test[picks[i]])
+    for axis in (0, 1):
+        Z = np.repeat(mu_pick[i:i + 1], len(deltas), axis=0)
+        Z[:, axis] += deltas
+        tiles.extend(1 / (1 + np.exp(-vae.decode(Z))))                  # Bernoulli means of the decoder
+fig, ax = plt.subplots(figsize=(11, 3.2))
+image_grid(ax, np.array(tiles), ncols=1 + 2 * len(deltas))
+ax.set_title(f"original | $z_1$ = $\\mu_1(x)$ {deltas[0]:+.1f} ... {deltas[-1]:+.1f} | "
+             f"$z_2$ = $\\mu_2(x)$ {deltas[0]:+.1f} ... {deltas[-1]:+.1f}")
+show(savefig("fig_04_latent_manipulation"))
 """),
     ("md", r"""
 ## 8. The ELBO versus the log-likelihood
@@ -294,10 +333,52 @@ ax.plot(ks, iw, "o-", color=COLORS[0], label="importance-weighted estimate of $\
 ax.axhline(elbo_mean, color=COLORS[1], ls="--", label="ELBO")
 ax.set(xscale="log", xlabel="importance samples $k$", ylabel="nats per test digit",
        title="The ELBO is a lower bound on the log-likelihood")
-ax.legend(loc="lower right")
-savefig("fig_04_elbo_vs_iwae")
-plt.show()
+ax.legend(loc="center right")
+show(savefig("fig_04_elbo_vs_iwae"))
 print(f"ELBO {elbo_mean:.2f}; importance-weighted: " + ", ".join(f"k={k}: {v:.2f}" for k, v in zip(ks, iw)))
+print(f"k = 1 is a one-sample estimate of the ELBO: it differs from the 10-sample ELBO by {round(iw[0] - elbo_mean, 2) + 0.0:+.2f} nats, "
+      "Monte-Carlo error of averaging over a finite number of digits and draws")
+"""),
+    ("md", r"""
+### Why not sample $z$ from the prior?
+
+$P(x)=\int P(z)P(x\mid z)\,dz=\mathbb E_{z\sim P(z)}P(x\mid z)$ suggests the plain Monte-Carlo estimate
+$\frac1k\sum_i P(x\mid z_i)$ with $z_i\sim P(z)$. It is unbiased but useless in practice: for a given $x$ almost
+every $z$ from the prior decodes to something else, $P(x\mid z_i)\approx0$, and the rare $z$ that explain $x$
+dominate the average. Drawing $z$ from $Q(z\mid x)$ instead and weighting by $P(z)/Q(z\mid x)$ (the estimate of §8)
+puts the samples where the posterior is. On the bent line of §2, where the exact $\log P(x)$ is known from
+the grid, we repeat both estimates 200 times with $k=10$ samples each.
+"""),
+    ("code", r"""
+x_on = points["a point on the arc"]
+log_px_exact = np.log(np.sum(np.exp(log_prior - 0.5 * ((f_toy(zg) - x_on) ** 2).sum(1) / sigma2
+                                    - np.log(2 * np.pi * sigma2))) * dz)
+_, mu_q, s_q = closest_gaussian(exact_posterior(x_on))
+
+def log_lik_toy(z):
+    return -0.5 * ((f_toy(z) - x_on) ** 2).sum(1) / sigma2 - np.log(2 * np.pi * sigma2)
+
+rng = np.random.default_rng(SEED)
+k_est, reps = 10, 200
+prior_est, is_est = [], []
+for _ in range(reps):
+    z_p = rng.normal(size=k_est)
+    prior_est.append(np.log(np.mean(np.exp(log_lik_toy(z_p)))))
+    z_q = mu_q + s_q * rng.normal(size=k_est)
+    log_w = log_lik_toy(z_q) - 0.5 * z_q ** 2 + 0.5 * ((z_q - mu_q) / s_q) ** 2 + np.log(s_q)
+    is_est.append(np.log(np.mean(np.exp(log_w))))
+prior_est, is_est = np.array(prior_est), np.array(is_est)
+fig, ax = plt.subplots(figsize=(7, 3.8))
+bins = np.linspace(min(prior_est.min(), is_est.min()), max(prior_est.max(), is_est.max()), 50)
+ax.hist(prior_est, bins=bins, color=COLORS[1], alpha=0.6, label="$z$ from the prior $P(z)$")
+ax.hist(is_est, bins=bins, color=COLORS[0], alpha=0.8, label="$z$ from $Q(z\\mid x)$, importance-weighted")
+ax.axvline(log_px_exact, color="k", ls="--", label=f"exact $\\log P(x)$ = {log_px_exact:.2f}")
+ax.set(xlabel=f"estimate of $\\log P(x)$ from k = {k_est} samples", ylabel=f"count (of {reps} repetitions)",
+       title="Sampling the prior vs importance sampling")
+ax.legend(loc="upper left", fontsize=8)
+show(savefig("fig_04_prior_vs_importance"))
+print(f"exact log P(x) {log_px_exact:.3f}; prior sampling: mean {prior_est.mean():.3f}, s.d. {prior_est.std():.3f}; "
+      f"importance sampling: mean {is_est.mean():.3f}, s.d. {is_est.std():.3f}")
 """),
     ("md", r"""
 ## 9. The conditional VAE
@@ -316,10 +397,20 @@ fig, ax = plt.subplots(figsize=(5.2, 6.2))
 image_grid(ax, generated, ncols=8)
 ax.set_yticks(np.arange(10) * 9 + 4.5, labels=[str(d) for d in range(10)])
 ax.set(ylabel="label $y$ given to the decoder", title="Conditional VAE: 8 samples of each digit")
-savefig("fig_04_cvae_samples")
-plt.show()
+show(savefig("fig_04_cvae_samples"))
 """),
     ("md", r"""
+## 10. Other priors: mixtures and dynamical systems
+
+Nothing in the derivation needs $P(z)=\mathcal N(0,I)$. The slides mention two common replacements. A
+**mixture prior** $P(z)=\sum_c\pi_c\,\mathcal N(z;m_c,S_c)$ gives the latent space clusters of its own (one per
+component, e.g. one per digit class), and is learned together with the networks. In a **dynamical-system**
+model the latent of a sequence follows a Markov chain, $P(z_1,\dots,z_T)=P(z_1)\prod_tP(z_t\mid z_{t-1})$, and
+the decoder maps each $z_t$ to a frame. The loss keeps its shape — reconstruction minus a divergence between $Q$
+and the prior — but the KL to a mixture no longer has a closed form and is estimated from the same samples as
+the reconstruction term, $\mathbb E_Q[\log Q(z\mid x)-\log P(z)]$. `course_lib.VAE` implements only the
+standard-normal prior; we do not train these variants here.
+
 ## Summary
 
 * The non-linear Gaussian model $x=f(z;\theta)+e$ describes data near curved manifolds; its posterior
