@@ -24,6 +24,9 @@ def _lazy(target: str):
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="course", description="The generative-models course: grade, check, release, figures.")
+    parser.add_argument("--root", default=None, metavar="DIR",
+                        help="the course folder (holding solutions/ and lectures/); default: found from the "
+                             "current directory upwards")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("demo", help="grade the sample submissions in examples/ and print the table")
@@ -62,6 +65,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true", help="only report whether assignments/HW is in sync")
     p.set_defaults(func=_lazy("autograder.release:release_command"))
 
+    p = sub.add_parser("gradebook", help="import course grade's results into nbgrader's gradebook (formgrader)")
+    p.add_argument("assignment", metavar="HW")
+    p.add_argument("results", metavar="RESULTS_DIR", help="the --out folder of `course grade`")
+    p.add_argument("--db", default=None, metavar="URL",
+                   help="the gradebook's database URL or SQLite file (default: COURSE_DIR/gradebook.db with "
+                        "--course-dir, else sqlite:///gradebook.db)")
+    p.add_argument("--course-dir", default=None, metavar="DIR",
+                   help="the nbgrader course folder: graded notebooks are copied from submitted/ to autograded/ "
+                        "so formgrader lists them as graded")
+    p.add_argument("--course-id", default=None, metavar="ID", help="nbgrader's course id (default: nbgrader's)")
+    p.set_defaults(func=_lazy("autograder.gradebook:gradebook_command"))
+
     p = sub.add_parser("gradescope", help="build the Gradescope autograder zip for an assignment")
     p.add_argument("assignment", metavar="HW")
     p.add_argument("--out", default=None, metavar="ZIP")
@@ -76,6 +91,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.root:
+        import os
+        from pathlib import Path
+
+        from course_lib.paths import is_course_folder
+        if not is_course_folder(args.root):
+            print(f"course: --root {args.root} is not a course folder (it must hold solutions/ and lectures/)",
+                  file=sys.stderr)
+            return 2
+        os.environ["COURSE_ROOT"] = str(Path(args.root).resolve())   # seen by workers and subprocesses too
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

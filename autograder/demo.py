@@ -12,14 +12,8 @@ from pathlib import Path
 
 __all__ = ["DEMOS", "demo_command", "pick_demo"]
 
-ROOT = Path(__file__).resolve().parents[1]
-
-#: (assignment, folder of sample submissions), in order of preference. The fixture assignment stands in
-#: until an assignment's suite and its samples (examples/<HW>/complete.ipynb, partial, broken) exist.
-DEMOS = (
-    ("hw2_em", ROOT / "examples" / "hw2_em"),
-    ("fixture_hw", ROOT / "tests" / "fixtures" / "fixture_hw" / "submissions"),
-)
+#: (assignment, folder of sample submissions relative to the course folder), in order of preference.
+DEMOS = (("hw2_em", Path("examples") / "hw2_em"),)
 
 
 def _samples(folder: Path) -> list:
@@ -30,9 +24,12 @@ def _samples(folder: Path) -> list:
 
 def pick_demo(demos=DEMOS) -> tuple[str, list]:
     """The first (assignment, sample notebooks) of ``demos`` that can be graded."""
+    from course_lib.paths import course_root
+
     from autograder.suites import load_suite
+    root = course_root()
     for assignment, folder in demos:
-        samples = _samples(Path(folder))
+        samples = _samples(root / folder)
         if not samples:
             continue
         try:

@@ -17,17 +17,16 @@ from pathlib import Path
 
 __all__ = ["figures_command", "lecture_notebooks", "resolve_lectures", "run_lecture", "LectureRun"]
 
-ROOT = Path(__file__).resolve().parent.parent
-LECTURES = ROOT / "lectures"
+def lecture_notebooks(lectures_dir: Path | None = None) -> list[Path]:
+    """The lecture notebooks ``NN_topic.ipynb`` of the course folder (or ``lectures_dir``), in order."""
+    from course_lib.plotting import lectures_dir as course_lectures
+    return sorted(p for p in Path(lectures_dir or course_lectures()).glob("[0-9][0-9]_*.ipynb"))
 
 
-def lecture_notebooks(lectures_dir: Path = LECTURES) -> list[Path]:
-    """The lecture notebooks ``NN_topic.ipynb``, in order."""
-    return sorted(p for p in lectures_dir.glob("[0-9][0-9]_*.ipynb"))
-
-
-def resolve_lectures(names: list[str] | None, lectures_dir: Path = LECTURES) -> list[Path]:
+def resolve_lectures(names: list[str] | None, lectures_dir: Path | None = None) -> list[Path]:
     """Map ``02``, ``2``, ``02_expectation_maximization`` or its ``.ipynb`` path to notebooks; [] means all."""
+    from course_lib.plotting import lectures_dir as course_lectures
+    lectures_dir = Path(lectures_dir or course_lectures())
     available = lecture_notebooks(lectures_dir)
     if not available:
         raise ValueError(f"no lecture notebooks (NN_topic.ipynb) found in {lectures_dir}")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 __all__ = ["build_zip", "gradescope_command", "run", "main"]
 
-ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = Path(__file__).resolve().parents[1]   # where course_lib and autograder are (a checkout or site-packages)
 _SKIP_PARTS = {"__pycache__", ".ipynb_checkpoints", ".pytest_cache"}
 
 
@@ -43,13 +43,15 @@ def build_zip(assignment: str, out: Path | None = None) -> Path:
     """Build the Gradescope autograder zip for ``assignment``; returns its path."""
     from autograder.suites import load_suite
     suite = load_suite(assignment)
-    out = Path(out) if out else ROOT / "build" / f"gradescope_{suite.name}.zip"  # build/ is ignored by git
-    templates = ROOT / "ci" / "gradescope"
+    from course_lib.paths import course_root
+    root = course_root()
+    out = Path(out) if out else root / "build" / f"gradescope_{suite.name}.zip"  # build/ is ignored by git
+    templates = root / "ci" / "gradescope"
     for name in ("setup.sh", "run_autograder"):
         if not (templates / name).is_file():
             raise ValueError(f"{templates / name} is missing: the Gradescope templates ship in ci/gradescope/")
     source = Path(getattr(suite, "source", "")).resolve()
-    package_suites = (ROOT / "autograder" / "suites").resolve()
+    package_suites = (PACKAGES / "autograder" / "suites").resolve()
     config = {"assignment": suite.name, "suite": None, "built": time.strftime("%Y-%m-%dT%H:%M:%S")}
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
@@ -57,10 +59,10 @@ def build_zip(assignment: str, out: Path | None = None) -> Path:
         _add(zf, "setup.sh", (templates / "setup.sh").read_bytes(), 0o755)
         _add(zf, "run_autograder", (templates / "run_autograder").read_bytes(), 0o755)
         for name in ("pyproject.toml", "README.md"):
-            if (ROOT / name).is_file():
-                _add(zf, name, (ROOT / name).read_bytes())
-        _add_tree(zf, ROOT / "course_lib", "course_lib")
-        _add_tree(zf, ROOT / "autograder", "autograder")
+            if (root / name).is_file():
+                _add(zf, name, (root / name).read_bytes())
+        _add_tree(zf, PACKAGES / "course_lib", "course_lib")
+        _add_tree(zf, PACKAGES / "autograder", "autograder")
         if source.is_file() and source.parent != package_suites:
             config["suite"] = f"suite/{suite.name}.py"
             _add(zf, config["suite"], source.read_bytes())

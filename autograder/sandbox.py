@@ -247,10 +247,16 @@ def _runtime_base() -> Path:
 
 
 def _site_packages() -> list:
+    """The grader's site-packages folders: this environment's, then any other on ``sys.path`` (a ``.pth`` file
+    or ``PYTHONPATH`` may add the folder where the dependencies live)."""
     paths = []
     for key in ("purelib", "platlib"):
         p = Path(sysconfig.get_paths()[key])
         if p.is_dir() and p not in paths:
+            paths.append(p)
+    for entry in sys.path:
+        p = Path(entry) if entry else None
+        if p is not None and p.name in ("site-packages", "dist-packages") and p.is_dir() and p not in paths:
             paths.append(p)
     return paths
 

@@ -31,11 +31,10 @@ sys.path.insert(0, str(ROOT))
 
 
 def sample(assignment: str) -> Path:
-    """The complete sample submission of ``assignment``."""
-    from autograder.demo import DEMOS
-    for name, folder in DEMOS:
-        if name == assignment and (Path(folder) / "complete.ipynb").is_file():
-            return Path(folder) / "complete.ipynb"
+    """The complete sample submission of ``assignment`` (an assignment's examples, or the test fixture's)."""
+    for folder in (ROOT / "examples" / assignment, ROOT / "tests" / "fixtures" / assignment / "submissions"):
+        if (folder / "complete.ipynb").is_file():
+            return folder / "complete.ipynb"
     raise SystemExit(f"no complete.ipynb sample for {assignment}")
 
 

@@ -52,8 +52,9 @@ def use_style() -> None:
 
 
 def lectures_dir() -> Path:
-    """The ``lectures`` folder of the working tree."""
-    return Path(__file__).resolve().parent.parent / "lectures"
+    """The ``lectures`` folder of the course folder (``course_lib.paths.course_root``)."""
+    from course_lib.paths import course_root
+    return course_root() / "lectures"
 
 
 def figures_dir() -> Path:

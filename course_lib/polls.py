@@ -23,11 +23,12 @@ _KINDS = ("single", "multiple")
 
 
 def bank_path() -> Path:
-    """The poll bank: ``$COURSE_POLLS_FILE`` if set, else ``lectures/polls.json`` of the working tree."""
+    """The poll bank: ``$COURSE_POLLS_FILE`` if set, else ``lectures/polls.json`` of the course folder."""
+    from course_lib.paths import course_root
     env = os.environ.get("COURSE_POLLS_FILE")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent / "lectures" / "polls.json"
+    return course_root() / "lectures" / "polls.json"
 
 
 def validate_poll(poll: dict) -> None:

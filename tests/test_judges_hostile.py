@@ -184,6 +184,18 @@ def test_correct_fa_em_step_scores_full_marks():
     assert len(results) == 2 and all(r.passed for r in results.values())
 
 
+def test_fa_em_step_with_non_finite_entries_scores_zero_with_a_reason():
+    """NaN or infinite parameters score 0 in the invariant check, which refuses them itself (course_lib's
+    from_params raises on them), and never full marks in the comparison."""
+    all_cases = cases("hw3_linear", "hidden")
+    A, D = correct("hw3_linear", "fa_em_step", all_cases["fa_em_step"][0])
+    for output in ((np.full_like(A, np.nan), D), (A, np.full_like(D, np.inf)), (A, np.where(D > D.min(), D, np.nan))):
+        results = run_checks("hw3_linear", "fa_em_step", "hidden", 0, output, all_cases)
+        monotone = results.pop("fa_em_step never lowers the log-likelihood")
+        assert monotone.score_fraction == 0.0 and "finite" in monotone.message
+        assert all(r.score_fraction < 1.0 for r in results.values())      # the comparison: the right half only
+
+
 # ------------------------------------------------------------------------------ hw4 kl_divergence: never negative
 def test_kl_that_is_never_negative_but_wrong_scores_zero():
     all_cases = cases("hw4_vae", "hidden")

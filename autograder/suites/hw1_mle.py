@@ -1,10 +1,11 @@
 """Grading suite of hw1_mle: maximum-likelihood estimates and Gaussian generative classifiers.
 
-Expected values come from course_lib: ``course_lib.mle.gaussian`` and ``course_lib.mle.categorical``, the
-fitted attributes of ``GaussianDiscriminantAnalysis`` and ``GaussianNaiveBayes``, and for the posterior
-class probabilities course_lib's batched ``log_gaussian_pdf`` normalised by ``course_lib.elbo.posterior``
-(log-sum-exp). The known-mistake alternatives (the unbiased covariance, probabilities without
-log-sum-exp) are the only formulas written here.
+Expected values come from course_lib's public API: ``course_lib.mle.gaussian`` and
+``course_lib.mle.categorical``, the fitted attributes of ``GaussianDiscriminantAnalysis`` and
+``GaussianNaiveBayes``, and for the posterior class probabilities ``predict_proba`` of a
+``GaussianDiscriminantAnalysis.from_params`` holding the case's priors, means and covariances. The
+known-mistake alternatives (the unbiased covariance, probabilities without log-sum-exp, the latter from
+``course_lib.mle.gaussian_log_likelihood``) are the only formulas written here.
 
 Every check compares with a reference (the fits are closed-form maximum-likelihood estimates, so there is
 no optimisation result a degenerate answer could fake and no invariant judged on its own).
@@ -14,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from autograder.suite import Check, Function, Suite, reference_judge
-from autograder.suites._common import as_numpy, as_tensor, random_spd
+from autograder.suites._common import random_spd
 
 # float64 NumPy against a float64 reference: agreement to rounding error.
 RTOL, ATOL = 1e-9, 1e-11
@@ -83,16 +84,10 @@ def ref_naive_bayes(case):
     return model.class_prior_, model.theta_, model.var_
 
 
-def _log_joint(case):
-    import torch
-    from course_lib._gaussian import log_gaussian_pdf
-    return as_numpy(torch.log(as_tensor(case["priors"]))
-                    + log_gaussian_pdf(as_tensor(case["X"]), as_tensor(case["means"]), as_tensor(case["covs"])))
-
-
 def ref_predict_proba(case):
-    from course_lib.elbo import posterior
-    return posterior(_log_joint(case))
+    from course_lib import GaussianDiscriminantAnalysis
+    gda = GaussianDiscriminantAnalysis.from_params(case["priors"], case["means"], case["covs"])
+    return gda.predict_proba(case["X"])
 
 
 # ---------------------------------------------------------------------------------------------- mistakes
@@ -115,8 +110,14 @@ def naive_bayes_unbiased(case):
 
 
 def proba_without_logsumexp(case):
+    """Bayes' rule on the densities themselves: exp of each log joint, then normalise (0/0 where every
+    density underflows)."""
+    from course_lib.mle import gaussian_log_likelihood
+    X = case["X"]
+    log_joint = np.log(case["priors"]) + np.stack(
+        [gaussian_log_likelihood(X, m, S, per_observation=True) for m, S in zip(case["means"], case["covs"])], axis=1)
     with np.errstate(all="ignore"):
-        joint = np.exp(_log_joint(case))
+        joint = np.exp(log_joint)
         return joint / joint.sum(axis=1, keepdims=True)
 
 
@@ -137,7 +138,7 @@ SUITE = Suite(
                                     description="the maximum-likelihood class probabilities"),
         "gda_fit": Function(time_budget_s=20, forbidden=_FORBID_CLASSIFIERS + _FORBID_MLE,
                             description="priors, means and covariances per class"),
-        "gda_predict_proba": Function(time_budget_s=20, forbidden=_FORBID_CLASSIFIERS,
+        "gda_predict_proba": Function(time_budget_s=20, forbidden=_FORBID_CLASSIFIERS + _FORBID_MLE,
                                       description="posterior class probabilities, in log space"),
         "naive_bayes_fit": Function(time_budget_s=20, forbidden=_FORBID_CLASSIFIERS + _FORBID_MLE,
                                     description="priors, means and per-feature variances per class"),

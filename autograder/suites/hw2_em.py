@@ -1,13 +1,11 @@
 """Grading suite of hw2_em: EM for Gaussian mixtures and for a Gaussian with missing entries, and the ELBO.
 
-Every expected value comes from course_lib: ``course_lib._gaussian.log_gaussian_pdf`` for the densities,
-``course_lib.elbo`` (``posterior``, ``log_marginal``, ``elbo``) for the E-step and the bound,
-``GaussianMixture._estimate_from_resp`` (with ``reg_covar=0``) for one M-step, ``GaussianMixture`` started
-from the notebook's initialisation for the fitted mixture, and the missing-data pieces of
-``course_lib.missing_data`` (``_Layout``, ``_complete``, ``MissingDataGaussian._m_step``) for the missing-data
-E- and M-steps. The grader does not
-re-implement the mathematics; the known-mistake alternatives (what a wrong solution returns) are the only
-formulas written here.
+Every expected value comes from course_lib's public API: ``course_lib.mle.gaussian_log_likelihood`` for
+the densities, ``course_lib.mixture`` (``log_joint``, ``e_step``, ``m_step`` with ``reg_covar=0``, and
+``em_step`` iterated from the notebook's initialisation for the fitted mixture), ``course_lib.elbo.elbo`` for
+the bound, and ``course_lib.missing_data`` (``complete``, ``m_step``) for the missing-data E- and M-steps.
+The grader does not re-implement the mathematics; the known-mistake alternatives (what a wrong solution
+returns) are the only formulas written here.
 
 Judging ``fit_gmm``. A mixture's likelihood is unbounded (a component of covariance 1e-200·I sitting on a data
 point has an arbitrarily large density there), so neither "the likelihood is high" nor "the history never
@@ -21,8 +19,6 @@ from __future__ import annotations
 import numpy as np
 
 from autograder.suite import Check, CheckResult, Function, Suite, reference_judge
-from autograder.suites._common import as_numpy as _np
-from autograder.suites._common import as_tensor as _t
 from autograder.suites._common import elbo_bound_judge, match_components, random_spd
 
 # float64 NumPy against a float64 torch reference; the two differ by rounding only. Cholesky versus
@@ -40,7 +36,7 @@ COV_FLOOR = 1e-6
 PARTIAL_MAX, GAP_NATS = 0.5, 25.0
 
 _FORBID_GMM = ("course_lib.mixture", "course_lib.GaussianMixture", "course_lib.elbo", "course_lib._gaussian",
-               "scipy.stats", "scipy.special.logsumexp")
+               "course_lib.mle", "scipy.stats", "scipy.special.logsumexp")
 _FORBID_MISSING = ("course_lib.missing_data", "course_lib.MissingDataGaussian")
 
 
@@ -84,8 +80,8 @@ def _with_missing(rng, X, fraction):
 
 def _posterior(X, weights, means, covs):
     """The E-step's responsibilities, from course_lib (for the ELBO's equality case)."""
-    from course_lib.elbo import posterior
-    return posterior(_log_joint(X, weights, means, covs))
+    from course_lib.mixture import e_step
+    return e_step(X, weights, means, covs)[0]
 
 
 def make_cases(rng, visibility):
@@ -145,28 +141,23 @@ def make_cases(rng, visibility):
 # ---------------------------------------------------------------------------------------------- references
 def _log_joint(X, weights, means, covs):
     """log pi_k + log N(x_n; mu_k, Sigma_k), shape (N, K), from course_lib."""
-    import torch
-    from course_lib._gaussian import log_gaussian_pdf
-    return _np(torch.log(_t(weights)) + log_gaussian_pdf(_t(X), _t(means), _t(covs)))
+    from course_lib.mixture import log_joint
+    return log_joint(X, weights, means, covs)
 
 
 def ref_log_gaussian_pdf(case):
-    from course_lib._gaussian import log_gaussian_pdf
-    return _np(log_gaussian_pdf(_t(case["X"]), _t(case["mean"]), _t(case["cov"])))
+    from course_lib.mle import gaussian_log_likelihood
+    return gaussian_log_likelihood(case["X"], case["mean"], case["cov"], per_observation=True)
 
 
 def ref_e_step(case):
-    from course_lib.elbo import log_marginal, posterior
-    lj = _log_joint(case["X"], case["weights"], case["means"], case["covs"])
-    return posterior(lj), float(log_marginal(lj))
+    from course_lib.mixture import e_step
+    return e_step(case["X"], case["weights"], case["means"], case["covs"])
 
 
 def ref_m_step(case):
-    from course_lib.mixture import GaussianMixture
-    X, resp = _t(case["X"]), _t(case["resp"])
-    gm = GaussianMixture(n_components=resp.shape[1], reg_covar=0.0)
-    nk, means, covs = gm._estimate_from_resp(X, resp)
-    return _np(nk / X.shape[0]), _np(means), _np(covs)
+    from course_lib.mixture import m_step
+    return m_step(case["X"], case["resp"])
 
 
 def ref_elbo(case):
@@ -175,17 +166,17 @@ def ref_elbo(case):
 
 
 def ref_log_likelihood(X, weights, means, covs):
-    from course_lib.elbo import log_marginal
-    return float(log_marginal(_log_joint(X, weights, means, covs)))
+    from course_lib.mixture import e_step
+    return float(e_step(X, weights, means, covs)[1])
 
 
 _REFERENCE_FITS: dict = {}
 
 
 def ref_fit_gmm(case) -> dict:
-    """course_lib's GaussianMixture run for n_iter EM iterations from the notebook's initialisation (the
-    means at ``default_rng(seed).choice(N, K, replace=False)``, every covariance the data's ML covariance,
-    equal weights).
+    """n_iter of course_lib's EM iterations (``course_lib.mixture.em_step``, with ``reg_covar=0``) from the
+    notebook's initialisation: the means at ``default_rng(seed).choice(N, K, replace=False)``, every
+    covariance the data's ML covariance, equal weights.
 
     Returns
     -------
@@ -194,45 +185,32 @@ def ref_fit_gmm(case) -> dict:
         iteration's E-step computes, and the final ``weights`` (K,), ``means`` (K, d), ``covs`` (K, d, d).
     """
     import hashlib
-    import warnings
 
-    from course_lib.mixture import GaussianMixture
+    from course_lib.mixture import em_step
     from course_lib.mle import gaussian
     X, K, n_iter = np.asarray(case["X"], dtype=np.float64), int(case["K"]), int(case["n_iter"])
     key = (hashlib.sha256(X.tobytes()).hexdigest(), X.shape, K, n_iter, int(case["seed"]))
     if key not in _REFERENCE_FITS:
         N = X.shape[0]
-        means0 = X[np.random.default_rng(int(case["seed"])).choice(N, size=K, replace=False)]
-        precision0 = np.linalg.inv(gaussian(X)[1])
-        gm = GaussianMixture(n_components=K, tol=0.0, reg_covar=0.0, max_iter=n_iter,
-                             weights_init=np.full(K, 1.0 / K), means_init=means0,
-                             precisions_init=np.repeat(precision0[None], K, axis=0))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            gm.fit(X)
-        weights, means, covs = (np.asarray(a, dtype=np.float64) for a in (gm.weights_, gm.means_, gm.covariances_))
-        _REFERENCE_FITS[key] = {"log_likelihood": ref_log_likelihood(X, weights, means, covs),
-                                "history": np.asarray(gm.lower_bounds_, dtype=np.float64) * N,
+        weights = np.full(K, 1.0 / K)
+        means = X[np.random.default_rng(int(case["seed"])).choice(N, size=K, replace=False)]
+        covs = np.repeat(gaussian(X)[1][None], K, axis=0)
+        history = np.empty(n_iter)
+        for i in range(n_iter):
+            weights, means, covs, history[i] = em_step(X, weights, means, covs)
+        _REFERENCE_FITS[key] = {"log_likelihood": ref_log_likelihood(X, weights, means, covs), "history": history,
                                 "weights": weights, "means": means, "covs": covs}
     return _REFERENCE_FITS[key]
 
 
 def ref_missing_e_step(case):
-    import torch
-    from course_lib.missing_data import _complete, _Layout
-    X = _t(case["X"])
-    lay = _Layout(X)
-    _, completed, C = _complete(lay, _t(case["mean"]), _t(case["cov"]))
-    per_row = torch.empty((X.shape[0],) + tuple(C.shape[1:]), dtype=X.dtype)
-    for p, rows in enumerate(lay.slices):
-        per_row[rows] = C[p]
-    return _np(lay.unsort(completed)), _np(lay.unsort(per_row))
+    from course_lib.missing_data import complete
+    return complete(case["X"], case["mean"], case["cov"])
 
 
 def ref_missing_m_step(case):
-    from course_lib.missing_data import MissingDataGaussian
-    mean, cov = MissingDataGaussian._m_step(_t(case["X_filled"]), _t(case["cond_covs"]).sum(0))
-    return _np(mean), _np(cov)
+    from course_lib.missing_data import m_step
+    return m_step(case["X_filled"], case["cond_covs"])
 
 
 # ---------------------------------------------------------------------------------------------- mistakes

@@ -1,11 +1,10 @@
 """Grading suite of hw3_linear: PCA (closed form and alternating least squares) and factor analysis.
 
-Expected values come from course_lib: ``course_lib.PCA`` (components and explained variances; compared as
-subspaces, since a basis is not unique), ``course_lib.pca.iterative_pca_step``, and a ``FactorAnalysis``
-whose parameters are set to the case's ``A``, ``D`` and zero mean for the posterior (``posterior``), the
-log-likelihood (``score_samples``) and the ELBO (``elbo``). One EM step of factor analysis has no
-function of its own in course_lib: the reference takes course_lib's posterior and applies the M-step
-(the slides' two update formulas, five lines in ``ref_fa_em_step``).
+Expected values come from course_lib's public API: ``course_lib.PCA`` (components and explained variances;
+compared as subspaces, since a basis is not unique), ``course_lib.pca.iterative_pca_step``,
+``FactorAnalysis.from_params`` with the case's ``A``, ``D`` and zero mean for the posterior (``posterior``),
+the log-likelihood (``score_samples``) and the ELBO (``elbo``), and ``course_lib.factor_analysis.em_step``
+(zero mean, no noise floor: the slides' plain update) for one EM step.
 
 The invariants (an EM step never lowers the log-likelihood; the ELBO is at most log p(X), with equality at
 the posterior) are credited only with the reference value: returning A and D unchanged never lowers the
@@ -64,12 +63,7 @@ def make_cases(rng, visibility):
 def _fa_model(A, D):
     """A course_lib FactorAnalysis holding the given loadings A (d, k), noise D (d,) and a zero mean."""
     from course_lib import FactorAnalysis
-    A, D = np.asarray(A, dtype=np.float64), np.asarray(D, dtype=np.float64)
-    d, k = A.shape
-    fa = FactorAnalysis(n_components=k)
-    fa._check_input(np.zeros((2, d)), reset=True)
-    fa.components_, fa.noise_variance_, fa.mean_ = A.T.copy(), D.copy(), np.zeros(d)
-    return fa
+    return FactorAnalysis.from_params(np.asarray(A, dtype=np.float64).T, np.asarray(D, dtype=np.float64))
 
 
 def ref_pca(case):
@@ -88,13 +82,12 @@ def ref_fa_posterior(case):
 
 
 def ref_fa_em_step(case):
+    """course_lib's EM step from A (d, k) and D (d,) under a zero mean, without a noise floor: (A_new, D_new)."""
+    from course_lib.factor_analysis import em_step
     X = np.asarray(case["X"], dtype=np.float64)
-    N = X.shape[0]
-    M, S = ref_fa_posterior(case)                       # course_lib's E-step
-    XM = X.T @ M                                        # sum_n x_n E[z_n]^T
-    A_new = np.linalg.solve(N * S + M.T @ M, XM.T).T    # (sum x E[z]^T)(sum E[z z^T])^-1
-    D_new = (np.sum(X * X, axis=0) - np.sum(A_new * XM, axis=1)) / N
-    return A_new, D_new
+    components, D_new = em_step(X, np.asarray(case["A"], dtype=np.float64).T, case["D"],
+                                mean=np.zeros(X.shape[1]), noise_floor=0.0)
+    return components.T, D_new
 
 
 def ref_fa_log_likelihood(case):
@@ -139,8 +132,10 @@ def _em_monotone_judge(case, output, ctx):
     if not isinstance(output, (tuple, list)) or len(output) != 2:
         return CheckResult(0.0, "fa_em_step must return (A_new, D_new)")
     A_new, D_new = (np.asarray(o, dtype=float) for o in output)
-    if A_new.shape != case["A"].shape or D_new.shape != case["D"].shape or not np.all(D_new > 0):
-        return CheckResult(0.0, "A_new must have the shape of A, D_new the shape of D with positive entries")
+    if A_new.shape != case["A"].shape or D_new.shape != case["D"].shape or not np.all(np.isfinite(A_new)) \
+            or not np.all(D_new > 0) or not np.all(np.isfinite(D_new)):
+        return CheckResult(0.0, "A_new must have the shape of A with finite entries, D_new the shape of D with "
+                                "finite positive entries")
     before = ref_fa_log_likelihood(case)
     after = ref_fa_log_likelihood({"X": case["X"], "A": A_new, "D": D_new})
     if not (np.isfinite(after) and after >= before - 1e-8 * abs(before)):
