@@ -1036,7 +1036,7 @@ def _assignment_of(nb_path: Path, nb: dict) -> str:
     if isinstance(meta, dict) and meta.get("assignment"):
         return registered_suite(meta["assignment"], f"{nb_path.name} names")
     stem = nb_path.stem
-    for name in available_suites():
+    for name in available_suites(fixtures=True):
         if stem == name or stem.startswith(name):
             return name
     raise ValueError(f"{nb_path}: cannot tell which assignment this is: pass --assignment HW")

@@ -7,9 +7,20 @@ preprocessors, applied with nbconvert (no nbgrader course database is involved):
                         ``# YOUR CODE HERE`` / ``raise NotImplementedError()`` (the docstring stays);
 * ``ClearHiddenTests``  test code between ``### BEGIN HIDDEN TESTS`` and ``### END HIDDEN TESTS`` is removed;
 * ``ClearMarkScheme``   marking schemes of written answers are removed;
-* ``LockCells``         test and read-only cells are marked non-editable/non-deletable;
-* ``ComputeChecksums``  nbgrader's checksum of every graded cell is recorded in its metadata;
+* ``PublicTestCells``   (ours) each test cell becomes an nbgrader *read-only* cell: its ``grade`` flag and
+                        ``points`` are removed (see below);
+* ``LockCells``         read-only cells are marked non-editable/non-deletable;
+* ``ComputeChecksums``  nbgrader's checksum of every solution and read-only cell is recorded in its metadata;
 * ``ClearOutput``       outputs and execution counts are cleared.
+
+One source of truth for points. The solution's test cells carry nbgrader points (one cell per graded function,
+its points the suite's points for that function), but their asserts are not the grading suite's checks
+(``autograder/suites/HW.py``, with hidden cases judged outside the student's kernel): nbgrader's autograde
+of those cells would give a second, different score for the same submission. So the released notebook does
+not present itself as nbgrader-gradable: its test cells stay, locked, as quick checks a student runs, and no
+cell carries ``grade`` or ``points``. The grade is ``course grade``'s; ``course gradebook HW RESULTS_DIR``
+(``autograder.gradebook``) writes it into nbgrader's gradebook, one grade cell ``test_<function>`` per graded
+function, so formgrader shows the same score.
 
 ``course release HW --check`` regenerates the notebook in memory and compares it with the committed one;
 it exits 1 (naming the first differing cell) when they have drifted apart.
@@ -21,23 +32,45 @@ import json
 import sys
 from pathlib import Path
 
-__all__ = ["ASSIGNMENTS", "solution_path", "release_path", "release_notebook", "render", "release",
-           "check", "release_command"]
+__all__ = ["ASSIGNMENTS", "PublicTestCells", "solution_path", "release_path", "release_notebook", "render",
+           "release", "check", "release_command"]
 
-ROOT = Path(__file__).resolve().parent.parent
-
-#: The course's assignments, in lecture order.
-ASSIGNMENTS = ("hw1_mle", "hw2_em", "hw3_linear", "hw4_vae")
+from autograder.suites import ASSIGNMENTS  # noqa: E402 - the one registry of the course's assignments
 
 CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
 
 
-def solution_path(hw: str, root: Path = ROOT) -> Path:
-    return Path(root) / "solutions" / hw / f"{hw}.ipynb"
+def _root(root) -> Path:
+    """``root``, else the course folder (``course_lib.paths.course_root``)."""
+    from course_lib.paths import course_root
+    return Path(root) if root is not None else course_root()
 
 
-def release_path(hw: str, root: Path = ROOT) -> Path:
-    return Path(root) / "assignments" / hw / f"{hw}.ipynb"
+def solution_path(hw: str, root: Path | None = None) -> Path:
+    return _root(root) / "solutions" / hw / f"{hw}.ipynb"
+
+
+def release_path(hw: str, root: Path | None = None) -> Path:
+    return _root(root) / "assignments" / hw / f"{hw}.ipynb"
+
+
+class PublicTestCells:
+    """Turn every nbgrader test cell (``grade`` set, not a solution) into a read-only cell without points.
+
+    The cell keeps its source (the visible asserts), its ``grade_id`` and ``locked``; ``grade`` becomes False
+    and ``points`` is removed, so nbgrader has nothing of its own to score in the released notebook. It runs
+    before ``LockCells`` and ``ComputeChecksums``, so nbgrader locks and checksums the cell as what it now is.
+    A preprocessor in nbgrader's sense: ``preprocess(nb, resources) -> (nb, resources)``.
+    """
+
+    def preprocess(self, nb, resources):
+        for cell in nb.cells:
+            meta = cell.metadata.get("nbgrader")
+            if meta and meta.get("grade") and not meta.get("solution"):
+                meta["grade"] = False
+                meta.pop("points", None)
+                meta["locked"] = True
+        return nb, resources
 
 
 def _preprocessors():
@@ -52,9 +85,11 @@ def _preprocessors():
     config.LockCells.lock_solution_cells = False      # students edit their solution cells
     config.LockCells.lock_grade_cells = True
     config.LockCells.lock_readonly_cells = True
-    # The order of nbgrader's generate_assignment: clear, lock, checksum, then clear outputs.
-    return [cls(config=config) for cls in
-            (ClearSolutions, ClearHiddenTests, ClearMarkScheme, LockCells, ComputeChecksums, ClearOutput)]
+    # The order of nbgrader's generate_assignment (clear, lock, checksum, then clear outputs), with the
+    # test cells made read-only before they are locked and checksummed.
+    first = [cls(config=config) for cls in (ClearSolutions, ClearHiddenTests, ClearMarkScheme)]
+    last = [cls(config=config) for cls in (LockCells, ComputeChecksums, ClearOutput)]
+    return [*first, PublicTestCells(), *last]
 
 
 def release_notebook(nb):
@@ -109,14 +144,14 @@ def _check_solution(hw: str, nb) -> None:
                              f"one function with that name, found {defs}")
 
 
-def build(hw: str, root: Path = ROOT) -> str:
+def build(hw: str, root: Path | None = None) -> str:
     """The text the released notebook of ``hw`` must have."""
     nb = _read(solution_path(hw, root))
     _check_solution(hw, nb)
     return render(release_notebook(nb))
 
 
-def release(hw: str, root: Path = ROOT) -> Path:
+def release(hw: str, root: Path | None = None) -> Path:
     """Write ``assignments/HW/HW.ipynb`` from ``solutions/HW/HW.ipynb``; return its path."""
     text = build(hw, root)
     out = release_path(hw, root)
@@ -127,8 +162,9 @@ def release(hw: str, root: Path = ROOT) -> Path:
     return out
 
 
-def check(hw: str, root: Path = ROOT) -> str | None:
+def check(hw: str, root: Path | None = None) -> str | None:
     """None when the committed student notebook is what release would write, else one line saying where not."""
+    root = _root(root)
     expected = build(hw, root)
     out = release_path(hw, root)
     if not out.is_file():
@@ -148,25 +184,30 @@ def check(hw: str, root: Path = ROOT) -> str | None:
 
 
 def release_command(args: argparse.Namespace) -> int:
+    try:
+        root = _root(None)
+    except ValueError as exc:
+        print(f"course release: {exc}", file=sys.stderr)
+        return 2
     names = list(ASSIGNMENTS) if args.assignment in ("all", "ALL") else [args.assignment]
     status = 0
     for hw in names:
-        if not solution_path(hw).is_file():
-            known = ", ".join(p.name for p in sorted((ROOT / "solutions").glob("*")) if (p / f"{p.name}.ipynb").is_file())
+        if not solution_path(hw, root).is_file():
+            known = ", ".join(p.name for p in sorted((root / "solutions").glob("*")) if (p / f"{p.name}.ipynb").is_file())
             print(f"course release: no solution notebook solutions/{hw}/{hw}.ipynb; known: {known or 'none'}",
                   file=sys.stderr)
             return 2
         try:
             if args.check:
-                problem = check(hw)
+                problem = check(hw, root)
                 if problem:
                     print(f"course release --check: {problem}", file=sys.stderr)
                     status = 1
                 else:
                     print(f"{hw}: assignments/{hw}/{hw}.ipynb is in sync")
             else:
-                out = release(hw)
-                print(f"{hw}: wrote {out.relative_to(ROOT)}")
+                out = release(hw, root)
+                print(f"{hw}: wrote {out.relative_to(root)}")
         except (ValueError, RuntimeError, FileNotFoundError) as exc:
             print(f"course release: {hw}: {exc}", file=sys.stderr)
             return 1

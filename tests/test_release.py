@@ -50,10 +50,52 @@ def test_stubs_raise_and_hold_no_solution_or_hidden_tests(hw):
         for line in body.strip().splitlines():
             if line.strip() and not line.strip().startswith("#") and len(line.strip()) > 12:
                 assert line.strip() not in stub, f"{hw}/{gid}: solution line leaked into the stub: {line.strip()}"
-    for cell in student.cells:
-        if _nbgrader(cell).get("grade"):
-            hidden = [c for c in solution.cells if _nbgrader(c).get("grade_id") == _nbgrader(cell)["grade_id"]][0]
-            assert hidden.source.split("### BEGIN HIDDEN TESTS")[0].strip() in cell.source
+    tests = [c for c in solution.cells if _nbgrader(c).get("grade")]
+    assert tests, f"{hw}: the solution has no test cells"
+    for cell in tests:
+        released = by_id[_nbgrader(cell)["grade_id"]]
+        assert cell.source.split("### BEGIN HIDDEN TESTS")[0].strip() in released.source
+
+
+@pytest.mark.parametrize("hw", ASSIGNMENTS)
+def test_released_notebook_gives_nbgrader_nothing_of_its_own_to_grade(hw):
+    """One source of truth for points: no released cell carries nbgrader grade metadata; each solution test
+    cell is released as a locked nbgrader read-only cell (same grade_id, its visible asserts), which nbgrader
+    neither scores nor lets a student edit; the metadata is valid nbgrader format."""
+    from nbgrader import utils
+    from nbgrader.nbgraderformat import MetadataValidator
+
+    solution = _read(release.solution_path(hw))
+    student = _read(release.release_path(hw))
+    assert not [c for c in student.cells if utils.is_grade(c) or "points" in _nbgrader(c)]
+    assert sum(float(_nbgrader(c).get("points", 0)) for c in student.cells) == 0
+    by_id = {_nbgrader(c).get("grade_id"): c for c in student.cells if _nbgrader(c)}
+    tests = [c for c in solution.cells if utils.is_grade(c)]
+    assert len(tests) == len(_solution_cells(solution))
+    for cell in tests:
+        released = by_id[_nbgrader(cell)["grade_id"]]
+        assert utils.is_locked(released) and not utils.is_solution(released)
+        assert released.metadata["editable"] is False and released.metadata["deletable"] is False
+        assert _nbgrader(released)["checksum"] == utils.compute_checksum(released)
+    for cell in _solution_cells(student):       # the student's answers stay nbgrader solution cells
+        assert not utils.is_locked(cell) and not utils.is_grade(cell)
+    MetadataValidator().validate_nb(student)
+
+
+def test_public_test_cells_keeps_solution_cells_and_drops_only_grading():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("def f():\n    return 1"), nbformat.v4.new_code_cell("assert f() == 1"),
+                nbformat.v4.new_markdown_cell("text")]
+    nb.cells[0].metadata["nbgrader"] = {"grade": False, "solution": True, "locked": False, "grade_id": "f",
+                                        "schema_version": 3, "task": False}
+    nb.cells[1].metadata["nbgrader"] = {"grade": True, "solution": False, "locked": True, "grade_id": "test_f",
+                                        "points": 5, "schema_version": 3, "task": False}
+    out, _ = release.PublicTestCells().preprocess(nb, {})
+    kept = out.cells[0].metadata["nbgrader"]
+    assert kept["solution"] is True and kept["grade_id"] == "f" and not kept["grade"]
+    assert out.cells[1].metadata["nbgrader"] == {"grade": False, "solution": False, "locked": True,
+                                                 "grade_id": "test_f", "schema_version": 3, "task": False}
+    assert out.cells[1].source == "assert f() == 1" and "nbgrader" not in out.cells[2].metadata
 
 
 @pytest.mark.parametrize("hw", ASSIGNMENTS)

@@ -50,11 +50,12 @@ def suite_source(name: str) -> Path:
     raise ValueError(f"unknown assignment {name!r}: use one of {', '.join(available_suites()) or '(none yet)'}")
 
 
-def available_suites() -> list:
-    """Names that ``load_suite`` accepts (the course's assignments first, then fixtures)."""
+def available_suites(fixtures: bool = False) -> list:
+    """The course's assignments with a suite, in order (what users are offered); with ``fixtures``, also the
+    test fixtures of a checkout (which ``load_suite`` accepts by name but no user-facing list shows)."""
     own = sorted(p.stem for p in Path(__file__).resolve().parent.glob("*.py") if not p.stem.startswith("_"))
     ordered = [a for a in ASSIGNMENTS if a in own] + [a for a in own if a not in ASSIGNMENTS]
-    if _FIXTURES.is_dir():
+    if fixtures and _FIXTURES.is_dir():
         ordered += sorted(p.parent.name for p in _FIXTURES.glob("*/suite.py") if p.parent.name not in ordered)
     return ordered
 
@@ -66,7 +67,7 @@ def registered_suite(name, what: str = "the notebook names") -> str:
     (one line), so a notebook can never make the grader import a file of its choosing.
     """
     known = available_suites()
-    if isinstance(name, str) and name in known:
+    if isinstance(name, str) and name in available_suites(fixtures=True):
         return name
     shown = repr(name if isinstance(name, str) else str(name))
     shown = shown if len(shown) <= 80 else shown[:79] + "…"
