@@ -1025,7 +1025,7 @@ def _other_assignment(nb: dict, assignment: str) -> str | None:
     from autograder.suites import available_suites
     meta = nb.get("metadata") if isinstance(nb.get("metadata"), dict) else {}
     named = (meta.get("course") or {}).get("assignment") if isinstance(meta.get("course"), dict) else None
-    known = available_suites()
+    known = available_suites(fixtures=True)
     return named if isinstance(named, str) and named != assignment and named in known and assignment in known else None
 
 
