@@ -311,7 +311,10 @@ def _harvest(outdir: Path, name: str, spans: list, budget: float, cells: dict, r
     res = FunctionResult(status="ok")
     ncases = sum(n for _, _, n in spans)
     for k, offset, n in spans:
-        st = _read_json(out_dir / f"{name}.g{k}.status.json") or {}
+        status_path = out_dir / f"{name}.g{k}.status.json"
+        st = _read_json(status_path)
+        if st is None:   # absent, or present but rejected (a link, malformed, too large or too deep)
+            st = {"status": "rejected"} if os.path.lexists(status_path) else {}
         cell = cells.get(f"f:{name}:g{k}") if isinstance(cells.get(f"f:{name}:g{k}"), dict) else {}
         secs = st.get("seconds") if isinstance(st.get("seconds"), (int, float)) else cell.get("seconds", 0.0)
         res.seconds += float(secs or 0.0) if isinstance(secs, (int, float)) else 0.0
@@ -336,6 +339,9 @@ def _harvest(outdir: Path, name: str, spans: list, budget: float, cells: dict, r
                     cr = CaseResult("timeout", f"{name} did not return within its {budget:g} s budget")
                 elif timed_out:
                     cr = CaseResult("timeout", f"not run: {name} used up its {budget:g} s budget on earlier cases")
+                elif st.get("status") == "rejected":
+                    cr = CaseResult("error", f"the grader rejected {name}'s status record (a link, malformed, too "
+                                             f"large or nested too deep)")
                 else:
                     cr = CaseResult("not_run", f"{name} stopped before this case")
             elif rec["status"] == "crashed":
@@ -479,6 +485,7 @@ def execute_submission(notebook_path, suite, cases, workdir, limits: Limits | No
         (outdir / "outputs").mkdir()
         student_cells = sum(1 for c in nb.cells if c.get("cell_type") == "code")
         plan = {"parameters": dict(getattr(suite, "parameters", {}) or {}), "notebook_seconds": nb_budget,
+                "retry_cell_seconds": max(5.0, nb_budget / 6),
                 "wall_seconds": max(1.0, limits.wall_seconds - 2.0), "harvest_grace": _HARVEST_GRACE_S,
                 "max_attempts": int(max_attempts or 2 * student_cells + len(names) * len(groups) + 2),
                 "cell_output_bytes": 100_000, "notebook_output_bytes": min(4_000_000, limits.file_size_bytes // 2),

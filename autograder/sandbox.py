@@ -60,10 +60,12 @@ __all__ = [
 UID_RANGE = range(61000, 61500)
 
 #: Top-level names left out of the sandbox's site-packages (a prefix match on the entry's name): the
-#: course's reference and grader, scikit-learn, and ``rfc3987_syntax`` (an optional extra of jsonschema
-#: that compiles a grammar for 4 s on import, which nbformat would pay in every sandboxed run).
+#: course's reference and grader, scikit-learn and SciPy (students work in NumPy and PyTorch; what a suite
+#: forbids of them cannot be imported at run time, whatever the static check missed), and
+#: ``rfc3987_syntax`` (an optional extra of jsonschema that compiles a grammar for 4 s on import, which
+#: nbformat would pay in every sandboxed run).
 BLOCKED_DISTRIBUTIONS = (
-    "sklearn", "scikit_learn", "course_lib", "autograder", "course_generative_models",
+    "sklearn", "scikit_learn", "scipy", "course_lib", "autograder", "course_generative_models",
     "__editable__", "__editable___course", "rfc3987_syntax",
 )
 
@@ -632,7 +634,9 @@ def _namespace_args(runtime: Path | None, limits: "Limits", paths: SandboxPaths,
     args += ["--die-with-parent", "--new-session", "--hostname", "sandbox", *_system_binds()]
     if runtime is not None:
         args += ["--ro-bind", str(runtime), str(runtime)]
-    args += ["--proc", "/proc", "--dev", "/dev", "--dir", SANDBOX_ROOT]
+    # bubblewrap's /dev/shm is an unbounded tmpfs: give it a small cap of its own
+    args += ["--proc", "/proc", "--dev", "/dev", "--size", str(max(1 << 20, limits.disk_bytes // 8)),
+             "--tmpfs", "/dev/shm", "--dir", SANDBOX_ROOT]
     if kernel:  # re-bind what the supervisor sees, minus its output folder and the inputs it holds back
         args += ["--ro-bind", paths.input, paths.input, "--tmpfs", f"{paths.input}/hidden",
                  "--bind", paths.run, paths.run]

@@ -56,7 +56,8 @@ class Run:
     def __init__(self, plan: dict):
         self.plan = plan
         self.deadline = time.monotonic() + plan["wall_seconds"]
-        self.progress = {"attempts": 0, "cells": {}, "finished": False, "events": [], "fatal": [], "replaced": {}}
+        self.progress = {"attempts": 0, "cells": {}, "finished": False, "events": [], "fatal": [], "replaced": {},
+                         "completed": [], "hung": False}
 
     def save(self) -> None:
         path = os.path.join(OUT, "run.json")
@@ -133,6 +134,10 @@ class CourseClient(PapermillNotebookClient):
                 timeout = 30
             else:
                 timeout = student_left
+                if progress.get("hung") and key not in progress["completed"]:
+                    # after a cell hung, a cell that never finished before gets a short leash: a second hang
+                    # (another top-level call of the same looping function) costs seconds, not a whole budget
+                    timeout = min(timeout, plan["retry_cell_seconds"])
             timeout = min(timeout, run.left() - 1)
             if timeout <= 0.5:
                 progress["cells"][key] = {"role": role, "status": "skipped", "reason": "budget"}
@@ -171,6 +176,10 @@ class CourseClient(PapermillNotebookClient):
                 student_left -= rec["seconds"]
                 if rec["status"] == "timeout" and student_left <= 1:
                     rec["reason"] = "budget"
+                if rec["status"] in ("ok", "error"):
+                    progress["completed"].append(key)
+                elif rec["status"] == "timeout":
+                    progress["hung"] = True
             if fatal:
                 progress["fatal"].append({"cell": key, "role": role, "status": fatal,
                                           "reason": rec.get("reason", "")})

