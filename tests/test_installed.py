@@ -82,10 +82,14 @@ def test_check_and_grade_run_on_the_course_copy(installed):
 def test_demo_and_figures_use_the_course_copy(installed):
     r = course(installed, "demo", timeout=900)
     assert r.returncode == 0 and "complete" in r.stdout and "100" in r.stdout, r.stderr[-2000:]
-    env = dict(installed["env"], COURSE_FIGURES_DIR=str(installed["tmp"] / "figures"))
-    r = subprocess.run([str(installed["venv"] / "bin" / "course"), "figures", "--help"], cwd=installed["course"],
-                       env=env, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0
+    figures_dir = installed["tmp"] / "figures"
+    env = dict(installed["env"], COURSE_FIGURES_DIR=str(figures_dir))
+    r = subprocess.run([str(installed["venv"] / "bin" / "course"), "figures", "01"], cwd=installed["course"],
+                       env=env, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    made = sorted(p.name for p in figures_dir.glob("fig_01_*.png"))
+    assert made and all((ROOT / "lectures" / "figures" / n).read_bytes() == (figures_dir / n).read_bytes()
+                        for n in made)   # the same bytes as the committed figures
     from autograder import figures
     here = subprocess.run([str(installed["venv"] / "bin" / "python"), "-c",
                            "from autograder.figures import lecture_notebooks; print(len(lecture_notebooks()))"],
