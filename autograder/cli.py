@@ -21,6 +21,16 @@ def _lazy(target: str):
     return run
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of at least 1")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="course", description="The generative-models course: grade, check, release, figures.")
@@ -36,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("submissions", nargs="+", metavar="SUBMISSION", help="notebooks (or folders of notebooks)")
     p.add_argument("--assignment", required=True, metavar="HW", help="e.g. hw2_em, or the path of a suite file")
     p.add_argument("--out", default="grading_output", metavar="DIR", help="where results go (default: grading_output)")
-    p.add_argument("--workers", type=int, default=1, metavar="N", help="parallel grading processes (default 1)")
+    p.add_argument("--workers", type=_positive_int, default=1, metavar="N",
+                   help="parallel grading processes (default 1)")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="a Dask scheduler, e.g. tls://host:8786 (with --tls-*) or tcp://host:8786")
     p.add_argument("--min-isolation", default=None, choices=("none", "uid", "namespaces"), metavar="LEVEL",
