@@ -152,8 +152,8 @@ def _compare_one(got, expected, rtol, atol, label: str = "") -> tuple[bool, str]
         return False, shape_line + hint
     if _close(g, e, rtol, atol):
         return True, f"{prefix}matches (shape {tuple(e.shape)}, rtol {rtol:g}, atol {atol:g})"
-    same_dtype = "" if g.dtype == e.dtype else f"; dtype {g.dtype}, expected {e.dtype}"
-    lines.append(f"{prefix}the shape is right {tuple(e.shape)} but the values differ{same_dtype}")
+    kind = f"dtype {e.dtype}" if g.dtype == e.dtype else f"dtype {g.dtype} (expected {e.dtype})"
+    lines.append(f"{prefix}shape {tuple(e.shape)} as expected, {kind}, but the values differ")
     _, err = _error_summary(g, e)
     lines.append(f"{prefix}{err} (tolerance rtol {rtol:g}, atol {atol:g})")
     if e.size <= _MAX_SHOWN:
