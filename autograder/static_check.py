@@ -15,8 +15,18 @@ when ``U`` is a star import of a package containing ``F``.
 from __future__ import annotations
 
 import ast
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+
+#: CPython's AST constructor is not safe when two threads build trees at once ("AST constructor recursion
+#: depth mismatch", seen with a Dask worker grading in several threads): one parse at a time.
+_AST_LOCK = threading.RLock()
+
+
+def _parse(source: str) -> ast.Module:
+    with _AST_LOCK:
+        return ast.parse(source)
 
 __all__ = ["FunctionInfo", "Violation", "StaticReport", "check_notebook", "check_submission", "cell_sources",
            "definitions_only"]
@@ -224,7 +234,7 @@ def check_notebook(notebook, functions=(), forbidden=()) -> StaticReport:
     uses = _Uses()
     for index, src in sources:
         try:
-            tree = ast.parse(src)
+            tree = _parse(src)
         except SyntaxError as exc:
             text = (exc.text or "").strip()
             where = f" near `{text[:80]}`" if text else ""
@@ -266,11 +276,12 @@ def definitions_only(source: str) -> str | None:
     defines. None when the cell does not parse or defines nothing.
     """
     try:
-        tree = ast.parse(_to_python(source))
+        tree = _parse(_to_python(source))
     except SyntaxError:
         return None
     keep = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom, ast.FunctionDef,
                                                     ast.AsyncFunctionDef, ast.ClassDef))]
     if not any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) for n in keep):
         return None
-    return ast.unparse(ast.Module(body=keep, type_ignores=[]))
+    with _AST_LOCK:
+        return ast.unparse(ast.Module(body=keep, type_ignores=[]))
