@@ -78,6 +78,16 @@ def test_static_check_of_a_suite_and_of_the_corpus():
     assert check_submission(HOSTILE / "syntax_error.ipynb", suite).missing == ["mle_covariance"]
 
 
+def test_static_check_is_safe_from_several_threads():
+    """A Dask worker grades several submissions at once in threads: parsing must not trip CPython's AST
+    constructor ("recursion depth mismatch")."""
+    suite = _suite()
+    notebooks = sorted(HOSTILE.glob("*.ipynb")) + sorted((HOSTILE / "hw2_em").glob("*.ipynb"))
+    with ThreadPoolExecutor(8) as pool:
+        reports = list(pool.map(lambda p: check_submission(p, suite), notebooks * 3))
+    assert len(reports) == 3 * len(notebooks)
+
+
 def test_definitions_only_keeps_imports_and_defs():
     src = "import numpy as np\nx = np.ones(3)\ndef f(a):\n    return a\nwhile True:\n    pass\n"
     out = definitions_only(src)
