@@ -1,7 +1,7 @@
 """Speed of one EM iteration of course_lib's GaussianMixture against scikit-learn's, side by side.
 
-Full covariances, the same data and the same initial parameters (weights, means, precisions) for every
-contender: scikit-learn (always float64), course_lib in float64 and course_lib in float32. The contenders are
+Full covariances by default (``--covariance-type diag`` or ``spherical`` for the others), the same data and the
+same initial parameters (weights, means, precisions) for every contender: scikit-learn (always float64), course_lib in float64 and course_lib in float32. The contenders are
 timed in one run, interleaved (the order rotates every repeat), and the median is taken, so both sides see
 the same machine load; each measurement runs in a fresh process of its own (after a warm-up fit), because a
 torch fit in a process where scikit-learn had just run was measured twice as slow here (NumPy's BLAS thread
@@ -17,6 +17,12 @@ cached by an allocator from an earlier fit does not hide anything. tracemalloc i
 allocations but neither torch's nor the BLAS buffers, so it would not compare like with like. On a GPU,
 torch's own peak allocation is reported instead. Linux only (it reads /proc/self/statm).
 
+The roofline: one iteration of the standard algorithm multiplies two pairs of matrices of n × d and d × K d
+(the E-step's whitening and the M-step's weighted sums), 4 n K d² floating-point operations; divided by the
+rate of a large dense product with torch on this machine (measured in the same run, interleaved with the
+contenders, in a fresh process, float64 and float32) it gives the shortest time an iteration could take, and
+that floor over the measured time is the fraction of the roofline reached.
+
 Wall-clock time is the headline. Process CPU time is printed next to it: on a machine shared with other
 jobs, wall-clock ratios wander with the load, and with ``--threads 1`` CPU time is the steadier measure of
 the work each side does.
@@ -28,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import subprocess
 import sys
@@ -41,7 +48,7 @@ import torch
 from course_lib.mixture import GaussianMixture
 
 
-def make_problem(n: int, d: int, k: int, seed: int):
+def make_problem(n: int, d: int, k: int, seed: int, covariance_type: str = "full"):
     """Data from a K-component mixture, and one shared initialisation (weights, means, precisions)."""
     rng = np.random.default_rng(seed)
     centers = rng.normal(scale=3.0, size=(k, d))
@@ -54,6 +61,10 @@ def make_problem(n: int, d: int, k: int, seed: int):
     weights = np.full(k, 1.0 / k)
     means = X[rng.choice(n, k, replace=False)]
     precisions = np.repeat(np.linalg.inv(np.cov(X.T) + 1e-6 * np.eye(d))[None], k, axis=0)
+    if covariance_type == "diag":
+        precisions = np.diagonal(precisions, axis1=1, axis2=2).copy()
+    elif covariance_type == "spherical":
+        precisions = np.diagonal(precisions, axis1=1, axis2=2).mean(1)
     return X, dict(weights_init=weights, means_init=means, precisions_init=precisions)
 
 
@@ -92,11 +103,11 @@ class _PeakRSS:
 NAMES = ["sklearn", "course_lib float64", "course_lib float32"]
 
 
-def _fit(name: str, X: np.ndarray, data: dict, init: dict, k: int, iters: int):
+def _fit(name: str, X: np.ndarray, data: dict, init: dict, k: int, iters: int, covariance_type: str = "full"):
     """Fit one contender; returns (wall seconds, CPU seconds, model)."""
     from sklearn.mixture import GaussianMixture as SkGaussianMixture
 
-    common = dict(covariance_type="full", max_iter=iters, tol=0.0, reg_covar=1e-6, **init)
+    common = dict(covariance_type=covariance_type, max_iter=iters, tol=0.0, reg_covar=1e-6, **init)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if name == "sklearn":
@@ -113,7 +124,7 @@ def _fit(name: str, X: np.ndarray, data: dict, init: dict, k: int, iters: int):
 
 
 def _problem(args):
-    X, init = make_problem(args.n, args.d, args.k, args.seed)
+    X, init = make_problem(args.n, args.d, args.k, args.seed, args.covariance_type)
     dev = torch.device(args.device)
     data = {"float64": torch.as_tensor(X, dtype=torch.float64, device=dev),
             "float32": torch.as_tensor(X, dtype=torch.float32, device=dev)}
@@ -125,43 +136,70 @@ def _memory_child(args) -> None:
     X, init, data, dev = _problem(args)
     name = args.memory_of
     # load the libraries' lazily loaded parts (BLAS kernels, thread pools) on a tiny problem first
-    Xs, init_s = make_problem(64 * args.d, args.d, 2, args.seed)
+    Xs, init_s = make_problem(64 * args.d, args.d, 2, args.seed, args.covariance_type)
     small = {key: torch.as_tensor(Xs, dtype=t.dtype, device=t.device) for key, t in data.items()}
-    _fit(name, Xs, small, init_s, 2, 2)
+    _fit(name, Xs, small, init_s, 2, 2, args.covariance_type)
     if name != "sklearn" and dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
-        _fit(name, X, data, init, args.k, 1 + args.iters)
+        _fit(name, X, data, init, args.k, 1 + args.iters, args.covariance_type)
         print(torch.cuda.max_memory_allocated(dev))
         return
     with _PeakRSS() as watch:
-        _fit(name, X, data, init, args.k, 1 + args.iters)
+        _fit(name, X, data, init, args.k, 1 + args.iters, args.covariance_type)
     print(watch.peak)
 
 
 def _timings(name, X, data, init, args, lengths) -> dict:
     """{iterations: (wall s, CPU s, average log-likelihood)} of one contender, after a warm-up fit."""
-    _fit(name, X, data, init, args.k, 1)      # warm-up: threads, allocator, lazily loaded kernels
+    _fit(name, X, data, init, args.k, 1, args.covariance_type)   # warm-up: threads, allocator, lazy kernels
     out = {}
     for it in lengths:
-        w, c, model = _fit(name, X, data, init, args.k, it)
+        w, c, model = _fit(name, X, data, init, args.k, it, args.covariance_type)
         out[it] = (w, c, float(model.lower_bound_))
     return out
 
 
-def _timings_isolated(name: str, args) -> dict:
-    cmd = [sys.executable, __file__, "--time-of", name, "--n", str(args.n), "--d", str(args.d), "--k",
-           str(args.k), "--iters", str(args.iters), "--seed", str(args.seed), "--device", args.device]
+def _child_command(args, *mode: str) -> list[str]:
+    cmd = [sys.executable, __file__, *mode, "--n", str(args.n), "--d", str(args.d), "--k", str(args.k),
+           "--iters", str(args.iters), "--seed", str(args.seed), "--device", args.device,
+           "--covariance-type", args.covariance_type]
     if args.threads is not None:
         cmd += ["--threads", str(args.threads)]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=1800)
+    return cmd
+
+
+def _timings_isolated(name: str, args) -> dict:
+    out = subprocess.run(_child_command(args, "--time-of", name), capture_output=True, text=True, check=True,
+                         timeout=1800)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _matmul_rates(device: torch.device, size: int = 2048, repeats: int = 5) -> dict:
+    """GFLOP/s of a dense size × size product with torch (float64 and float32; the best of ``repeats``)."""
+    rates = {}
+    for dtype in (torch.float64, torch.float32):
+        a = torch.randn(size, size, dtype=dtype, device=device)
+        best = math.inf
+        for _ in range(repeats + 1):
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            a @ a
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            best = min(best, time.perf_counter() - start)
+        rates[str(dtype).replace("torch.", "")] = 2 * size ** 3 / best / 1e9
+    return rates
+
+
+def _matmul_rates_isolated(args) -> dict:
+    out = subprocess.run(_child_command(args, "--matmul-rate"), capture_output=True, text=True, check=True,
+                         timeout=600)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def _peak_memory(args, name: str) -> int | None:
-    cmd = [sys.executable, __file__, "--memory-of", name, "--n", str(args.n), "--d", str(args.d), "--k",
-           str(args.k), "--iters", str(args.iters), "--seed", str(args.seed), "--device", args.device]
-    if args.threads is not None:
-        cmd += ["--threads", str(args.threads)]
+    cmd = _child_command(args, "--memory-of", name)
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=1800)
         return int(out.stdout.strip().splitlines()[-1])
@@ -180,7 +218,10 @@ def main(argv=None) -> dict:
     parser.add_argument("--device", default="cpu", help="device for course_lib (scikit-learn runs on the CPU)")
     parser.add_argument("--threads", type=int, default=None,
                         help="threads for both sides (torch and the BLAS under NumPy); default: the libraries' own")
+    parser.add_argument("--covariance-type", default="full", choices=["full", "diag", "spherical"],
+                        help="covariance type of every contender")
     parser.add_argument("--quick", action="store_true", help="small sizes, no memory measurement: a smoke run")
+    parser.add_argument("--matmul-rate", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--memory-of", choices=NAMES, help=argparse.SUPPRESS)
     parser.add_argument("--time-of", choices=NAMES, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -202,6 +243,9 @@ def _main(args) -> dict | None:
     if args.memory_of:
         _memory_child(args)
         return None
+    if args.matmul_rate:
+        print(json.dumps(_matmul_rates(torch.device(args.device))))
+        return None
     if args.time_of:
         X, init, data, _ = _problem(args)
         print(json.dumps(_timings(args.time_of, X, data, init, args, (1, 1 + args.iters))))
@@ -211,8 +255,12 @@ def _main(args) -> dict | None:
     wall = {(name, it): [] for name in NAMES for it in lengths}
     cpu = {(name, it): [] for name in NAMES for it in lengths}
     loglik = {}
+    rates = {"float64": [], "float32": []}
     for rep in range(args.repeats):
         order = NAMES[rep % len(NAMES):] + NAMES[:rep % len(NAMES)]
+        # the machine's dense-product rate, in a fresh process between the contenders (the same load)
+        for key, rate in (_matmul_rates(dev, 256, 2) if args.quick else _matmul_rates_isolated(args)).items():
+            rates[key].append(rate)
         for name in order:
             # Each contender's fits run in a fresh process (all of them, interleaved): measured here, a torch
             # fit in a process where scikit-learn had just run (OpenBLAS's thread pool awake under NumPy)
@@ -234,14 +282,15 @@ def _main(args) -> dict | None:
     tolerance = {"sklearn": 0.0, "course_lib float64": 1e-8, "course_lib float32": 1e-4}
     results = {"n": args.n, "d": args.d, "k": args.k, "iters": args.iters, "repeats": args.repeats,
                "seconds_per_iter": per_iter, "cpu_seconds_per_iter": per_iter_cpu, "speedup": {},
-               "speedup_cpu": {}, "loglik": {}, "agree": {}, "peak_bytes": memory}
+               "speedup_cpu": {}, "loglik": {}, "agree": {}, "peak_bytes": memory,
+               "covariance_type": args.covariance_type, "matmul_gflops": {}, "roofline_fraction": {}}
     try:
         from threadpoolctl import threadpool_info
         pools = ", ".join(f"{i['internal_api']}={i['num_threads']}" for i in threadpool_info())
     except Exception:                        # threadpoolctl is optional
         pools = "unknown"
     mem_what = "torch peak allocated" if dev.type == "cuda" else "RSS increase"
-    print(f"GMM, full covariance: n={args.n:,} d={args.d} K={args.k}; {args.iters} EM iterations timed "
+    print(f"GMM, {args.covariance_type} covariance: n={args.n:,} d={args.d} K={args.k}; {args.iters} EM iterations timed "
           f"(fit with {lengths[1]} minus fit with 1), {args.repeats} interleaved repeats (median); "
           f"torch threads={torch.get_num_threads()}, thread pools: {pools}; course_lib on {dev}")
     print(f"{'contender':<20}{'wall s/iter':>12}{'speed-up':>10}{'CPU s/iter':>12}{'speed-up':>10}"
@@ -263,6 +312,20 @@ def _main(args) -> dict | None:
     print("speed-up of course_lib over scikit-learn per EM iteration (wall clock): "
           f"float64 {results['speedup']['course_lib float64']:.2f}x, "
           f"float32 {results['speedup']['course_lib float32']:.2f}x")
+    flops = 4 * args.n * args.k * args.d ** 2
+    floor = {}
+    for key in ("float64", "float32"):
+        results["matmul_gflops"][key] = rate = statistics.median(rates[key])
+        floor[key] = flops / (rate * 1e9)
+        results["roofline_fraction"][f"course_lib {key}"] = floor[key] / per_iter[f"course_lib {key}"]
+    results["roofline_fraction"]["sklearn"] = floor["float64"] / per_iter["sklearn"]
+    if args.covariance_type == "full" and not args.quick:
+        print(f"roofline: one iteration of the standard algorithm is 4 n K d² = {flops / 1e9:.2f} GFLOP; a dense "
+              f"{'256' if args.quick else '2048'}² product with torch here runs at "
+              f"{results['matmul_gflops']['float64']:.0f} GFLOP/s (float64) and "
+              f"{results['matmul_gflops']['float32']:.0f} GFLOP/s (float32) (median of the repeats), so an "
+              f"iteration takes at least {floor['float64']:.3f} s / {floor['float32']:.3f} s; reached: "
+              + ", ".join(f"{name} {results['roofline_fraction'][name]:.0%}" for name in NAMES))
     results["ok"] = all(results["agree"].values())
     return results
 

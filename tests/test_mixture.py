@@ -84,6 +84,24 @@ def test_several_steps_follow_sklearn(covariance_type):
     np.testing.assert_allclose(ours.means_, ref.means_, rtol=1e-7, atol=1e-10)
 
 
+@pytest.mark.parametrize("d", [8, 12])
+def test_products_cut_in_halves_follow_sklearn(d):
+    """With an even number of features ≥ 8 the full-covariance products run by halves of the features (the
+    triangular factors' zeros left out): several steps, predict_proba and score_samples as scikit-learn's."""
+    from course_lib import mixture
+    assert mixture._parts(d) == 2, "this test is meant for the cut products"
+    X = blobs(n=600, d=d, k=4, seed=6)
+    init = initial_params(X, 4, "full", seed=7)
+    ours = GaussianMixture(4, max_iter=6, tol=0, **init).fit(X)
+    ref = SkGaussianMixture(4, max_iter=6, tol=0, **init).fit(X)
+    # float64 on both sides, sums in another order: equal to rounding (1e-9 leaves room for the conditioning)
+    np.testing.assert_allclose(ours.lower_bounds_, ref.lower_bounds_, rtol=1e-10)
+    for name in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+        np.testing.assert_allclose(getattr(ours, name), getattr(ref, name), rtol=1e-9, atol=1e-12, err_msg=name)
+    np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(ours.score_samples(X), ref.score_samples(X), rtol=1e-9)
+
+
 @pytest.mark.parametrize("covariance_type", TYPES)
 def test_log_likelihood_never_decreases_without_regularisation(covariance_type):
     X = blobs(n=400, d=2, k=4, seed=5)
@@ -279,7 +297,8 @@ def test_threaded_cpu_blocks_match_one_thread_and_are_deterministic():
         assert torch.get_num_threads() == 2          # restored after every EM step
     finally:
         torch.set_num_threads(before)
-    # float64 sums in another order: equal to rounding
-    np.testing.assert_allclose(two.covariances_, one.covariances_, rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(two.lower_bounds_, one.lower_bounds_, rtol=1e-12)
+    # the same chunks of blocks, summed in the same order, whichever thread ran them: the same numbers
+    np.testing.assert_array_equal(two.covariances_, one.covariances_)
+    np.testing.assert_array_equal(two.lower_bounds_, one.lower_bounds_)
     np.testing.assert_array_equal(two.covariances_, again.covariances_)
+
