@@ -747,15 +747,19 @@ class _Cgroup:
                 out += [int(x) for x in (d / "cgroup.procs").read_text().split()]
         return out
 
+    def kill(self) -> bool:
+        """SIGKILL every process in the cgroups once; False when there was none."""
+        left = self.pids()
+        for pid in left:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        return bool(left)
+
     def close(self) -> None:
         """Kill what is left in the cgroups and remove them."""
         for _ in range(200):
-            left = self.pids()
-            if not left:
+            if not self.kill():
                 break
-            for pid in left:
-                with contextlib.suppress(OSError):
-                    os.kill(pid, signal.SIGKILL)
             time.sleep(0.01)
         for d in self.dirs:
             for _ in range(100):
@@ -969,9 +973,7 @@ def run_sandboxed(argv, workdir, limits: Limits | None = None, env_extra=None, p
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 if cgroup is not None:
-                    for pid in cgroup.pids():
-                        with contextlib.suppress(OSError):
-                            os.kill(pid, signal.SIGKILL)
+                    cgroup.kill()
                 if uid is not None:
                     _kill_uid(uid)
                 proc.wait()
