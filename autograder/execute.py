@@ -567,5 +567,8 @@ def _notebook_outcome(cells, sb, progress, nb_budget, limits):
         return "crashed", f"the notebook could not be run ({sb.reason or 'no progress recorded'})"
     if errors:
         k, v = errors[0]
-        return "error", f"{label(k)} raised {v.get('ename', 'an error')}: {v.get('evalue', '')}"[:400]
+        ename, evalue = str(v.get("ename") or "an error"), str(v.get("evalue") or "").strip()
+        if ename == "NotImplementedError" and not evalue:
+            evalue = "a function it calls is not written yet"
+        return "error", (f"{label(k)} raised {ename}" + (f": {evalue}" if evalue else ""))[:400]
     return "ok", None

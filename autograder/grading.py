@@ -71,7 +71,7 @@ sys.modules.setdefault("rfc3987_syntax", None)
 
 __all__ = ["grade_one", "grade_submission", "grade_batch", "grade_command", "check_command", "load_salt",
            "submission_seeds", "seed_commitment", "collect_submissions", "state_dir", "read_submission",
-           "notebook_limit", "make_private", "host_isolation", "resolve_min_isolation", "require_isolation",
+           "parse_notebook", "notebook_limit", "make_private", "host_isolation", "resolve_min_isolation", "require_isolation",
            "dask_security", "GradingInterrupted", "IsolationError", "MAX_NOTEBOOK_BYTES", "DEFAULT_MIN_ISOLATION"]
 
 #: Largest notebook the grader reads, in bytes; ``$COURSE_MAX_NOTEBOOK_MB`` or a suite's ``max_notebook_mb``
@@ -255,10 +255,36 @@ def size_problem(size: int, limit: int) -> str:
             f"clear its outputs")
 
 
+_RESAVE = "submit the .ipynb file you worked in (saved from JupyterLab)"
+
+
+def parse_notebook(data: bytes) -> tuple[dict | None, str | None]:
+    """``(notebook, None)`` when ``data`` is a Jupyter notebook's JSON (an object with a list of cells),
+    else ``(None, problem)``: the one line that `course check` and `course grade` both give for it."""
+    if not data.strip():
+        return None, f"the file is empty: {_RESAVE}"
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None, f"the file is not a Jupyter notebook (not UTF-8 text): {_RESAVE}"
+    try:
+        nb = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return None, (f"the file is not a Jupyter notebook (invalid JSON at line {exc.lineno}, column "
+                      f"{exc.colno}: {exc.msg}): {_RESAVE}")
+    except (ValueError, RecursionError):
+        return None, f"the file is not a Jupyter notebook (JSON nested too deeply to read): {_RESAVE}"
+    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
+        return None, f"the file is JSON but not a Jupyter notebook (it has no list of cells): {_RESAVE}"
+    return nb, None
+
+
 def read_submission(path, limit: int = MAX_NOTEBOOK_BYTES) -> SubmissionFile:
     """Read a submitted notebook, never more than ``limit`` bytes into memory and never through a link.
 
     ``sha256`` covers the whole file (hashed in chunks) so resuming recognises it whatever its size.
+    ``problem`` is set for a file that cannot be a notebook (not ``.ipynb``, empty, not a notebook's JSON),
+    with the same line for `course check` and `course grade`.
     """
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
     empty = hashlib.sha256(b"").hexdigest()
@@ -287,7 +313,12 @@ def read_submission(path, limit: int = MAX_NOTEBOOK_BYTES) -> SubmissionFile:
         os.close(fd)
     if size > limit:
         return SubmissionFile(None, size, h.hexdigest(), size_problem(size, limit))
-    return SubmissionFile(bytes(kept), size, h.hexdigest(), None)
+    suffix = Path(path).suffix
+    if suffix != ".ipynb":
+        kind = f"a {suffix} file" if suffix else "a file without the .ipynb extension"
+        return SubmissionFile(None, size, h.hexdigest(), f"the file is not a Jupyter notebook ({kind}): {_RESAVE}")
+    _, problem = parse_notebook(bytes(kept))
+    return SubmissionFile(None if problem else bytes(kept), size, h.hexdigest(), problem)
 
 
 # ---------------------------------------------------------------------- isolation
@@ -364,9 +395,11 @@ def _static_check(nb_path: Path, suite) -> dict:
         bad = [v for v in rep.violations_for(suite.forbidden_for(fname))
                if v.cell == own_cell.get(fname) or v.cell not in own_cell.values()]
         if bad:
-            out[fname] = ("forbidden", bad[0].message)
+            out[fname] = ("forbidden", f"{bad[0].message}: write it yourself with {suite.allowed_text()}")
         elif fname in rep.missing:
             out[fname] = ("missing", rep.message(fname) or f"no function named {fname}")
+        elif rep.functions[fname].stub:        # untouched: one line for the function, and nothing to run
+            out[fname] = ("stub", report.STUB_HINT)
     return out
 
 
@@ -446,14 +479,9 @@ def run_submission(nb_bytes: bytes, name: str, suite_name, seeds: dict, public_o
         if len(nb_bytes) > limit:
             return {"results": report.error_results(suite.name, name, size_problem(len(nb_bytes), limit), extra,
                                                      time.perf_counter() - t0)}
-        try:
-            nb = json.loads(nb_bytes.decode("utf-8"))
-            if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
-                raise ValueError("no list of cells")
-        except Exception as exc:
-            return {"results": report.error_results(
-                suite.name, name, f"the notebook could not be read ({_one_line(exc, 150)}): submit a valid .ipynb",
-                extra, time.perf_counter() - t0)}
+        nb, problem = parse_notebook(nb_bytes)
+        if problem:
+            return {"results": report.error_results(suite.name, name, problem, extra, time.perf_counter() - t0)}
         other = _other_assignment(nb, suite.name)
         if other:
             return {"results": report.error_results(
@@ -1059,13 +1087,7 @@ def check_command(args) -> int:
         if sub.problem:
             print(f"could not check the notebook: {sub.problem}")
             return 1
-        try:
-            nb = json.loads(sub.data.decode("utf-8"))
-            if not isinstance(nb, dict):
-                raise ValueError("not an object")
-        except (ValueError, UnicodeDecodeError):
-            return _error(f"{args.notebook}: not a notebook (invalid JSON)")
-        suite = suite or load_suite(_assignment_of(path, nb))
+        suite = suite or load_suite(_assignment_of(path, json.loads(sub.data.decode("utf-8"))))
         seeds = submission_seeds(sub.data, load_salt())
     except ValueError as exc:
         return _error(str(exc))
@@ -1090,12 +1112,14 @@ def format_check(res: dict) -> str:
         lines.append(f"note: {report._printable(nbs['reason'])}")
     got = sum(t["score"] for t in res["tests"])
     total = sum(t["max_score"] for t in res["tests"])
-    for t in res["tests"]:
-        mark = "PASS" if t["status"] == "passed" else "FAIL"
+    for t in report.display_tests(res):
+        mark = {"passed": "PASS", "not written": "TODO"}.get(t["status"], "FAIL")
         lines.append(f"{mark}  {t['name']}  ({t['score']:g} / {t['max_score']:g})")
-        if t["status"] != "passed":
+        if t["status"] not in ("passed", "not written"):
             out = report._printable(t["output"])  # student text reaches a terminal: no control sequences
             lines += [f"      {ln}" for ln in out.splitlines()[1:] or out.splitlines()]
+    if any(t["status"] == "not written" for t in report.display_tests(res)):
+        lines.append(f"TODO: in each function above that is not written yet, {report.STUB_HINT}")
     lines.append(f"\npublic checks: {got:g} / {total:g} points "
                  f"(hidden checks, worth {100 - total:g} more, run only when graded)")
     return "\n".join(lines)

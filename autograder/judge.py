@@ -157,14 +157,9 @@ def read_inputs(jdir) -> tuple[dict, dict]:
 
 
 # ---------------------------------------------------------------------- judging (judge process only)
-_STATUS_WORDS = {
-    "error": "raised an exception", "timeout": "ran out of time", "missing": "is not defined in the notebook",
-    "not_run": "was not run (the notebook stopped earlier)", "forbidden": "uses a forbidden import",
-}
-
-
 def _unavailable(fname: str, status: str, message: str, visible: bool) -> str:
-    words = _STATUS_WORDS.get(status, status)
+    from autograder.report import STATUS_WORDS
+    words = STATUS_WORDS.get(status, STATUS_WORDS["error"])
     if visible and message:
         return f"{fname} {words}: {message}"
     return f"{fname} {words}"

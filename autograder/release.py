@@ -13,6 +13,10 @@ preprocessors, applied with nbconvert (no nbgrader course database is involved):
 * ``ComputeChecksums``  nbgrader's checksum of every solution and read-only cell is recorded in its metadata;
 * ``ClearOutput``       outputs and execution counts are cleared.
 
+Then the markdown cell tagged ``allowed-modules`` gets the suite's :meth:`~autograder.suite.Suite.rules_markdown`:
+what the graded functions may use and which names cost a function its points, written from the same lists
+the grader enforces, so the notebook and the grader cannot disagree.
+
 One source of truth for points. The solution's test cells carry nbgrader points (one cell per graded function,
 its points the suite's points for that function), but their asserts are not the grading suite's checks
 (``autograder/suites/HW.py``, with hidden cases judged outside the student's kernel): nbgrader's autograde
@@ -38,6 +42,8 @@ __all__ = ["ASSIGNMENTS", "PublicTestCells", "solution_path", "release_path", "r
 from autograder.suites import ASSIGNMENTS  # noqa: E402 - the one registry of the course's assignments
 
 CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
+#: The tag of the solution notebook's markdown cell that release fills with the suite's rules.
+RULES_TAG = "allowed-modules"
 
 
 def _root(root) -> Path:
@@ -108,7 +114,24 @@ def release_notebook(nb):
         cell.metadata.pop("papermill", None)
     nb.metadata.pop("papermill", None)
     nb.metadata.pop("widgets", None)
+    _write_rules(nb)
     return nb
+
+
+def _rules_cells(nb) -> list:
+    return [c for c in nb.cells if c.cell_type == "markdown" and RULES_TAG in c.metadata.get("tags", [])]
+
+
+def _write_rules(nb) -> None:
+    """Fill the ``allowed-modules`` cell with the rules of the suite the notebook's metadata names."""
+    from autograder.suites import available_suites, load_suite
+
+    hw = (nb.metadata.get("course") or {}).get("assignment")
+    cells = _rules_cells(nb)
+    if cells and hw in available_suites(fixtures=True):
+        text = load_suite(hw).rules_markdown()
+        for cell in cells:
+            cell.source = text
 
 
 def render(nb) -> str:
@@ -127,9 +150,15 @@ def _read(path: Path):
 
 
 def _check_solution(hw: str, nb) -> None:
-    """Each graded function sits alone in a solution cell whose grade_id is its name."""
+    """Each graded function sits alone in a solution cell whose grade_id is its name; one markdown cell is
+    tagged ``allowed-modules`` and the metadata names the assignment."""
     import ast
 
+    if (nb.metadata.get("course") or {}).get("assignment") != hw:
+        raise ValueError(f"{hw}: the notebook's metadata must say course.assignment = {hw!r}")
+    if len(_rules_cells(nb)) != 1:
+        raise ValueError(f"{hw}: tag one markdown cell {RULES_TAG!r} (release writes there what the functions "
+                         f"may use), found {len(_rules_cells(nb))}")
     for i, cell in enumerate(nb.cells):
         meta = cell.metadata.get("nbgrader", {})
         if not (meta.get("solution") and cell.cell_type == "code"):

@@ -30,18 +30,21 @@ from pathlib import Path
 
 __all__ = ["build_results", "error_results", "render_markdown", "render_html", "write_atomic",
            "write_submission", "read_complete", "rebuild_csv", "csv_columns", "format_table", "RESULTS_FILE",
-           "escape_markdown", "escape_html", "escape_csv", "hidden_case_line"]
+           "escape_markdown", "escape_html", "escape_csv", "hidden_case_line", "STATUS_WORDS", "STUB_HINT", "display_tests"]
 
 RESULTS_FILE = "results.json"
 CSV_FILE = "grades.csv"
 
-#: What a function's status on a hidden case is reported as (the only text a hidden case contributes).
-_HIDDEN_STATUS_WORDS = {
+#: What a function that returned nothing is reported as, by its status (the judge's messages, the summary,
+#: and the only text a hidden case contributes). "stub": the static check found its body untouched.
+STATUS_WORDS = {
     "error": "raised an exception", "timeout": "ran out of time", "missing": "is not defined in the notebook",
-    "not_run": "was not run", "forbidden": "uses a forbidden import",
+    "not_run": "was not run", "forbidden": "uses a forbidden import", "stub": "is not written yet",
 }
+#: What to do about a function that is not written yet.
+STUB_HINT = "replace `raise NotImplementedError()` with your code"
 #: The statuses a function can have (anything else is reported as "error").
-_FUNCTION_STATUSES = ("ok", *_HIDDEN_STATUS_WORDS)
+_FUNCTION_STATUSES = ("ok", *STATUS_WORDS)
 
 
 # ---------------------------------------------------------------------- escaping student text
@@ -105,7 +108,7 @@ def escape_csv(text) -> str:
 
 def hidden_case_line(function: str, status: str) -> str:
     """The generic line shown for a hidden case ``function`` did not return from (status only)."""
-    return f"{function} {_HIDDEN_STATUS_WORDS.get(status, _HIDDEN_STATUS_WORDS['error'])} on a hidden case"
+    return f"{function} {STATUS_WORDS.get(status, STATUS_WORDS['error'])} on a hidden case"
 
 
 def write_atomic(path, data) -> None:
@@ -177,7 +180,7 @@ def build_results(suite, judged: dict | None, *, name: str, notebook_status: dic
         lines.append(f"notebook: {notebook_status['reason']}")
     for f, st in function_status.items():
         if st != "ok":
-            lines.append(f"{f}: {st if st in _FUNCTION_STATUSES else 'error'}")
+            lines.append(f"{f} {STATUS_WORDS[st if st in _FUNCTION_STATUSES else 'error']}")
     mistakes = sorted({e["mistake"] for c in (judged or {}).get("checks", []) if c["visibility"] == "visible"
                        for e in c.get("cases", []) if e.get("mistake")})
     if mistakes:
@@ -204,6 +207,26 @@ def error_results(suite_name: str, name: str, reason: str, extra: dict, executio
 
 
 # ---------------------------------------------------------------------- feedback
+def display_tests(results: dict) -> list:
+    """The tests as a person reads them: every check of a function that is not written yet (an untouched
+    stub) folded into one line for that function, its points summed; other checks as they are. Each item is
+    a test dict (``name score max_score status output tags``)."""
+    stubs = {f for f, st in ((results.get("extra_data") or {}).get("functions") or {}).items() if st == "stub"}
+    out, folded = [], {}
+    for t in results.get("tests", []):
+        tags = t.get("tags") or []
+        fname = tags[1] if len(tags) > 1 else None
+        if fname not in stubs:
+            out.append(t)
+        elif fname in folded:
+            folded[fname]["max_score"] += t["max_score"]
+        else:
+            folded[fname] = {"name": f"{fname} {STATUS_WORDS['stub']}", "score": 0.0, "max_score": t["max_score"],
+                             "status": "not written", "tags": ["stub", fname], "output": STUB_HINT}
+            out.append(folded[fname])
+    return out
+
+
 def _isolation(results: dict) -> str:
     return str((results.get("extra_data") or {}).get("isolation") or "")
 
@@ -222,13 +245,14 @@ def render_markdown(results: dict) -> str:
     if any(s.strip() for s in summary):
         out += [f"- {md(s)}" for s in summary if s.strip()] + [""]
     if results.get("tests"):
+        tests = display_tests(results)
         out += ["| check | points | status |", "| --- | ---: | --- |"]
-        for t in results["tests"]:
+        for t in tests:
             vis = " (hidden)" if "hidden" in t.get("tags", []) else ""
             out.append(f"| {md(t['name'])}{vis} | {t['score']:g} / {t['max_score']:g} | {md(t['status'])} |")
         out.append("")
-        for t in results["tests"]:
-            if t["status"] == "passed":
+        for t in tests:
+            if t["status"] in ("passed", "not written"):     # a stub's one line is in the summary already
                 continue
             out += [f"## {md(t['name'])}", "", md(t["output"], block=True), ""]
     return "\n".join(out)
@@ -238,13 +262,14 @@ def render_html(results: dict) -> str:
     """feedback.html: the same content as feedback.md, self-contained (every text through :func:`escape_html`)."""
     ed = results.get("extra_data", {})
     esc = escape_html
+    tests = display_tests(results)
     rows = "".join(
         f"<tr class='{esc(t['status'])}'><td>{esc(t['name'])}"
         f"{' <em>(hidden)</em>' if 'hidden' in t.get('tags', []) else ''}"
         f"</td><td>{t['score']:g} / {t['max_score']:g}</td><td>{esc(t['status'])}</td></tr>"
-        for t in results.get("tests", []))
+        for t in tests)
     details = "".join(f"<h2>{esc(t['name'])}</h2><pre>{esc(t['output'])}</pre>"
-                      for t in results.get("tests", []) if t["status"] != "passed")
+                      for t in tests if t["status"] not in ("passed", "not written"))
     title = f"{ed.get('assignment', '')} — {ed.get('submission', '')}"
     return (
         "<!DOCTYPE html><html><head><meta charset='utf-8'>"

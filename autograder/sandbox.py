@@ -52,7 +52,8 @@ from pathlib import Path
 
 __all__ = [
     "Limits", "SandboxResult", "SandboxError", "SandboxPaths", "run_sandboxed", "sandbox_python", "build_runtime",
-    "privileged", "protect_paths", "private_dir", "UID_RANGE", "BLOCKED_DISTRIBUTIONS", "describe_exit",
+    "privileged", "protect_paths", "private_dir", "UID_RANGE", "BLOCKED_DISTRIBUTIONS", "STUDENT_UNAVAILABLE",
+    "describe_exit",
     "ISOLATION_LEVELS", "isolation_level", "sandbox_paths", "kernel_command",
 ]
 
@@ -64,8 +65,10 @@ UID_RANGE = range(61000, 61500)
 #: forbids of them cannot be imported at run time, whatever the static check missed), and
 #: ``rfc3987_syntax`` (an optional extra of jsonschema that compiles a grammar for 4 s on import, which
 #: nbformat would pay in every sandboxed run).
+#: The libraries a student might reach for that the sandbox leaves out: {import name: name for people}.
+STUDENT_UNAVAILABLE = {"sklearn": "scikit-learn", "scipy": "SciPy"}
 BLOCKED_DISTRIBUTIONS = (
-    "sklearn", "scikit_learn", "scipy", "course_lib", "autograder", "course_generative_models",
+    *STUDENT_UNAVAILABLE, "scikit_learn", "course_lib", "autograder", "course_generative_models",
     "__editable__", "__editable___course", "rfc3987_syntax",
 )
 

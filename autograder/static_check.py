@@ -59,7 +59,7 @@ class Violation:
     @property
     def message(self) -> str:
         return (f"cell {self.cell + 1}, line {self.line} uses {self.used}, which this assignment does not allow "
-                f"(no {self.forbidden}); write it with NumPy/PyTorch yourself")
+                f"(no {self.forbidden})")
 
 
 @dataclass
@@ -134,6 +134,8 @@ def _to_python(source) -> str:
 
 
 def _is_stub(node) -> bool:
+    if node.decorator_list:             # a decorator may replace the body: not an untouched stub
+        return False
     body = [s for s in node.body if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant)
                                          and isinstance(s.value.value, str))]
     if not body:

@@ -69,7 +69,8 @@ def student_of(path, assignment: str | None = None) -> str | None:
 def collect_submissions(items, assignment: str | None = None) -> list:
     """Expand files and folders (``*.ipynb``, recursively, checkpoints skipped) to ``Submission``s, names unique.
 
-    Raises ValueError (one line) for a path that does not exist or is not a notebook.
+    Raises ValueError (one line) for a path that does not exist or a folder without notebooks; a file named
+    directly is kept whatever it holds (grading gives it a row saying what is wrong with it).
     """
     paths = []
     for item in items:
@@ -79,9 +80,7 @@ def collect_submissions(items, assignment: str | None = None) -> list:
             if not found:
                 raise ValueError(f"{item}: no .ipynb notebooks in this folder")
             paths += found
-        elif p.is_file():
-            if p.suffix != ".ipynb":
-                raise ValueError(f"{item}: not a notebook (expected a .ipynb file)")
+        elif p.is_file():               # any file named on the command line gets its row (a .py: "not a notebook")
             paths.append(p)
         else:
             raise ValueError(f"{item}: no such file or folder")

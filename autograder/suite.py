@@ -278,6 +278,10 @@ class Suite:
         them once grades are published), "after_due_date", "hidden" or "visible". Public checks are "visible".
     max_notebook_mb : float or None
         Largest notebook accepted for this assignment (default: the grader's limit).
+    allowed : tuple of str
+        What students write the functions with, as Markdown phrases (``("NumPy",)``, ``("NumPy", "PyTorch
+        (`torch`, `torch.nn`)")``). With the forbidden lists it makes :meth:`rules_markdown`, the paragraph
+        `course release` writes into the student notebook, and the feedback on a forbidden name.
     """
 
     name: str
@@ -291,8 +295,10 @@ class Suite:
     forbidden: tuple[str, ...] = field(default=ALWAYS_FORBIDDEN)
     hidden_visibility: str = "after_published"
     max_notebook_mb: float | None = None
+    allowed: tuple[str, ...] = ("NumPy",)
 
     def __post_init__(self):
+        self.allowed = (self.allowed,) if isinstance(self.allowed, str) else tuple(self.allowed)
         self.checks = list(self.checks)
         self.functions = dict(self.functions)
         self.parameters = dict(self.parameters)
@@ -342,6 +348,38 @@ class Suite:
     def forbidden_for(self, function: str) -> tuple[str, ...]:
         """Every import name forbidden for a function (suite-wide + the function's own)."""
         return tuple(dict.fromkeys(self.forbidden + self.functions[function].forbidden))
+
+    def allowed_text(self) -> str:
+        """``allowed`` as one phrase: "NumPy", "NumPy and PyTorch (...)", "A, B and C"."""
+        a = [str(x) for x in self.allowed] or ["NumPy"]
+        return a[0] if len(a) == 1 else f"{', '.join(a[:-1])} and {a[-1]}"
+
+    def rules_markdown(self) -> str:
+        """What a student may use and what costs a function its points, as the student notebook states it
+        (written there by `course release`, so it always says what this suite enforces)."""
+        from autograder.sandbox import STUDENT_UNAVAILABLE
+
+        code = lambda names: ", ".join(f"`{n}`" for n in names)   # noqa: E731
+        groups: dict = {}
+        for fname in self.functions:
+            own = tuple(n for n in self.forbidden_for(fname) if n not in self.forbidden)
+            if own:
+                groups.setdefault(own, []).append(fname)
+        unavailable = ", ".join(STUDENT_UNAVAILABLE.values())
+        lines = [
+            f"**What you may use.** Write the graded functions with {self.allowed_text()}; the course's data "
+            f"loaders and seeding (`course_lib.data`, `course_lib.seed_everything`) are there for the set-up "
+            f"cells. When the grader runs your notebook, {unavailable} and course_lib's estimators cannot be "
+            f"imported. A function gets no points when the notebook uses a name forbidden for it:",
+            "",
+        ]
+        if len(groups) == 1 and len(next(iter(groups.values()))) == len(self.functions):
+            lines.append(f"* every function: {code(self.forbidden + next(iter(groups)))};")
+        else:
+            lines.append(f"* every function: {code(self.forbidden)};")
+            lines += [f"* {code(fnames)}: {code(names)};" for names, fnames in groups.items()]
+        lines[-1] = lines[-1][:-1] + "."
+        return "\n".join(lines)
 
     def generate_cases(self, rng: np.random.Generator, visibility: str) -> dict:
         """Call ``make_cases`` and check what it returns; only functions with checks of this visibility."""

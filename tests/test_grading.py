@@ -251,7 +251,47 @@ def test_grader_error_is_one_result_with_score_0(tmp_path):
 
 def test_unreadable_notebook_gets_a_result():
     r = grade_one(b"{not json", "junk", "fixture_hw", {"visible": "1", "hidden": "2"})["results"]
-    assert r["score"] == 0 and "could not be read" in r["output"]
+    assert r["score"] == 0 and "not a Jupyter notebook (invalid JSON at line 1" in r["output"]
+
+
+BAD_FILES = {   # name: (content, what the one line must say)
+    "code.py": (b"def sample_mean(X):\n    return X.mean(0)\n", "(a .py file)"),
+    "notes.txt": (b'{"cells": []}', "(a .txt file)"),
+    "empty.ipynb": (b"", "the file is empty"),
+    "blank.ipynb": (b"  \n", "the file is empty"),
+    "latin1.ipynb": ("{\"cells\": [\"\xe9\"]}".encode("latin-1"), "not UTF-8 text"),
+    "broken.ipynb": (b'{"cells": [', "invalid JSON at line 1, column 12"),
+    "deep.ipynb": (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+    "object.ipynb": (b"{}", "it has no list of cells"),
+    "list.ipynb": (b"[1, 2]", "it has no list of cells"),
+}
+
+
+def test_check_and_grade_give_the_same_line_for_a_bad_file(tmp_path, capsys):
+    """A .py, an empty file, broken JSON...: `course check` prints the very line `course grade` records,
+    and grading still writes a row for each (one bad file does not stop the batch)."""
+    folder = tmp_path / "subs"
+    folder.mkdir()
+    for name, (data, _) in BAD_FILES.items():
+        (folder / name).write_bytes(data)
+    checked = {}
+    for name in BAD_FILES:
+        assert cli.main(["check", str(folder / name), "--assignment", "fixture_hw"]) == 1
+        out = capsys.readouterr().out.strip()
+        assert out.count("\n") == 0 and out.startswith("could not check the notebook: "), out
+        checked[name] = out.removeprefix("could not check the notebook: ")
+    paths = [str(folder / n) for n in BAD_FILES]
+    assert cli.main(["grade", *paths, "--assignment", "fixture_hw", "--out", str(tmp_path / "out")]) == 0
+    capsys.readouterr()
+    with open(tmp_path / "out" / "grades.csv") as f:
+        rows = {r["submission"]: r for r in csv.DictReader(f)}
+    assert len(rows) == len(BAD_FILES)
+    for name, (_, says) in BAD_FILES.items():
+        row = rows[Path(name).stem]
+        res = json.loads((tmp_path / "out" / row["submission"] / "results.json").read_text())
+        assert res["output"] == checked[name] and says in checked[name], (name, checked[name], res["output"])
+        assert row["status"] == "error" and float(row["score"]) == 0
+        assert checked[name].endswith("submit the .ipynb file you worked in (saved from JupyterLab)")
 
 
 def test_names_are_unique_and_missing_files_are_one_line_errors(tmp_path, capsys):
@@ -320,7 +360,7 @@ def test_gradescope_zip_and_run_autograder_with_paths_overridden(tmp_path):
     res = run_autograder({})
     assert res["score"] == 0 and "no .ipynb notebook" in res["output"]
     res = run_autograder({"fixture_hw.ipynb": "{broken json", "notes.txt": "x"})
-    assert res["score"] == 0 and "could not be read" in res["output"]
+    assert res["score"] == 0 and "not a Jupyter notebook (invalid JSON" in res["output"]
     assert res["extra_data"]["assignment"] == "fixture_hw"
 
 
@@ -348,6 +388,7 @@ def test_forbidden_imports_cost_the_function_whose_cell_uses_them(tmp_path):
     found = _static_check(p, suite)
     assert set(found) == {"sample_mean"} and found["sample_mean"][0] == "forbidden"
     assert "sklearn" in found["sample_mean"][1]
+    assert found["sample_mean"][1].endswith(f"write it yourself with {suite.allowed_text()}")
     nb["cells"][2]["source"] = "import numpy as np\nimport sklearn"            # the shared imports cell
     p.write_text(json.dumps(nb))
     assert set(_static_check(p, suite)) == {"sample_mean", "mle_covariance", "log_sum_exp"}
@@ -411,13 +452,14 @@ def test_notebook_limit_settings(monkeypatch):
 
 def test_read_submission_is_bounded_and_follows_no_link(tmp_path):
     big = tmp_path / "big.ipynb"
-    big.write_bytes(b"x" * 5000)
+    data = b'{"cells": [], "pad": "' + b"x" * 4976 + b'"}'
+    big.write_bytes(data)
     r = grading.read_submission(big, limit=1000)
     assert r.data is None and r.size == 5000 and "at most 1 kB" in r.problem
     import hashlib
-    assert r.sha256 == hashlib.sha256(b"x" * 5000).hexdigest()           # resuming still recognises it
+    assert r.sha256 == hashlib.sha256(data).hexdigest()           # resuming still recognises it
     ok = grading.read_submission(big, limit=5000)
-    assert ok.data == b"x" * 5000 and ok.problem is None
+    assert ok.data == data and ok.problem is None
     link = tmp_path / "link.ipynb"
     link.symlink_to(tmp_path / "state")
     os.mkfifo(tmp_path / "pipe.ipynb")

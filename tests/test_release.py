@@ -164,14 +164,26 @@ def test_check_reports_drift_and_release_fixes_it(tmp_path, capsys):
     assert "A new sentence." in release.release_path(hw, tmp_path).read_text()
 
 
-def test_release_refuses_solution_code_outside_a_solution_cell(tmp_path):
+def _solution_code_outside_a_solution_cell(nb):
+    nb.cells.append(nbformat.v4.new_code_cell("x = 1\n### BEGIN SOLUTION\ny = 2\n### END SOLUTION"))
+
+
+def _no_rules_cell(nb):
+    nb.cells = [c for c in nb.cells if release.RULES_TAG not in c.metadata.get("tags", [])]
+
+
+@pytest.mark.parametrize("breaks,error,says", [
+    (_solution_code_outside_a_solution_cell, RuntimeError, "non-solution cell"),
+    (_no_rules_cell, ValueError, "tag one markdown cell 'allowed-modules'"),
+])
+def test_release_refuses_a_broken_solution(tmp_path, breaks, error, says):
     hw = "hw2_em"
     shutil.copytree(ROOT / "solutions" / hw, tmp_path / "solutions" / hw)
     sol = release.solution_path(hw, tmp_path)
     nb = _read(sol)
-    nb.cells.append(nbformat.v4.new_code_cell("x = 1\n### BEGIN SOLUTION\ny = 2\n### END SOLUTION"))
+    breaks(nb)
     nbformat.write(nb, str(sol))
-    with pytest.raises(RuntimeError, match="non-solution cell"):
+    with pytest.raises(error, match=says):
         release.build(hw, tmp_path)
 
 
@@ -191,3 +203,44 @@ def test_student_notebook_names_its_assignment(hw):
     assert nb.metadata["course"]["assignment"] == hw
     renamed = ROOT / "examples" / hw / "complete.ipynb"      # a student's copy under another name
     assert _assignment_of(renamed, json.loads(renamed.read_text())) == hw
+
+
+@pytest.mark.parametrize("hw", ASSIGNMENTS)
+def test_the_notebook_states_the_rules_the_grader_enforces(hw):
+    """The paragraph on what may be used is the suite's own, and names every name that costs points."""
+    from autograder.suites import load_suite
+    suite = load_suite(hw)
+    nb = nbformat.read(str(ROOT / "assignments" / hw / f"{hw}.ipynb"), as_version=4)
+    cells = [c for c in nb.cells if release.RULES_TAG in c.metadata.get("tags", [])]
+    assert len(cells) == 1 and cells[0].cell_type == "markdown"
+    text = cells[0].source
+    assert text == suite.rules_markdown()
+    assert suite.allowed_text() in text and "scikit-learn, SciPy" in text
+    for fname in suite.functions:
+        for name in suite.forbidden_for(fname):
+            assert f"`{name}`" in text, (fname, name)
+
+
+def test_hw4_says_torch_distributions_is_forbidden():
+    """What an independent hw4 lost points for, now said where the student reads."""
+    nb = nbformat.read(str(ROOT / "assignments" / "hw4_vae" / "hw4_vae.ipynb"), as_version=4)
+    text = next(c.source for c in nb.cells if release.RULES_TAG in c.metadata.get("tags", []))
+    assert "`torch.distributions`" in text and "PyTorch (`torch`, `torch.nn`" in text
+
+
+def test_a_change_to_the_suite_changes_the_release(tmp_path, monkeypatch):
+    """The rules come from the suite: forbidding one more name makes the committed notebook out of date."""
+    from autograder.suite import Function
+    from autograder.suites import load_suite
+    hw = "hw1_mle"
+    for sub in ("solutions", "assignments"):
+        shutil.copytree(ROOT / sub / hw, tmp_path / sub / hw)
+    suite = load_suite(hw)
+    fn = suite.functions["gaussian_mle"]
+    monkeypatch.setitem(suite.functions, "gaussian_mle",
+                        Function(fn.time_budget_s, fn.forbidden + ("numpy.cov",), fn.description))
+    problem = release.check(hw, tmp_path)
+    assert problem and "out of sync" in problem and "cell 1" in problem
+    release.release(hw, tmp_path)
+    assert "`numpy.cov`" in release.release_path(hw, tmp_path).read_text()
+

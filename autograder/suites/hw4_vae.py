@@ -243,6 +243,7 @@ SUITE = Suite(
     name="hw4_vae",
     notebook="assignments/hw4_vae/hw4_vae.ipynb",
     description="The variational autoencoder",
+    allowed=("NumPy", "PyTorch (`torch`, `torch.nn`, `torch.nn.functional`, `torch.optim`)"),
     parameters={"SEED": 0, "EPOCHS": 1, "LATENT_DIM": 2, "N_TRAIN": 200},
     functions={
         "reparameterize": Function(time_budget_s=20, forbidden=_FORBID, description="z = mu + sigma * eps"),
