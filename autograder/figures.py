@@ -73,7 +73,10 @@ def run_lecture(notebook: Path, figures_dir: Path, parameters: dict | None = Non
                # one thread: the lectures' models are small, and a fixed thread count keeps the sums (and so the
                # figures' bytes) the same from run to run
                "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-               "MKL_CBWR": "COMPATIBLE"}
+               # the same code path on every x86-64 processor: MKL's compatible branch, and torch's plain kernels
+               # instead of the AVX2/AVX-512 ones picked at start-up (training the VAE amplifies their last-bit
+               # differences into other pixels)
+               "MKL_CBWR": "COMPATIBLE", "ATEN_CPU_CAPABILITY": "default"}
     saved = {k: os.environ.get(k) for k in env_set}
     os.environ.update(env_set)
     start = time.perf_counter()

@@ -1,88 +1,61 @@
-"""Write the lecture notebooks from their source in ``lectures/nb_src/`` (one Python module per lecture).
+"""Write the lecture notebooks from their text source in ``lectures/nb_src/`` (jupytext's percent format).
 
     python lectures/build_notebooks.py             # (re)write every lectures/NN_topic.ipynb
     python lectures/build_notebooks.py --check     # exit 1 if a committed notebook differs from its source
     python lectures/build_notebooks.py --executed  # run `course figures`, then write lectures/executed/*.ipynb
+
+``lectures/nb_src/NN_topic.py`` is the source of ``lectures/NN_topic.ipynb``: ``# %% [markdown]`` cells of comment
+lines, ``# %%`` code cells, the papermill cell marked ``# %% tags=["parameters"]``. jupytext reads it; this script
+only adds what is ours: the shared setup cell (``nb_src/setup_cell.py``, the same second cell in every lecture),
+stable cell ids and a fixed notebook metadata, so that rebuilding gives the same bytes.
 
 The notebooks in ``lectures/`` carry no outputs (the ones students run). The copies in ``lectures/executed/`` are
 the same notebooks with the outputs of a full run (text, tables, the figures' PNG bytes, the polls as text),
 normalised so that a rerun gives the same bytes: no timings, no kernel ids, no stderr, execution counts 1, 2, ...
 
 Every notebook has the same shape: a title, the shared setup cell (seeds, device, paths, style), a papermill
-``parameters`` cell (``FAST = False``; the tests run with ``FAST = True``), then the lecture. The notebooks
-are written without outputs or execution counts, with stable cell ids, so rebuilding gives the same bytes.
+``parameters`` cell (``FAST = False``; the tests run with ``FAST = True``), then the lecture.
 """
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 from pathlib import Path
 
+import jupytext
 import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbformat.v4 import new_code_cell
 
 HERE = Path(__file__).resolve().parent
 SOURCES = HERE / "nb_src"
+SETUP = SOURCES / "setup_cell.py"
 EXECUTED = HERE / "executed"
-
-SETUP = '''\
-# Setup: the same first cell in every lecture (seeds, device, paths, plotting style, polls).
-from pathlib import Path
-
-import matplotlib.pyplot as plt
-import numpy as np
-import torch
-from IPython.display import Image, Markdown, display
-
-import course_lib
-from course_lib import get_device, seed_everything
-from course_lib.plotting import COLORS, figures_dir, savefig, use_style
-from course_lib.polls import ask
-
-SEED = seed_everything(0)
-DEVICE = get_device()
-LECTURE_DIR = Path.cwd()
-FIGURES = figures_dir()  # savefig("fig_NN_name") writes FIGURES / "fig_NN_name.png"
-use_style()
+METADATA = {
+    "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
+    "language_info": {"name": "python"},
+}
 
 
-def show(path):
-    """Display the PNG that savefig just wrote (the notebook shows the very bytes of lectures/figures/)."""
-    plt.close("all")
-    display(Image(filename=str(path)))'''
+def lecture_sources() -> list[Path]:
+    """The lecture sources ``nb_src/NN_topic.py``, in order."""
+    return sorted(SOURCES.glob("[0-9][0-9]_*.py"))
 
 
-def _cells(lecture) -> list:
-    cells = [new_markdown_cell(lecture.TITLE.strip()), new_code_cell(SETUP)]
-    params = new_code_cell(lecture.PARAMETERS.strip())
-    params.metadata["tags"] = ["parameters"]
-    cells.append(params)
-    for kind, text in lecture.CELLS:
-        text = text.strip("\n")
-        cells.append(new_markdown_cell(text) if kind == "md" else new_code_cell(text))
-    stem = lecture.NAME[:2]
+def build(source: Path):
+    """The notebook of the lecture source ``source`` (``nb_src/NN_topic.py``) as ``(name, NotebookNode)``."""
+    source = Path(source)
+    nb = jupytext.read(source, fmt="py:percent")
+    cells = nb.cells
+    if len(cells) < 2 or cells[0].cell_type != "markdown" or "parameters" not in cells[1].metadata.get("tags", []):
+        raise ValueError(f"{source.name}: a lecture source must open with its title (a markdown cell) and then "
+                         f'the papermill cell (# %% tags=["parameters"])')
+    cells.insert(1, new_code_cell(SETUP.read_text(encoding="utf-8").strip("\n")))
     for i, cell in enumerate(cells):
-        cell["id"] = f"l{stem}-{i:03d}"
-    return cells
-
-
-def build(name: str):
-    """The notebook of lecture ``name`` (a module of ``nb_src``) as a NotebookNode."""
-    path = SOURCES / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"_lecture_{name}", path)
-    lecture = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(lecture)
-    nb = new_notebook(cells=_cells(lecture))
-    nb.metadata = {
-        "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
-        "language_info": {"name": "python"},
-    }
-    return lecture.NAME, nb
-
-
-def lecture_sources() -> list[str]:
-    return sorted(p.stem for p in SOURCES.glob("lecture_[0-9][0-9].py"))
+        cell["id"] = f"l{source.stem[:2]}-{i:03d}"
+        tags = cell.metadata.get("tags")             # jupytext's layout hints (blank lines) stay in the text
+        cell.metadata = {"tags": tags} if tags else {}
+    nb.metadata = {k: dict(v) for k, v in METADATA.items()}
+    return source.stem, nb
 
 
 def render(nb) -> str:
@@ -161,9 +134,14 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.executed is not None:
         return run_executed(args.executed)
+    sources = lecture_sources()
     stale = []
-    for src in lecture_sources():
-        name, nb = build(src)
+    for src in sources:
+        try:
+            name, nb = build(src)
+        except ValueError as exc:
+            print(f"build_notebooks: {exc}", file=sys.stderr)
+            return 2
         nbformat.validate(nb)
         target = HERE / f"{name}.ipynb"
         text = render(nb)
@@ -173,6 +151,11 @@ def main(argv=None) -> int:
         elif not target.exists() or target.read_text(encoding="utf-8") != text:
             target.write_text(text, encoding="utf-8")
             print(f"wrote {target.relative_to(HERE.parent)}")
+    orphans = sorted(p.name for p in HERE.glob("[0-9][0-9]_*.ipynb") if SOURCES / f"{p.stem}.py" not in sources)
+    if orphans:
+        print(f"build_notebooks: {', '.join(orphans)} in lectures/ have no source lectures/nb_src/<name>.py: "
+              "add it or delete the notebook", file=sys.stderr)
+        return 1
     if stale:
         print(f"out of date with lectures/nb_src: {', '.join(stale)}; run python lectures/build_notebooks.py",
               file=sys.stderr)

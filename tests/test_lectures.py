@@ -1,10 +1,13 @@
-"""The lecture notebooks: in sync with their source, the same setup cell, and every one executes (FAST=True)
-writing exactly its registered figures; regenerating gives the same bytes."""
+"""The lecture notebooks: in sync with their jupytext source, the same setup cell, and every one executes
+(FAST=True) writing exactly its registered figures; regenerating gives the same bytes, and a clean copy of the
+course regenerates the committed figures and executed copies byte for byte (slow: the full settings)."""
 import argparse
 import base64
 import importlib.util
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -39,6 +42,45 @@ def test_notebooks_are_in_sync_with_their_source():
     out = subprocess.run([sys.executable, str(LECTURES / "build_notebooks.py"), "--check"], capture_output=True,
                          text=True)
     assert out.returncode == 0, out.stderr
+
+
+SOURCES = sorted((LECTURES / "nb_src").glob("[0-9][0-9]_*.py"))
+
+
+def test_every_notebook_has_a_jupytext_source():
+    assert [p.stem for p in SOURCES] == NAMES
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_source_is_the_text_jupytext_writes_for_its_notebook(source):
+    """Reading the percent-format source and writing the notebook back gives the same text: no cell, blank line,
+    markdown line holding '#' or LaTeX, or tag is lost or added on the way (the notebook is what the text shows)."""
+    import jupytext
+    _, nb = _builder().build(source)
+    del nb.cells[1]                                      # the shared setup cell, added by the builder
+    nb.metadata = {"jupytext": {"notebook_metadata_filter": "-all"}}
+    assert jupytext.writes(nb, fmt="py:percent") == source.read_text(encoding="utf-8")
+
+
+def test_markdown_with_hashes_and_latex_survives_the_build(tmp_path):
+    source = tmp_path / "09_demo.py"
+    markdown = "# Title\n\n## A section, #3\n\n$$\\#\\{z\\}=\\sum_i x_i\\quad\\text{50 \\%}$$\n  indented `# %% not a cell`"
+    code = "# a comment\nx = 1  # 100 %\n\n\ndef f():\n    return '#'"
+    source.write_text("# %% [markdown]\n" + "\n".join(("# " + line).rstrip() for line in markdown.split("\n"))
+                      + '\n\n# %% tags=["parameters"]\nFAST = False\n\n# %%\n' + code + "\n")
+    name, nb = _builder().build(source)
+    assert name == "09_demo"
+    assert [c.source for c in nb.cells] == [markdown, _builder().SETUP.read_text().strip("\n"), "FAST = False", code]
+    assert [c.id for c in nb.cells] == ["l09-000", "l09-001", "l09-002", "l09-003"]
+    assert [c.metadata for c in nb.cells] == [{}, {}, {"tags": ["parameters"]}, {}]
+
+
+def test_a_source_without_its_parameters_cell_is_one_clear_error(tmp_path):
+    source = tmp_path / "09_demo.py"
+    source.write_text("# %% [markdown]\n# # Title\n\n# %%\nx = 1\n")
+    with pytest.raises(ValueError, match=r"09_demo.py: .*parameters") as err:
+        _builder().build(source)
+    assert "\n" not in str(err.value)
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -205,3 +247,53 @@ def test_executed_copy_matches_its_source_and_shows_the_committed_figures(name):
     text = json.dumps(done)
     assert str(ROOT) not in text and "/tmp/" not in text                 # nothing of one machine
     assert "answer key: course_lib.polls.answer" in text or name == "04_variational_autoencoders"
+
+
+# ------------------------------------------------------------------------------------------------------------
+# the committed figures and executed copies are what any machine regenerates
+# ------------------------------------------------------------------------------------------------------------
+def copy_of_working_tree(dest: Path) -> Path:
+    """The course's files as they are in the working tree (what git tracks or would track), copied to ``dest``."""
+    try:
+        listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                                capture_output=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("not a git checkout: cannot tell the course's files from build outputs")
+    for rel in sorted({r for r in listed.decode().split("\0") if r}):
+        src = ROOT / rel
+        if src.is_file() and not src.is_symlink():        # a file deleted in the working tree is not copied
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dest / rel)
+    return dest
+
+
+@pytest.mark.slow
+def test_a_clean_copy_regenerates_the_committed_lectures_byte_for_byte(tmp_path):
+    """Build the notebooks from nb_src and run `course figures` (full settings) in a fresh copy of the course;
+    every notebook, figure and executed copy must come out with the committed bytes."""
+    copy = copy_of_working_tree(tmp_path / "course")
+    generated = [*copy.glob("lectures/[0-9][0-9]_*.ipynb"), *copy.glob("lectures/figures/fig_*.png"),
+                 *copy.glob("lectures/executed/*.ipynb")]
+    for path in generated:                                # regenerated below, from nothing
+        path.unlink()
+    (tmp_path / "tmp").mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COURSE_")}
+    env.update(PYTHONPATH=str(copy), COURSE_ROOT=str(copy), TMPDIR=str(tmp_path / "tmp"))
+
+    def run(*args, timeout=120):
+        out = subprocess.run([sys.executable, *args], cwd=copy, env=env, capture_output=True, text=True,
+                             timeout=timeout)
+        assert out.returncode == 0, f"{' '.join(args)} failed: {out.stderr.strip()[-2000:]}"
+        return out.stdout
+
+    where = run("-c", "import autograder, course_lib; print(autograder.__file__); print(course_lib.__file__)")
+    assert all(Path(p).is_relative_to(copy) for p in where.split()), f"the copy imports another checkout: {where}"
+    run("lectures/build_notebooks.py")
+    run("-m", "autograder.cli", "figures", timeout=1200)
+
+    rel = sorted(p.relative_to(copy) for p in generated)
+    again = sorted(p.relative_to(copy) for pattern in ("lectures/[0-9][0-9]_*.ipynb", "lectures/figures/fig_*.png",
+                                                       "lectures/executed/*.ipynb") for p in copy.glob(pattern))
+    assert again == rel, f"files written differ from the committed ones: {sorted(set(again) ^ set(rel))}"
+    differ = [str(r) for r in rel if (copy / r).read_bytes() != (ROOT / r).read_bytes()]
+    assert not differ, f"regenerated on a clean copy, these differ from the committed files: {differ}"

@@ -1,53 +1,46 @@
-"""Source of lectures/01_generative_models_mle.ipynb (rebuild with python lectures/build_notebooks.py)."""
+# %% [markdown]
+# # Lecture 1 — Generative models and maximum likelihood
+#
+# A **generative model** is a probability distribution $P(x;\theta)$ over the data, together with a story of how
+# the data could have been produced: draw some random quantities, transform them, draw again. Because it is a
+# distribution, we can do two things with it: *evaluate* how probable an observation is, and *sample* new data
+# that look like the old.
+#
+# This lecture covers
+# 1. the data-generation process, with a two-Gaussian example;
+# 2. **maximum likelihood** (MLE): choosing $\theta$ so that the observed data are as probable as possible —
+#    for a die, for a Gaussian, for a coin (Bernoulli);
+# 3. **generative versus discriminative** classifiers;
+# 4. **Gaussian discriminant analysis** (GDA) and **naive Bayes**, and the decision boundaries they draw.
+#
+# Every estimator used here lives in `course_lib`; the notebook only calls it and draws pictures.
 
-NAME = "01_generative_models_mle"
-
-TITLE = r"""
-# Lecture 1 — Generative models and maximum likelihood
-
-A **generative model** is a probability distribution $P(x;\theta)$ over the data, together with a story of how
-the data could have been produced: draw some random quantities, transform them, draw again. Because it is a
-distribution, we can do two things with it: *evaluate* how probable an observation is, and *sample* new data
-that look like the old.
-
-This lecture covers
-1. the data-generation process, with a two-Gaussian example;
-2. **maximum likelihood** (MLE): choosing $\theta$ so that the observed data are as probable as possible —
-   for a die, for a Gaussian, for a coin (Bernoulli);
-3. **generative versus discriminative** classifiers;
-4. **Gaussian discriminant analysis** (GDA) and **naive Bayes**, and the decision boundaries they draw.
-
-Every estimator used here lives in `course_lib`; the notebook only calls it and draws pictures.
-"""
-
-PARAMETERS = r"""
+# %% tags=["parameters"]
 # Parameters (papermill). FAST=True is the quick setting the test-suite runs; the figures use FAST=False.
 FAST = False
-"""
 
-CELLS = [
-    ("md", r"""
-## 1. The data-generation process
+# %% [markdown]
+# ## 1. The data-generation process
+#
+# Think of a data set as the output of a random process. For a labelled example $(x, y)$:
+#
+# 1. draw the label $y\in\{+1,-1\}$ from $p(y)$;
+# 2. draw the input from the class-conditional distribution $p(x\mid y)$;
+# 3. add $(x, y)$ to the training set and repeat.
+#
+# Our running example uses two Gaussians in the plane:
+#
+# $$p(y=+1)=0.6,\qquad p(y=-1)=0.4,\qquad p(x\mid y=\pm1)=\mathcal N(x;\mu_\pm,\Sigma_\pm),$$
+#
+# $$\mu_+=\begin{bmatrix}2\\0\end{bmatrix},\;
+# \Sigma_+=\begin{bmatrix}1.0&0.8\\0.8&2.0\end{bmatrix},\qquad
+# \mu_-=\begin{bmatrix}-2\\0\end{bmatrix},\;
+# \Sigma_-=\begin{bmatrix}2.0&0.6\\0.6&1.0\end{bmatrix}.$$
+#
+# Marginally, $p(x)=0.6\,\mathcal N(x;\mu_+,\Sigma_+)+0.4\,\mathcal N(x;\mu_-,\Sigma_-)$. We draw $N=1000$ samples.
+# About 60 % of them should be positive; the exact count varies from draw to draw.
 
-Think of a data set as the output of a random process. For a labelled example $(x, y)$:
-
-1. draw the label $y\in\{+1,-1\}$ from $p(y)$;
-2. draw the input from the class-conditional distribution $p(x\mid y)$;
-3. add $(x, y)$ to the training set and repeat.
-
-Our running example uses two Gaussians in the plane:
-
-$$p(y=+1)=0.6,\qquad p(y=-1)=0.4,\qquad p(x\mid y=\pm1)=\mathcal N(x;\mu_\pm,\Sigma_\pm),$$
-
-$$\mu_+=\begin{bmatrix}2\\0\end{bmatrix},\;
-\Sigma_+=\begin{bmatrix}1.0&0.8\\0.8&2.0\end{bmatrix},\qquad
-\mu_-=\begin{bmatrix}-2\\0\end{bmatrix},\;
-\Sigma_-=\begin{bmatrix}2.0&0.6\\0.6&1.0\end{bmatrix}.$$
-
-Marginally, $p(x)=0.6\,\mathcal N(x;\mu_+,\Sigma_+)+0.4\,\mathcal N(x;\mu_-,\Sigma_-)$. We draw $N=1000$ samples.
-About 60 % of them should be positive; the exact count varies from draw to draw.
-"""),
-    ("code", r"""
+# %%
 from course_lib import data
 
 X, y = data.make_two_gaussians(n=1000, seed=SEED)
@@ -63,29 +56,29 @@ ax.set(xlabel="$x_1$", ylabel="$x_2$", title=f"{len(y)} draws from the two-Gauss
 ax.set_aspect("equal")
 ax.legend(loc="upper left")
 show(savefig("fig_01_two_gaussians"))
-"""),
-    ("md", r"""
-## 2. Learning a generative model: maximum likelihood
 
-We are handed data $X=\{x\}$ and pick a family $P(x;\theta)$. Which $\theta$ fits best?
-The maximum-likelihood principle answers: the one under which the data we saw are **most probable**,
+# %% [markdown]
+# ## 2. Learning a generative model: maximum likelihood
+#
+# We are handed data $X=\{x\}$ and pick a family $P(x;\theta)$. Which $\theta$ fits best?
+# The maximum-likelihood principle answers: the one under which the data we saw are **most probable**,
+#
+# $$\hat\theta=\arg\max_\theta \log P(X;\theta)=\arg\max_\theta\sum_{x\in X}\log P(x;\theta).$$
+#
+# The tacit assumption is that the world is a boring place: what we observed is typical of the process, so a
+# good model should make it likely. (With an unusual sample this goes wrong — more data makes it less likely.)
+#
+# ### A die (categorical distribution)
+#
+# A die is rolled many times; face $i$ comes up $n_i$ times out of $N$. With $P(x=i)=p_i$,
+#
+# $$\log P(X)=\sum_{i=1}^6 n_i\log p_i,$$
+#
+# and maximising under the constraint $\sum_i p_i=1$ (a Lagrange multiplier) gives the relative frequencies
+# $\hat p_i=n_i/N$. Below: a histogram of rolls of a loaded die, and two candidate distributions. Which one is
+# more likely to have produced the rolls? The one whose bars follow the histogram — its log-likelihood is higher.
 
-$$\hat\theta=\arg\max_\theta \log P(X;\theta)=\arg\max_\theta\sum_{x\in X}\log P(x;\theta).$$
-
-The tacit assumption is that the world is a boring place: what we observed is typical of the process, so a
-good model should make it likely. (With an unusual sample this goes wrong — more data makes it less likely.)
-
-### A die (categorical distribution)
-
-A die is rolled many times; face $i$ comes up $n_i$ times out of $N$. With $P(x=i)=p_i$,
-
-$$\log P(X)=\sum_{i=1}^6 n_i\log p_i,$$
-
-and maximising under the constraint $\sum_i p_i=1$ (a Lagrange multiplier) gives the relative frequencies
-$\hat p_i=n_i/N$. Below: a histogram of rolls of a loaded die, and two candidate distributions. Which one is
-more likely to have produced the rolls? The one whose bars follow the histogram — its log-likelihood is higher.
-"""),
-    ("code", r"""
+# %%
 from course_lib import mle
 
 n_rolls = 120 if FAST else 600
@@ -111,19 +104,19 @@ axes[1].set(xlabel="face", ylabel="probability", title="Two candidate distributi
 axes[1].legend(fontsize=8, loc="upper left")
 show(savefig("fig_01_dice_mle"))
 print("MLE p_i = n_i / N:", np.round(p_hat, 3))
-"""),
-    ("md", r"""
-### Counts without an upper limit (Poisson distribution)
 
-A table of probabilities works when the outcomes are finitely many. For counts $0,1,2,\dots$ (calls per
-minute, photons per pixel) we need a parametric form, for instance the **Poisson** distribution
+# %% [markdown]
+# ### Counts without an upper limit (Poisson distribution)
+#
+# A table of probabilities works when the outcomes are finitely many. For counts $0,1,2,\dots$ (calls per
+# minute, photons per pixel) we need a parametric form, for instance the **Poisson** distribution
+#
+# $$P(x=k)=\frac{\lambda^k e^{-\lambda}}{k!},\qquad k=0,1,2,\dots$$
+#
+# with one parameter, the rate $\lambda>0$. Its log-likelihood $\sum_x\big(x\log\lambda-\lambda-\log x!\big)$ has
+# derivative $\sum_x x/\lambda-N$, zero at $\hat\lambda=\frac1N\sum_x x$: the sample mean.
 
-$$P(x=k)=\frac{\lambda^k e^{-\lambda}}{k!},\qquad k=0,1,2,\dots$$
-
-with one parameter, the rate $\lambda>0$. Its log-likelihood $\sum_x\big(x\log\lambda-\lambda-\log x!\big)$ has
-derivative $\sum_x x/\lambda-N$, zero at $\hat\lambda=\frac1N\sum_x x$: the sample mean.
-"""),
-    ("code", r"""
+# %%
 counts_p = np.random.default_rng(SEED).poisson(3.2, size=100 if FAST else 500)
 lam_hat = mle.poisson(counts_p)
 lams = np.linspace(1.5, 5.5, 161)
@@ -142,24 +135,24 @@ axes[1].axvline(lam_hat, color="k", ls="--", lw=1.2, label=f"$\\hat\\lambda$ = m
 axes[1].set(xlabel=r"$\lambda$", ylabel="log-likelihood", title="Poisson log-likelihood of the counts")
 axes[1].legend(loc="lower center")
 show(savefig("fig_01_poisson_mle"))
-"""),
-    ("md", r"""
-### A Gaussian
 
-For real-valued data we may choose $P(x)=\mathcal N(x;\mu,\sigma^2)$. The log-likelihood
+# %% [markdown]
+# ### A Gaussian
+#
+# For real-valued data we may choose $P(x)=\mathcal N(x;\mu,\sigma^2)$. The log-likelihood
+#
+# $$\log P(X)=\sum_{x\in X}\Big(-\tfrac12\log(2\pi\sigma^2)-\frac{(x-\mu)^2}{2\sigma^2}\Big)$$
+#
+# is maximised by the sample mean and the (biased, divide-by-$N$) sample variance:
+#
+# $$\hat\mu=\frac1N\sum_{x}x,\qquad \hat\sigma^2=\frac1N\sum_x (x-\hat\mu)^2 .$$
+#
+# In $d$ dimensions the density is
+# $\mathcal N(x;\mu,\Sigma)=\dfrac{1}{(2\pi)^{d/2}|\Sigma|^{1/2}}\exp\!\big(-\tfrac12(x-\mu)^\top\Sigma^{-1}(x-\mu)\big)$
+# — note the **square root** of the determinant (a common slip is to write $|\Sigma|$ or $\sqrt{2\pi|\Sigma|}$), and
+# $\hat\Sigma=\frac1N\sum_x(x-\hat\mu)(x-\hat\mu)^\top$. Which of three Gaussians best explains this histogram?
 
-$$\log P(X)=\sum_{x\in X}\Big(-\tfrac12\log(2\pi\sigma^2)-\frac{(x-\mu)^2}{2\sigma^2}\Big)$$
-
-is maximised by the sample mean and the (biased, divide-by-$N$) sample variance:
-
-$$\hat\mu=\frac1N\sum_{x}x,\qquad \hat\sigma^2=\frac1N\sum_x (x-\hat\mu)^2 .$$
-
-In $d$ dimensions the density is
-$\mathcal N(x;\mu,\Sigma)=\dfrac{1}{(2\pi)^{d/2}|\Sigma|^{1/2}}\exp\!\big(-\tfrac12(x-\mu)^\top\Sigma^{-1}(x-\mu)\big)$
-— note the **square root** of the determinant (a common slip is to write $|\Sigma|$ or $\sqrt{2\pi|\Sigma|}$), and
-$\hat\Sigma=\frac1N\sum_x(x-\hat\mu)(x-\hat\mu)^\top$. Which of three Gaussians best explains this histogram?
-"""),
-    ("code", r"""
+# %%
 rng = np.random.default_rng(SEED)
 x1d = rng.normal(1.0, 1.5, size=200 if FAST else 1000)
 mean_hat, var_hat = mle.gaussian(x1d)
@@ -179,25 +172,25 @@ axes[1].set(xlabel="$x$", ylabel="density", title="Three candidate Gaussians")
 axes[1].legend(fontsize=8, loc="upper left")
 show(savefig("fig_01_gaussian_mle"))
 print(f"MLE: mean {mu_hat:.3f}, variance {s2_hat:.3f}  (curve (b))")
-"""),
-    ("md", r"""
-Time for a poll: answer it before reading on.
-"""),
-    ("code", r"""
+
+# %% [markdown]
+# Time for a poll: answer it before reading on.
+
+# %%
 ask("mle")
-"""),
-    ("md", r"""
-### A coin (Bernoulli) — the class prior
 
-The label of our two-Gaussian example is a coin: $p(y)=\alpha^{\delta(y=+1)}(1-\alpha)^{\delta(y=-1)}$.
-Its log-likelihood and its derivative,
+# %% [markdown]
+# ### A coin (Bernoulli) — the class prior
+#
+# The label of our two-Gaussian example is a coin: $p(y)=\alpha^{\delta(y=+1)}(1-\alpha)^{\delta(y=-1)}$.
+# Its log-likelihood and its derivative,
+#
+# $$\sum_{i=1}^m\log p(y_i;\alpha)=\sum_i\big[\delta(y_i=+1)\log\alpha+\delta(y_i=-1)\log(1-\alpha)\big],\qquad
+# \frac{d}{d\alpha}=\frac{\sum_i\delta(y_i=+1)}{\alpha}-\frac{\sum_i\delta(y_i=-1)}{1-\alpha}=0,$$
+#
+# give $\hat\alpha=\frac1m\sum_i\delta(y_i=+1)$: the fraction of positive examples.
 
-$$\sum_{i=1}^m\log p(y_i;\alpha)=\sum_i\big[\delta(y_i=+1)\log\alpha+\delta(y_i=-1)\log(1-\alpha)\big],\qquad
-\frac{d}{d\alpha}=\frac{\sum_i\delta(y_i=+1)}{\alpha}-\frac{\sum_i\delta(y_i=-1)}{1-\alpha}=0,$$
-
-give $\hat\alpha=\frac1m\sum_i\delta(y_i=+1)$: the fraction of positive examples.
-"""),
-    ("code", r"""
+# %%
 is_pos = (y == 1).astype(float)
 alpha_hat = mle.bernoulli(is_pos)
 alphas = np.linspace(0.01, 0.99, 197)
@@ -211,35 +204,35 @@ ax.set(xlabel=r"$\alpha$", ylabel="log-likelihood of the labels", title="Bernoul
        ylim=(ll.max() - 400, ll.max() + 30))
 ax.legend()
 show(savefig("fig_01_bernoulli_loglik"))
-"""),
-    ("md", r"""
-## 3. Generative versus discriminative classifiers
 
-A **discriminative** classifier models only what it must predict, $p(y\mid x)$ — for instance logistic
-regression $p(y\mid x)=\sigma(y\langle w,x\rangle)$, an SVM or a feed-forward network.
+# %% [markdown]
+# ## 3. Generative versus discriminative classifiers
+#
+# A **discriminative** classifier models only what it must predict, $p(y\mid x)$ — for instance logistic
+# regression $p(y\mid x)=\sigma(y\langle w,x\rangle)$, an SVM or a feed-forward network.
+#
+# A **generative** classifier imitates the data-generation process: it models $q(y)$ and $q(x\mid y)$ (and so the
+# joint $q(x,y)=q(y)\,q(x\mid y)$), and predicts with Bayes' rule
+#
+# $$q(y\mid x)=\frac{q(y)\,q(x\mid y)}{q(x)}\;\propto\;q(y)\,q(x\mid y),\qquad
+# \hat y=\begin{cases}+1 & q(y=+1\mid x)>q(y=-1\mid x)\\ -1 & \text{otherwise.}\end{cases}$$
+#
+# The rule looks like the Bayes-optimal predictor, but it is only as good as the approximation
+# $q(y\mid x)\approx p(y\mid x)$: we never see the true $p$, only samples from it.
+#
+# ## 4. Gaussian discriminant analysis
+#
+# Choose $q(y)=\mathrm{Bern}(\alpha)$ and $q(x\mid y=\pm1)=\mathcal N(x;\mu_\pm,\Sigma_\pm)$, so
+# $\theta=\{\alpha,\mu_+,\Sigma_+,\mu_-,\Sigma_-\}$. The joint log-likelihood splits into one term for $\alpha$ and
+# one per class, so each part is fitted separately: $\hat\alpha$ as above, and for the positive class (the samples
+# $S_+$ with $y=+1$)
+#
+# $$\hat\mu_+=\frac{1}{|S_+|}\sum_{x_i\in S_+}x_i,\qquad
+# \hat\Sigma_+=\frac{1}{|S_+|}\sum_{x_i\in S_+}(x_i-\hat\mu_+)(x_i-\hat\mu_+)^\top ,$$
+#
+# and the same for the negative class. (Exercise: prove both for $d=1$.)
 
-A **generative** classifier imitates the data-generation process: it models $q(y)$ and $q(x\mid y)$ (and so the
-joint $q(x,y)=q(y)\,q(x\mid y)$), and predicts with Bayes' rule
-
-$$q(y\mid x)=\frac{q(y)\,q(x\mid y)}{q(x)}\;\propto\;q(y)\,q(x\mid y),\qquad
-\hat y=\begin{cases}+1 & q(y=+1\mid x)>q(y=-1\mid x)\\ -1 & \text{otherwise.}\end{cases}$$
-
-The rule looks like the Bayes-optimal predictor, but it is only as good as the approximation
-$q(y\mid x)\approx p(y\mid x)$: we never see the true $p$, only samples from it.
-
-## 4. Gaussian discriminant analysis
-
-Choose $q(y)=\mathrm{Bern}(\alpha)$ and $q(x\mid y=\pm1)=\mathcal N(x;\mu_\pm,\Sigma_\pm)$, so
-$\theta=\{\alpha,\mu_+,\Sigma_+,\mu_-,\Sigma_-\}$. The joint log-likelihood splits into one term for $\alpha$ and
-one per class, so each part is fitted separately: $\hat\alpha$ as above, and for the positive class (the samples
-$S_+$ with $y=+1$)
-
-$$\hat\mu_+=\frac{1}{|S_+|}\sum_{x_i\in S_+}x_i,\qquad
-\hat\Sigma_+=\frac{1}{|S_+|}\sum_{x_i\in S_+}(x_i-\hat\mu_+)(x_i-\hat\mu_+)^\top ,$$
-
-and the same for the negative class. (Exercise: prove both for $d=1$.)
-"""),
-    ("code", r"""
+# %%
 from course_lib import GaussianDiscriminantAnalysis, GaussianNaiveBayes
 
 gda = GaussianDiscriminantAnalysis().fit(X, y)
@@ -262,8 +255,8 @@ rows = [(r"$\alpha=p(y=+1)$", TRUE["priors"][t_pos], gda.priors_[pos], nb.class_
         (r"$\Sigma_-$", TRUE["covariances"][t_neg], gda.covariances_[neg], np.diag(nb.var_[neg]))]
 display(Markdown("| parameter | true $p(\\cdot)$ | GDA estimate $q(\\cdot)$ | naive Bayes |\n|---|---|---|---|\n"
                  + "\n".join(f"| {name} | {fmt(t)} | {fmt(g)} | {fmt(n)} |" for name, t, g, n in rows)))
-"""),
-    ("code", r"""
+
+# %%
 fig, ax = plt.subplots(figsize=(6, 4.6))
 for label, color in [(1, COLORS[0]), (-1, COLORS[1])]:
     ax.scatter(*X[y == label].T, s=7, alpha=0.3, color=color)
@@ -278,22 +271,22 @@ ax.set(xlabel="$x_1$", ylabel="$x_2$", title="GDA: true and estimated class Gaus
 ax.set_aspect("equal")
 ax.legend(loc="upper left", fontsize=8)
 show(savefig("fig_01_gda_estimates"))
-"""),
-    ("md", r"""
-## 5. Naive Bayes: a diagonal covariance
 
-With $x\in\mathbb R^d$ the model has $1+2(d+d^2)=2d^2+2d+1$ parameters — already 20 201 for $d=100$ (counting
-every entry of $\Sigma$; symmetry saves about half). The covariance is the expensive part. **Naive Bayes**
-assumes $\sigma_{ij}=0$ for $i\neq j$:
+# %% [markdown]
+# ## 5. Naive Bayes: a diagonal covariance
+#
+# With $x\in\mathbb R^d$ the model has $1+2(d+d^2)=2d^2+2d+1$ parameters — already 20 201 for $d=100$ (counting
+# every entry of $\Sigma$; symmetry saves about half). The covariance is the expensive part. **Naive Bayes**
+# assumes $\sigma_{ij}=0$ for $i\neq j$:
+#
+# $$\Sigma=\mathrm{diag}(\sigma_1^2,\dots,\sigma_d^2),\quad |\Sigma|=\prod_j\sigma_j^2,\quad
+# (x-\mu)^\top\Sigma^{-1}(x-\mu)=\sum_j\frac{(x_j-\mu_j)^2}{\sigma_j^2},$$
+#
+# so $q(x\mid y)=\prod_{j=1}^d q(x_j\mid y;\mu_j,\sigma_j^2)$: **given the class, the features are independent**.
+# It is a strong (naive) assumption, but every parameter is now estimated one dimension at a time, and the
+# means and variances are exactly those of GDA (the table above): only the off-diagonal entries are dropped.
 
-$$\Sigma=\mathrm{diag}(\sigma_1^2,\dots,\sigma_d^2),\quad |\Sigma|=\prod_j\sigma_j^2,\quad
-(x-\mu)^\top\Sigma^{-1}(x-\mu)=\sum_j\frac{(x_j-\mu_j)^2}{\sigma_j^2},$$
-
-so $q(x\mid y)=\prod_{j=1}^d q(x_j\mid y;\mu_j,\sigma_j^2)$: **given the class, the features are independent**.
-It is a strong (naive) assumption, but every parameter is now estimated one dimension at a time, and the
-means and variances are exactly those of GDA (the table above): only the off-diagonal entries are dropped.
-"""),
-    ("code", r"""
+# %%
 fig, axes = plt.subplots(1, 2, figsize=(10, 4.2), sharex=True, sharey=True)
 for ax, title, covs in [(axes[0], "GDA: full covariances", [gda.covariances_[pos], gda.covariances_[neg]]),
                         (axes[1], "Naive Bayes: diagonal covariances", [np.diag(nb.var_[pos]), np.diag(nb.var_[neg])])]:
@@ -306,19 +299,20 @@ for ax, title, covs in [(axes[0], "GDA: full covariances", [gda.covariances_[pos
     ax.set_aspect("equal")
 axes[0].set_ylabel("$x_2$")
 show(savefig("fig_01_naive_bayes_covariance"))
-"""),
-    ("md", r"""
-## 6. The posterior $q(y=+1\mid x)$ and the decision boundaries
 
-Bayes' rule (the slides' equation 21) gives every point a probability of being positive,
-$q(y=+1\mid x)=q(+1)\,q(x\mid+1)\,/\,\big(q(+1)\,q(x\mid+1)+q(-1)\,q(x\mid-1)\big)$, and the rule (22) predicts $+1$
-where it exceeds $\tfrac12$. (The slides' second case of (22) reads $q(y'=+1\mid x')<q(y'=+1\mid x')$; it should
-compare with $q(y'=-1\mid x')$.) Equation (23) is the hope that this is close to the true $p(y\mid x)$. Below, the
-posterior of the true model next to three estimates: GDA with a covariance per class, GDA with one shared
-covariance (its log-odds are linear in $x$, so its boundary is a line), and naive Bayes. The white line is
-$q=\tfrac12$.
-"""),
-    ("code", r"""
+
+# %% [markdown]
+# ## 6. The posterior $q(y=+1\mid x)$ and the decision boundaries
+#
+# Bayes' rule (the slides' equation 21) gives every point a probability of being positive,
+# $q(y=+1\mid x)=q(+1)\,q(x\mid+1)\,/\,\big(q(+1)\,q(x\mid+1)+q(-1)\,q(x\mid-1)\big)$, and the rule (22) predicts $+1$
+# where it exceeds $\tfrac12$. (The slides' second case of (22) reads $q(y'=+1\mid x')<q(y'=+1\mid x')$; it should
+# compare with $q(y'=-1\mid x')$.) Equation (23) is the hope that this is close to the true $p(y\mid x)$. Below, the
+# posterior of the true model next to three estimates: GDA with a covariance per class, GDA with one shared
+# covariance (its log-odds are linear in $x$, so its boundary is a line), and naive Bayes. The white line is
+# $q=\tfrac12$.
+
+# %%
 def log_gauss(P, mean, cov):
     diff = P - mean
     sol = np.linalg.solve(cov, diff.T).T
@@ -349,15 +343,15 @@ show(savefig("fig_01_posterior"))
 agree = {name: float(np.mean((post > 0.5) == (panels[0][1] > 0.5))) for name, post in panels[1:]}
 print("share of the plotted square where the estimate predicts like the true model: "
       + ", ".join(f"{k} {v:.3f}" for k, v in agree.items()))
-"""),
-    ("md", r"""
-### Decision boundaries
 
-Both classifiers predict the class with the larger $q(y)\,q(x\mid y)$; the boundary is where the two are equal.
-With a covariance per class the boundary is a quadratic curve. For comparison we also draw a discriminative
-classifier, logistic regression (from scikit-learn), which fits $p(y\mid x)$ directly and can only draw a line.
-"""),
-    ("code", r"""
+# %% [markdown]
+# ### Decision boundaries
+#
+# Both classifiers predict the class with the larger $q(y)\,q(x\mid y)$; the boundary is where the two are equal.
+# With a covariance per class the boundary is a quadratic curve. For comparison we also draw a discriminative
+# classifier, logistic regression (from scikit-learn), which fits $p(y\mid x)$ directly and can only draw a line.
+
+# %%
 from sklearn.linear_model import LogisticRegression
 
 logreg = LogisticRegression().fit(X, y)
@@ -375,16 +369,14 @@ for ax, (name, model) in zip(axes, [("Gaussian discriminant analysis", gda), ("G
     ax.set(xlabel="$x_1$", title=f"{name}\ntraining accuracy {acc:.3f}", xlim=lim_x, ylim=lim_y)
 axes[0].set_ylabel("$x_2$")
 show(savefig("fig_01_decision_boundaries"))
-"""),
-    ("md", r"""
-## Summary
 
-* A generative model is a distribution with a story of how the data were made; it can score and sample.
-* Maximum likelihood picks the parameters under which the observations are most probable: relative
-  frequencies for a die or a coin, sample mean and ($1/N$) covariance for a Gaussian.
-* A generative classifier fits $q(y)$ and $q(x\mid y)$ and classifies by Bayes' rule. GDA uses a full Gaussian
-  per class; naive Bayes keeps only the diagonal, trading accuracy of the model for far fewer parameters.
-* Next lecture: what if part of the data is **missing** — a component of $x$, or the label itself? Then the
-  likelihood contains a log of a sum, and we need the EM algorithm.
-"""),
-]
+# %% [markdown]
+# ## Summary
+#
+# * A generative model is a distribution with a story of how the data were made; it can score and sample.
+# * Maximum likelihood picks the parameters under which the observations are most probable: relative
+#   frequencies for a die or a coin, sample mean and ($1/N$) covariance for a Gaussian.
+# * A generative classifier fits $q(y)$ and $q(x\mid y)$ and classifies by Bayes' rule. GDA uses a full Gaussian
+#   per class; naive Bayes keeps only the diagonal, trading accuracy of the model for far fewer parameters.
+# * Next lecture: what if part of the data is **missing** — a component of $x$, or the label itself? Then the
+#   likelihood contains a log of a sum, and we need the EM algorithm.

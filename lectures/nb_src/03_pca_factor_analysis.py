@@ -1,42 +1,35 @@
-"""Source of lectures/03_pca_factor_analysis.ipynb (rebuild with python lectures/build_notebooks.py)."""
+# %% [markdown]
+# # Lecture 3 — PCA, linear autoencoders and factor analysis
+#
+# Principal component analysis looks like a geometry problem — find the subspace closest to the data — but it
+# hides a generative model, and its iterative solution is an EM algorithm. This lecture
+#
+# 1. defines PCA as the subspace of **least projection error**, solved in closed form (an eigenproblem) and
+#    iteratively ($Z\leftarrow W^+X$, $W\leftarrow XZ^+$);
+# 2. meets the same solution in a **linear autoencoder**;
+# 3. sees that the **basis is not unique** (scale and rotation invariance) and how constraints fix it;
+# 4. tells PCA's **generative story** and generalises it to the **linear Gaussian model** (factor analysis),
+#    whose noise need not be orthogonal to the subspace;
+# 5. fits factor analysis by **EM**, using the posterior $P(z\mid x)$.
 
-NAME = "03_pca_factor_analysis"
-
-TITLE = r"""
-# Lecture 3 — PCA, linear autoencoders and factor analysis
-
-Principal component analysis looks like a geometry problem — find the subspace closest to the data — but it
-hides a generative model, and its iterative solution is an EM algorithm. This lecture
-
-1. defines PCA as the subspace of **least projection error**, solved in closed form (an eigenproblem) and
-   iteratively ($Z\leftarrow W^+X$, $W\leftarrow XZ^+$);
-2. meets the same solution in a **linear autoencoder**;
-3. sees that the **basis is not unique** (scale and rotation invariance) and how constraints fix it;
-4. tells PCA's **generative story** and generalises it to the **linear Gaussian model** (factor analysis),
-   whose noise need not be orthogonal to the subspace;
-5. fits factor analysis by **EM**, using the posterior $P(z\mid x)$.
-"""
-
-PARAMETERS = r"""
+# %% tags=["parameters"]
 # Parameters (papermill). FAST=True is the quick setting the test-suite runs; the figures use FAST=False.
 FAST = False
-"""
 
-CELLS = [
-    ("md", r"""
-## 1. The subspace of least projection error
+# %% [markdown]
+# ## 1. The subspace of least projection error
+#
+# Given centred data, find the direction $w$ (a unit vector) such that replacing every point by its projection
+# $(w^\top x)\,w$ loses as little as possible. The total squared error is
+#
+# $$L(w)=\sum_x\big(x^\top x-w^\top x\,x^\top w\big),$$
+#
+# so minimising it means maximising $w^\top\big(\sum_x xx^\top\big)w$ under $\|w\|=1$: the solution is the
+# eigenvector of the scatter matrix $\sum_x xx^\top$ with the largest eigenvalue,
+# $\big(\sum_x xx^\top\big)w=\lambda w$. For $k$ dimensions, the top $k$ eigenvectors. Below we search over all
+# directions of a 2-D cloud; the minimum sits at the first principal component.
 
-Given centred data, find the direction $w$ (a unit vector) such that replacing every point by its projection
-$(w^\top x)\,w$ loses as little as possible. The total squared error is
-
-$$L(w)=\sum_x\big(x^\top x-w^\top x\,x^\top w\big),$$
-
-so minimising it means maximising $w^\top\big(\sum_x xx^\top\big)w$ under $\|w\|=1$: the solution is the
-eigenvector of the scatter matrix $\sum_x xx^\top$ with the largest eigenvalue,
-$\big(\sum_x xx^\top\big)w=\lambda w$. For $k$ dimensions, the top $k$ eigenvectors. Below we search over all
-directions of a 2-D cloud; the minimum sits at the first principal component.
-"""),
-    ("code", r"""
+# %%
 from course_lib import PCA, data
 
 n = 200 if FAST else 500
@@ -70,20 +63,20 @@ ax.set(xlabel="direction of $w$ (degrees)", ylabel="total squared projection err
        title="Searching all directions")
 ax.legend()
 show(savefig("fig_03_projection_error"))
-"""),
-    ("md", r"""
-## 2. The iterative solution
 
-Find a basis $W$ and positions $Z=[z_1\dots z_N]$ with $WZ\approx X$ (data as columns). Alternate:
+# %% [markdown]
+# ## 2. The iterative solution
+#
+# Find a basis $W$ and positions $Z=[z_1\dots z_N]$ with $WZ\approx X$ (data as columns). Alternate:
+#
+# * given $W$, the best positions are the perpendicular projections: $Z\leftarrow W^{+}X$;
+# * given $Z$, the best basis is a least-squares fit: $W\leftarrow XZ^{+}$.
+#
+# Each step can only lower the error, and the iteration converges to (a basis of) the principal subspace.
+# Here in 3-D with a 2-D subspace, starting from a random basis; we measure the largest principal angle
+# between the current subspace and the eigenvector solution.
 
-* given $W$, the best positions are the perpendicular projections: $Z\leftarrow W^{+}X$;
-* given $Z$, the best basis is a least-squares fit: $W\leftarrow XZ^{+}$.
-
-Each step can only lower the error, and the iteration converges to (a basis of) the principal subspace.
-Here in 3-D with a 2-D subspace, starting from a random basis; we measure the largest principal angle
-between the current subspace and the eigenvector solution.
-"""),
-    ("code", r"""
+# %%
 from course_lib.pca import iterative_pca_step
 
 rng = np.random.default_rng(SEED)
@@ -115,16 +108,16 @@ ax.set(xlabel="iteration ($Z \\leftarrow W^+X$, $W \\leftarrow XZ^+$)",
 show(savefig("fig_03_iterative_pca"))
 print("closed-form components:\n", np.round(closed.components_, 4))
 print("iterative solver components:\n", np.round(iterative.components_, 4))
-"""),
-    ("md", r"""
-## 3. The linear autoencoder
 
-Draw the two steps as a network: the encoder maps $x$ to $z=W^+x$, the decoder maps $z$ back to
-$\hat x=Wz$. That is an **autoencoder with linear activations**. Training it by backpropagation on the
-squared reconstruction error updates $Z$ (implicitly, through the encoder) and $W$ together in small steps,
-and it lands on the same principal subspace: its reconstructions are the projections onto it.
-"""),
-    ("code", r"""
+# %% [markdown]
+# ## 3. The linear autoencoder
+#
+# Draw the two steps as a network: the encoder maps $x$ to $z=W^+x$, the decoder maps $z$ back to
+# $\hat x=Wz$. That is an **autoencoder with linear activations**. Training it by backpropagation on the
+# squared reconstruction error updates $Z$ (implicitly, through the encoder) and $W$ together in small steps,
+# and it lands on the same principal subspace: its reconstructions are the projections onto it.
+
+# %%
 torch.manual_seed(SEED)
 Xt = torch.as_tensor(Xc, dtype=torch.float32)
 encoder, decoder = torch.nn.Linear(2, 1, bias=False), torch.nn.Linear(1, 2, bias=False)
@@ -157,30 +150,30 @@ ax.legend()
 fig.tight_layout()
 show(savefig("fig_03_linear_autoencoder"))
 print(f"decoder weights {np.round(w_dec, 3)}, first principal component {np.round(w_pca, 3)}")
-"""),
-    ("md", r"""
-## 4. The basis is not unique: scale and rotation invariance
 
-We can stretch $w$ and shrink $z$ to compensate; more generally, for any invertible $B$,
+# %% [markdown]
+# ## 4. The basis is not unique: scale and rotation invariance
+#
+# We can stretch $w$ and shrink $z$ to compensate; more generally, for any invertible $B$,
+#
+# $$WZ=(WB)(B^{-1}Z),$$
+#
+# so $W'=WB$, $Z'=B^{-1}Z$ reconstruct the data equally well. The **subspace** is determined; the **bases**
+# and the **coordinates** in them are not. Two constraints are used to pin the solution down:
+#
+# * require the columns of $W$ to be **orthonormal** — the standard closed-form PCA (unique up to the sign and
+#   order of the columns when the eigenvalues differ);
+# * require the codes $z$ to have **unit variance** (uncorrelated, variance 1).
+#
+# The second one is weaker than it sounds. It removes stretching, but not rotation: for any orthogonal $R$,
+# $z'=R^\top z$ still has covariance $R^\top IR=I$, and $W'=WR$ reconstructs just as well. So unit-variance codes
+# fix the scale of the solution; **a rotation $W\to WR$ stays free**. The usual way to remove it is to combine
+# the two: orthogonal columns *and* unit-variance codes, which gives the eigenvectors scaled by the square
+# roots of their eigenvalues, $W=U\Lambda^{1/2}$ (unique up to signs). Below: the same five points in the codes
+# of the orthonormal basis, of a stretched basis $WB$, of the unit-variance codes, and of those codes rotated by
+# $40°$ — still unit variance, still the same reconstruction.
 
-$$WZ=(WB)(B^{-1}Z),$$
-
-so $W'=WB$, $Z'=B^{-1}Z$ reconstruct the data equally well. The **subspace** is determined; the **bases**
-and the **coordinates** in them are not. Two constraints are used to pin the solution down:
-
-* require the columns of $W$ to be **orthonormal** — the standard closed-form PCA (unique up to the sign and
-  order of the columns when the eigenvalues differ);
-* require the codes $z$ to have **unit variance** (uncorrelated, variance 1).
-
-The second one is weaker than it sounds. It removes stretching, but not rotation: for any orthogonal $R$,
-$z'=R^\top z$ still has covariance $R^\top IR=I$, and $W'=WR$ reconstructs just as well. So unit-variance codes
-fix the scale of the solution; **a rotation $W\to WR$ stays free**. The usual way to remove it is to combine
-the two: orthogonal columns *and* unit-variance codes, which gives the eigenvectors scaled by the square
-roots of their eigenvalues, $W=U\Lambda^{1/2}$ (unique up to signs). Below: the same five points in the codes
-of the orthonormal basis, of a stretched basis $WB$, of the unit-variance codes, and of those codes rotated by
-$40°$ — still unit variance, still the same reconstruction.
-"""),
-    ("code", r"""
+# %%
 B = np.array([[1.6, 0.9], [-0.4, 0.7]])                 # any invertible 2 x 2 matrix
 Z_orth = (X3 - closed.mean_) @ U                          # codes in the orthonormal basis (N, 2)
 Z_skew = Z_orth @ np.linalg.inv(B).T                      # Z' = B^-1 Z
@@ -213,23 +206,23 @@ fig.suptitle("Same subspace, same reconstruction (all four differ by less than 1
 show(savefig("fig_03_basis_invariance"))
 assert gap < 1e-10
 print("largest difference between the four reconstructions: below 1e-10 (rounding error)")
-"""),
-    ("md", r"""
-## 5. The generative story of PCA
 
-The iterative solution looks like EM: for each $x$ the missing information is its position $z$ on the
-subspace; "complete" the data with the $z$'s, re-estimate the plane, repeat. Which generative model is it
-fitting? Constraining $z$ to unit variance amounts to assuming $z\sim\mathcal N(0,I)$. Then:
+# %% [markdown]
+# ## 5. The generative story of PCA
+#
+# The iterative solution looks like EM: for each $x$ the missing information is its position $z$ on the
+# subspace; "complete" the data with the $z$'s, re-estimate the plane, repeat. Which generative model is it
+# fitting? Constraining $z$ to unit variance amounts to assuming $z\sim\mathcal N(0,I)$. Then:
+#
+# $$z\sim\mathcal N(0,I_K),\qquad \hat x=Az,\qquad x=\hat x+e,\quad e\sim\mathcal N(0,D),$$
+#
+# with $A=U\Lambda^{1/2}$ the principal eigenvectors scaled by the **square roots** of their eigenvalues (the
+# slides say "scaled by eigenvalues": then $AA^\top=U\Lambda^2U^\top$, not the covariance), and $e$ Gaussian noise
+# **orthogonal to the principal subspace** (its covariance $D$ is low-rank and $A^\top D=0$). So
+# $P(\hat x)=\mathcal N(0,AA^\top)$ and $P(x)=\mathcal N(0,AA^\top+D)$: PCA models Gaussian data lying close to a
+# plane. The decoder of a unit-variance linear autoencoder is this generative model.
 
-$$z\sim\mathcal N(0,I_K),\qquad \hat x=Az,\qquad x=\hat x+e,\quad e\sim\mathcal N(0,D),$$
-
-with $A=U\Lambda^{1/2}$ the principal eigenvectors scaled by the **square roots** of their eigenvalues (the
-slides say "scaled by eigenvalues": then $AA^\top=U\Lambda^2U^\top$, not the covariance), and $e$ Gaussian noise
-**orthogonal to the principal subspace** (its covariance $D$ is low-rank and $A^\top D=0$). So
-$P(\hat x)=\mathcal N(0,AA^\top)$ and $P(x)=\mathcal N(0,AA^\top+D)$: PCA models Gaussian data lying close to a
-plane. The decoder of a unit-variance linear autoencoder is this generative model.
-"""),
-    ("code", r"""
+# %%
 A = w_pca * np.sqrt(pca.explained_variance_[0])            # the 1-D basis, scaled
 normal = np.array([-w_pca[1], w_pca[0]])                    # orthogonal to the subspace
 resid_sd = np.sqrt(((Xc @ normal) ** 2).mean())
@@ -249,23 +242,23 @@ ax.set(xlabel="$x_1$", ylabel="$x_2$", title="PCA as a generative model")
 ax.set_aspect("equal")
 ax.legend(fontsize=8, loc="upper left")
 show(savefig("fig_03_pca_generative"))
-"""),
-    ("code", r"""
+
+# %%
 ask("pca")
-"""),
-    ("md", r"""
-## 6. The linear Gaussian model (factor analysis)
 
-PCA insists the noise is orthogonal to the subspace — rarely true (noise in an image can look like an image).
-The **linear Gaussian model** keeps the rest and lets the noise point anywhere, uncorrelated across coordinates:
+# %% [markdown]
+# ## 6. The linear Gaussian model (factor analysis)
+#
+# PCA insists the noise is orthogonal to the subspace — rarely true (noise in an image can look like an image).
+# The **linear Gaussian model** keeps the rest and lets the noise point anywhere, uncorrelated across coordinates:
+#
+# $$z\sim\mathcal N(0,I),\qquad x=Az+e,\qquad e\sim\mathcal N(0,D),\ D\ \text{diagonal and full rank}.$$
+#
+# Still $P(x)=\mathcal N(0,AA^\top+D)$ and $P(x\mid z)=\mathcal N(Az,D)$: a Gaussian whose covariance is
+# low-rank plus diagonal — between a diagonal and a full covariance. Because the noise is no longer orthogonal,
+# the same $x$ can be produced from many points of the plane: the "shadow" of $x$ on the plane is uncertain.
 
-$$z\sim\mathcal N(0,I),\qquad x=Az+e,\qquad e\sim\mathcal N(0,D),\ D\ \text{diagonal and full rank}.$$
-
-Still $P(x)=\mathcal N(0,AA^\top+D)$ and $P(x\mid z)=\mathcal N(Az,D)$: a Gaussian whose covariance is
-low-rank plus diagonal — between a diagonal and a full covariance. Because the noise is no longer orthogonal,
-the same $x$ can be produced from many points of the plane: the "shadow" of $x$ on the plane is uncertain.
-"""),
-    ("code", r"""
+# %%
 A_true, D_true = np.array([2.0, 1.0]), np.array([0.15, 0.6])     # loading and diagonal noise variances
 rng = np.random.default_rng(SEED + 2)
 m = 10
@@ -288,37 +281,35 @@ for ax, noise, title in [(axes[0], noise_pca, "PCA: noise orthogonal to the plan
     ax.legend(fontsize=8, loc="upper left")
 axes[0].set_ylabel("$x_2$")
 show(savefig("fig_03_noise_models"))
-"""),
-    ("md", r"""
-## 7. EM for the linear Gaussian model
 
-The likelihood of $A$ and $D$ has no closed-form maximiser, but with complete data $(x,z)$ it would:
+# %% [markdown]
+# ## 7. EM for the linear Gaussian model
+#
+# The likelihood of $A$ and $D$ has no closed-form maximiser, but with complete data $(x,z)$ it would:
+#
+# $$A=\Big(\sum xz^\top\Big)\Big(\sum zz^\top\Big)^{-1},\qquad D=\mathrm{diag}\Big(\frac1N\Big(\sum xx^\top-A\sum zx^\top\Big)\Big).$$
+#
+# (The slides write $A\sum xz^\top$ in the $D$ update: that product is not even defined for $d\neq k$; the
+# derivation gives $A\sum zx^\top$, a $d\times d$ matrix.)
+#
+# We do not observe $z$, so EM completes the data with the posterior, which for this model is Gaussian:
+#
+# $$P(z\mid x)=\mathcal N\big(z;\;A^\top(AA^\top+D)^{-1}x,\;\;I-A^\top(AA^\top+D)^{-1}A\big).$$
+#
+# Completing **by expectation** replaces $\sum xz^\top$ by $\sum x\,E[z\mid x]^\top$ and $\sum zz^\top$ by
+# $\sum E[zz^\top\mid x]$; completing **by sampling** draws $z\sim P(z\mid x)$ and uses the complete-data formulas.
+# Intuitively: attach each point to every place on the plane that could have produced it, with strength
+# $P(z\mid x)$; let the plane rotate and stretch to reduce the total tension; repeat.
 
-$$A=\Big(\sum xz^\top\Big)\Big(\sum zz^\top\Big)^{-1},\qquad D=\mathrm{diag}\Big(\frac1N\Big(\sum xx^\top-A\sum zx^\top\Big)\Big).$$
+# %% [markdown]
+# ### EM at work: five features, one factor, unequal noise
+#
+# To see what EM does, take data where factor analysis has something to find: $d=5$ features driven by one
+# factor, each with its **own** noise variance (from 0.1 to 1.2), and start EM far from the answer — tiny
+# loadings and $D$ equal to each feature's total variance, i.e. "everything is noise". We run 200 iterations
+# of both completions and record $\log P(X)$ after each.
 
-(The slides write $A\sum xz^\top$ in the $D$ update: that product is not even defined for $d\neq k$; the
-derivation gives $A\sum zx^\top$, a $d\times d$ matrix.)
-
-We do not observe $z$, so EM completes the data with the posterior, which for this model is Gaussian:
-
-$$P(z\mid x)=\mathcal N\big(z;\;A^\top(AA^\top+D)^{-1}x,\;\;I-A^\top(AA^\top+D)^{-1}A\big).$$
-
-Completing **by expectation** replaces $\sum xz^\top$ by $\sum x\,E[z\mid x]^\top$ and $\sum zz^\top$ by
-$\sum E[zz^\top\mid x]$; completing **by sampling** draws $z\sim P(z\mid x)$ and uses the complete-data formulas.
-Intuitively: attach each point to every place on the plane that could have produced it, with strength
-$P(z\mid x)$; let the plane rotate and stretch to reduce the total tension; repeat.
-
-
-"""),
-    ("md", r"""
-### EM at work: five features, one factor, unequal noise
-
-To see what EM does, take data where factor analysis has something to find: $d=5$ features driven by one
-factor, each with its **own** noise variance (from 0.1 to 1.2), and start EM far from the answer — tiny
-loadings and $D$ equal to each feature's total variance, i.e. "everything is noise". We run 200 iterations
-of both completions and record $\log P(X)$ after each.
-"""),
-    ("code", r"""
+# %%
 import warnings
 from course_lib import FactorAnalysis, PCA
 from course_lib.factor_analysis import em_step as fa_em_step
@@ -385,23 +376,23 @@ print(f"completion by sampling: {len(fa5_s.loglike_)} iterations; from iteration
       f"{int((np.diff(ll_s[40:]) < 0).sum())}")
 print(f"first 10 log-likelihood values of EM: {np.round(ll_e[:10], 1).tolist()}")
 print("true loading ", A_5[:, 0], "\nestimated    ", np.round(np.abs(fa5.components_[0]), 3), "(up to sign)")
-"""),
-    ("md", r"""
-EM does not start at the answer: from "everything is noise" it needs a few dozen iterations before the
-log-likelihood levels off, and with completion by expectation every single step goes up (the guarantee of
-lecture 2). Completion by sampling climbs just as fast but then jitters below the maximum, because each
-iteration re-estimates from one random completion. The recovered $D$ follows the true variances feature by
-feature; probabilistic PCA can only offer one $\sigma^2$ for all five, too large for the clean features and
-too small for the noisy ones.
 
-### Where on the plane did $x$ come from?
+# %% [markdown]
+# EM does not start at the answer: from "everything is noise" it needs a few dozen iterations before the
+# log-likelihood levels off, and with completion by expectation every single step goes up (the guarantee of
+# lecture 2). Completion by sampling climbs just as fast but then jitters below the maximum, because each
+# iteration re-estimates from one random completion. The recovered $D$ follows the true variances feature by
+# feature; probabilistic PCA can only offer one $\sigma^2$ for all five, too large for the clean features and
+# too small for the noisy ones.
+#
+# ### Where on the plane did $x$ come from?
+#
+# In two dimensions we can draw the posterior itself: for each of four points, the stretch of the fitted line
+# (the "plane" of one factor) that $P(z\mid x)$ covers. (With one factor in 2-D the model has four parameters
+# for a covariance with three free entries, so several $(A,D)$ fit equally well; this picture is only about the
+# posterior, not about recovering $D$.)
 
-In two dimensions we can draw the posterior itself: for each of four points, the stretch of the fitted line
-(the "plane" of one factor) that $P(z\mid x)$ covers. (With one factor in 2-D the model has four parameters
-for a covariance with three free entries, so several $(A,D)$ fit equally well; this picture is only about the
-posterior, not about recovering $D$.)
-"""),
-    ("code", r"""
+# %%
 from course_lib.plotting import gaussian_ellipse
 
 N_fa = 300 if FAST else 1000
@@ -427,17 +418,15 @@ ax.legend(fontsize=8, loc="upper left")
 show(savefig("fig_03_fa_posterior"))
 print(f"ELBO at the exact posterior {fa.elbo(X_fa, *fa.posterior(X_fa)):.3f} = log-likelihood "
       f"{fa.score(X_fa) * N_fa:.3f}")
-"""),
-    ("md", r"""
-## Summary
 
-* PCA finds the subspace of least squared projection error: in closed form (top eigenvectors) or by
-  alternating $Z\leftarrow W^+X$, $W\leftarrow XZ^+$ — which is what a linear autoencoder learns, too.
-* The basis is unique only up to an invertible transform. Orthonormal columns fix it (up to signs);
-  unit-variance codes fix only the scale, a rotation $W\to WR$ stays free.
-* PCA is a generative model: Gaussian $z$ on a plane plus noise orthogonal to it. Factor analysis (the
-  linear Gaussian model) allows diagonal noise in any direction, and is fitted by EM with
-  $P(z\mid x)=\mathcal N(A^\top(AA^\top+D)^{-1}x,\;I-A^\top(AA^\top+D)^{-1}A)$.
-* Next: what if the data lie near a **curved** surface? Replace $Az$ by a neural network — the VAE.
-"""),
-]
+# %% [markdown]
+# ## Summary
+#
+# * PCA finds the subspace of least squared projection error: in closed form (top eigenvectors) or by
+#   alternating $Z\leftarrow W^+X$, $W\leftarrow XZ^+$ — which is what a linear autoencoder learns, too.
+# * The basis is unique only up to an invertible transform. Orthonormal columns fix it (up to signs);
+#   unit-variance codes fix only the scale, a rotation $W\to WR$ stays free.
+# * PCA is a generative model: Gaussian $z$ on a plane plus noise orthogonal to it. Factor analysis (the
+#   linear Gaussian model) allows diagonal noise in any direction, and is fitted by EM with
+#   $P(z\mid x)=\mathcal N(A^\top(AA^\top+D)^{-1}x,\;I-A^\top(AA^\top+D)^{-1}A)$.
+# * Next: what if the data lie near a **curved** surface? Replace $Az$ by a neural network — the VAE.

@@ -1,42 +1,35 @@
-"""Source of lectures/02_expectation_maximization.ipynb (rebuild with python lectures/build_notebooks.py)."""
+# %% [markdown]
+# # Lecture 2 — Incomplete data and the EM algorithm
+#
+# Maximum likelihood is easy when every variable of the generating process is observed. Often it is not:
+# some **components of a vector are missing**, or the process drew an intermediate variable we never see —
+# **which mixture component** produced a point. This lecture shows
+#
+# 1. why incomplete data make the likelihood hard: a **log of a sum** (or of an integral);
+# 2. how the **concavity of the logarithm** gives a lower bound, the ELBO, that has no sum inside the log;
+# 3. **EM**: build a bound $J(\theta,\theta^k)$ that touches $\log P(o;\theta)$ at the current estimate, maximise it,
+#    repeat — the likelihood never goes down;
+# 4. EM for a Gaussian with missing components, and for a Gaussian mixture on the Old Faithful data;
+# 5. completing the data **by expectation** (every value, weighted by its posterior) versus **by sampling**.
 
-NAME = "02_expectation_maximization"
-
-TITLE = r"""
-# Lecture 2 — Incomplete data and the EM algorithm
-
-Maximum likelihood is easy when every variable of the generating process is observed. Often it is not:
-some **components of a vector are missing**, or the process drew an intermediate variable we never see —
-**which mixture component** produced a point. This lecture shows
-
-1. why incomplete data make the likelihood hard: a **log of a sum** (or of an integral);
-2. how the **concavity of the logarithm** gives a lower bound, the ELBO, that has no sum inside the log;
-3. **EM**: build a bound $J(\theta,\theta^k)$ that touches $\log P(o;\theta)$ at the current estimate, maximise it,
-   repeat — the likelihood never goes down;
-4. EM for a Gaussian with missing components, and for a Gaussian mixture on the Old Faithful data;
-5. completing the data **by expectation** (every value, weighted by its posterior) versus **by sampling**.
-"""
-
-PARAMETERS = r"""
+# %% tags=["parameters"]
 # Parameters (papermill). FAST=True is the quick setting the test-suite runs; the figures use FAST=False.
 FAST = False
-"""
 
-CELLS = [
-    ("md", r"""
-## 1. Incomplete data
+# %% [markdown]
+# ## 1. Incomplete data
+#
+# **Missing components.** We want a Gaussian for vectors $x$, but in many of them some entries were not
+# recorded. Write each vector as $x=(o,m)$: observed part $o$ and missing part $m$. All we can maximise is the
+# likelihood of what we saw,
+#
+# $$\arg\max_{\mu,\Sigma}\sum_{o\in O}\log P(o),\qquad P(o)=\int P(o,m)\,dm .$$
+#
+# **Missing information.** A Gaussian mixture draws the component $k$ first and then $o\sim\mathcal N(\mu_k,\Sigma_k)$.
+# With $(o,k)$ pairs, fitting would be easy (split the points by component and fit each Gaussian); we only see
+# $o$, so $P(o)=\sum_k P(k)\,\mathcal N(o;\mu_k,\Sigma_k)$. The figure shows both kinds of incompleteness.
 
-**Missing components.** We want a Gaussian for vectors $x$, but in many of them some entries were not
-recorded. Write each vector as $x=(o,m)$: observed part $o$ and missing part $m$. All we can maximise is the
-likelihood of what we saw,
-
-$$\arg\max_{\mu,\Sigma}\sum_{o\in O}\log P(o),\qquad P(o)=\int P(o,m)\,dm .$$
-
-**Missing information.** A Gaussian mixture draws the component $k$ first and then $o\sim\mathcal N(\mu_k,\Sigma_k)$.
-With $(o,k)$ pairs, fitting would be easy (split the points by component and fit each Gaussian); we only see
-$o$, so $P(o)=\sum_k P(k)\,\mathcal N(o;\mu_k,\Sigma_k)$. The figure shows both kinds of incompleteness.
-"""),
-    ("code", r"""
+# %%
 from course_lib import data
 
 # (a) a correlated Gaussian whose second entry is mostly hidden when the first one is large ("missing at random":
@@ -70,35 +63,35 @@ ax.scatter(*F.T, s=10, color=COLORS[7])
 ax.set(xlabel="eruption duration (standardised)", ylabel="waiting time (standardised)",
        title="Missing component labels: Old Faithful")
 show(savefig("fig_02_incomplete_data"))
-"""),
-    ("md", r"""
-## 2. The log of a sum
 
-Both problems have the same form. With $h$ the hidden (missing) part,
+# %% [markdown]
+# ## 2. The log of a sum
+#
+# Both problems have the same form. With $h$ the hidden (missing) part,
+#
+# $$\hat\theta=\arg\max_\theta\sum_{o}\log\sum_h P(h,o;\theta)$$
+#
+# (an integral instead of the sum when $h$ is continuous). The sum inside the logarithm couples all the
+# parameters: setting the gradient to zero has no closed-form solution. Could we replace it by something
+# without a sum inside the log?
+#
+# ## 3. Concavity of the log and the variational lower bound
+#
+# Multiply and divide by any distribution $Q(h)$ ($Q(h)\ge0$, $\sum_hQ(h)=1$):
+# $\log P(o)=\log\sum_h Q(h)\,\frac{P(h,o)}{Q(h)}$. The logarithm is **concave**: for weights $q_i\ge0$ summing to 1,
+#
+# $$\log\Big(\sum_i q_i x_i\Big)\;\ge\;\sum_i q_i\log x_i\qquad\text{(the chord lies below the curve).}$$
+#
+# Hence the **variational lower bound**, or **ELBO** (evidence lower bound):
+#
+# $$\log P(o;\theta)\;\ge\;\sum_h Q(h)\log\frac{P(h,o;\theta)}{Q(h)} .$$
+#
+# It holds for every $Q$ and is **tight** for $Q(h)=P(h\mid o;\theta)$: then $P(h,o)/Q(h)=P(o)$ for every $h$
+# and the right side equals $\log P(o;\theta)$. The gap is exactly $\mathrm{KL}\big(Q\,\|\,P(h\mid o;\theta)\big)\ge 0$.
+# Left: the chord under $\log$. Right: for one Old Faithful point and a two-component mixture, the ELBO as a
+# function of $Q(h{=}1)$ stays below $\log P(o)$ and touches it at the posterior.
 
-$$\hat\theta=\arg\max_\theta\sum_{o}\log\sum_h P(h,o;\theta)$$
-
-(an integral instead of the sum when $h$ is continuous). The sum inside the logarithm couples all the
-parameters: setting the gradient to zero has no closed-form solution. Could we replace it by something
-without a sum inside the log?
-
-## 3. Concavity of the log and the variational lower bound
-
-Multiply and divide by any distribution $Q(h)$ ($Q(h)\ge0$, $\sum_hQ(h)=1$):
-$\log P(o)=\log\sum_h Q(h)\,\frac{P(h,o)}{Q(h)}$. The logarithm is **concave**: for weights $q_i\ge0$ summing to 1,
-
-$$\log\Big(\sum_i q_i x_i\Big)\;\ge\;\sum_i q_i\log x_i\qquad\text{(the chord lies below the curve).}$$
-
-Hence the **variational lower bound**, or **ELBO** (evidence lower bound):
-
-$$\log P(o;\theta)\;\ge\;\sum_h Q(h)\log\frac{P(h,o;\theta)}{Q(h)} .$$
-
-It holds for every $Q$ and is **tight** for $Q(h)=P(h\mid o;\theta)$: then $P(h,o)/Q(h)=P(o)$ for every $h$
-and the right side equals $\log P(o;\theta)$. The gap is exactly $\mathrm{KL}\big(Q\,\|\,P(h\mid o;\theta)\big)\ge 0$.
-Left: the chord under $\log$. Right: for one Old Faithful point and a two-component mixture, the ELBO as a
-function of $Q(h{=}1)$ stays below $\log P(o)$ and touches it at the posterior.
-"""),
-    ("code", r"""
+# %%
 from course_lib import elbo
 
 def log_normal(x, mean, var):
@@ -135,31 +128,31 @@ ax.set(xlabel=r"$Q(h=1)$", ylabel="nats", title=f"The bound for one observation 
        ylim=(min(bounds) - 0.1, elbo.log_marginal(log_joint) + 0.15))
 ax.legend(loc="lower center", fontsize=8)
 show(savefig("fig_02_concavity_elbo"))
-"""),
-    ("md", r"""
-## 4. EM: climbing a ladder of lower bounds
 
-Freeze $Q$ at the posterior of some parameter value $\theta'$ and define
+# %% [markdown]
+# ## 4. EM: climbing a ladder of lower bounds
+#
+# Freeze $Q$ at the posterior of some parameter value $\theta'$ and define
+#
+# $$J(\theta,\theta')=\sum_{o}\sum_h P(h\mid o;\theta')\log\frac{P(h,o;\theta)}{P(h\mid o;\theta')} .$$
+#
+# Then $\log P(O;\theta)\ge J(\theta,\theta')$ for every $\theta$, with equality at $\theta=\theta'$. EM iterates:
+#
+# * start from $\theta^0$;
+# * build $J(\theta,\theta^k)$: it **touches** $\log P(O;\theta)$ at $\theta^k$;
+# * $\theta^{k+1}=\arg\max_\theta J(\theta,\theta^k)$.
+#
+# Because $\log P(O;\theta^{k+1})\ge J(\theta^{k+1},\theta^k)\ge J(\theta^k,\theta^k)=\log P(O;\theta^k)$, the
+# log-likelihood never decreases. The second term of $J$, $-\sum P(h\mid o;\theta^k)\log P(h\mid o;\theta^k)$,
+# does not depend on $\theta$, so the two steps read
+#
+# * **E-step:** compute $P(h\mid o;\theta^k)$ for every $o$ and $h$;
+# * **M-step:** $\theta^{k+1}=\arg\max_\theta\sum_o\sum_h P(h\mid o;\theta^k)\log P(h,o;\theta)$.
+#
+# To see the bounds, we let only one number vary: the mean $\theta$ of the short-eruption component of a
+# two-component mixture for the Old Faithful eruption durations (the other parameters are held fixed).
 
-$$J(\theta,\theta')=\sum_{o}\sum_h P(h\mid o;\theta')\log\frac{P(h,o;\theta)}{P(h\mid o;\theta')} .$$
-
-Then $\log P(O;\theta)\ge J(\theta,\theta')$ for every $\theta$, with equality at $\theta=\theta'$. EM iterates:
-
-* start from $\theta^0$;
-* build $J(\theta,\theta^k)$: it **touches** $\log P(O;\theta)$ at $\theta^k$;
-* $\theta^{k+1}=\arg\max_\theta J(\theta,\theta^k)$.
-
-Because $\log P(O;\theta^{k+1})\ge J(\theta^{k+1},\theta^k)\ge J(\theta^k,\theta^k)=\log P(O;\theta^k)$, the
-log-likelihood never decreases. The second term of $J$, $-\sum P(h\mid o;\theta^k)\log P(h\mid o;\theta^k)$,
-does not depend on $\theta$, so the two steps read
-
-* **E-step:** compute $P(h\mid o;\theta^k)$ for every $o$ and $h$;
-* **M-step:** $\theta^{k+1}=\arg\max_\theta\sum_o\sum_h P(h\mid o;\theta^k)\log P(h,o;\theta)$.
-
-To see the bounds, we let only one number vary: the mean $\theta$ of the short-eruption component of a
-two-component mixture for the Old Faithful eruption durations (the other parameters are held fixed).
-"""),
-    ("code", r"""
+# %%
 durations = faithful[:, 0]
 W_SHORT, VAR_SHORT, MEAN_LONG, VAR_LONG = 0.35, 0.5, 4.3, 0.5
 
@@ -196,38 +189,38 @@ ax.set(xlabel=r"$\theta$ (mean of the short-eruption component, minutes)", ylabe
 ax.legend(loc="lower left")
 show(savefig("fig_02_em_bounds"))
 print("theta^k:", np.round(thetas, 3))
-"""),
-    ("code", r"""
+
+# %%
 ask("em_elbo")
-"""),
-    ("md", r"""
-## 5. What EM does with missing components
 
-**A discrete warm-up.** Let $x$ be observed and $y\in\{a,b\}$ missing, with joint probabilities
-$P(x,a)=0.3$ and $P(x,b)=0.1$ at the $x$ we saw. If the process produced a million observations with exactly
-this $x$, how many had $y=a$? In proportion to the posterior: $P(a\mid x)=0.3/(0.3+0.1)=0.75$, so 750 000
-with $a$ and 250 000 with $b$. Completing the data "in every possible way" means exactly this: clone the
-observation and fill in each value of $y$ for a share of the clones equal to its posterior.
+# %% [markdown]
+# ## 5. What EM does with missing components
+#
+# **A discrete warm-up.** Let $x$ be observed and $y\in\{a,b\}$ missing, with joint probabilities
+# $P(x,a)=0.3$ and $P(x,b)=0.1$ at the $x$ we saw. If the process produced a million observations with exactly
+# this $x$, how many had $y=a$? In proportion to the posterior: $P(a\mid x)=0.3/(0.3+0.1)=0.75$, so 750 000
+# with $a$ and 250 000 with $b$. Completing the data "in every possible way" means exactly this: clone the
+# observation and fill in each value of $y$ for a share of the clones equal to its posterior.
+#
+# **Continuous missing parts.** Take one vector with a missing entry. If we had many vectors with the same observed part $o$, their missing
+# parts would take every possible value, in proportion to $P(m\mid o)$. So EM **completes** each vector in every
+# possible way — clones $x_i(m)=(o_i,m)$ weighted by $P(m\mid o_i;\theta^k)$ — and re-estimates from the
+# completed data:
+#
+# $$\mu^{k+1}=\frac1N\sum_{o}\int P(m\mid o;\theta^k)\,x_i(m)\,dm,\qquad
+# \Sigma^{k+1}=\frac1N\sum_o\int P(m\mid o;\theta^k)\,(x_i(m)-\mu^{k+1})(x_i(m)-\mu^{k+1})^\top dm .$$
+#
+# For a Gaussian, $P(m\mid o)$ is Gaussian with mean $\mu_m+\Sigma_{mo}\Sigma_{oo}^{-1}(o-\mu_o)$ and covariance
+# $\Sigma_{mm}-\Sigma_{mo}\Sigma_{oo}^{-1}\Sigma_{om}$, so the integrals are the conditional mean (for $\mu$) and
+# conditional mean plus conditional covariance (for $\Sigma$). `MissingDataGaussian` implements exactly this.
+# Dropping the incomplete rows instead throws information away; filling in the conditional mean without its
+# covariance would make $\Sigma$ too small.
+#
+# In our data $x_2$ is hidden mostly when $x_1$ is large. The complete rows are then mostly those with small
+# $x_1$ — and, since the two are correlated, small $x_2$: an estimate from them alone is **biased**. EM uses the
+# observed $x_1$ of every row and the conditional distribution of $x_2$ given it, so it is not.
 
-**Continuous missing parts.** Take one vector with a missing entry. If we had many vectors with the same observed part $o$, their missing
-parts would take every possible value, in proportion to $P(m\mid o)$. So EM **completes** each vector in every
-possible way — clones $x_i(m)=(o_i,m)$ weighted by $P(m\mid o_i;\theta^k)$ — and re-estimates from the
-completed data:
-
-$$\mu^{k+1}=\frac1N\sum_{o}\int P(m\mid o;\theta^k)\,x_i(m)\,dm,\qquad
-\Sigma^{k+1}=\frac1N\sum_o\int P(m\mid o;\theta^k)\,(x_i(m)-\mu^{k+1})(x_i(m)-\mu^{k+1})^\top dm .$$
-
-For a Gaussian, $P(m\mid o)$ is Gaussian with mean $\mu_m+\Sigma_{mo}\Sigma_{oo}^{-1}(o-\mu_o)$ and covariance
-$\Sigma_{mm}-\Sigma_{mo}\Sigma_{oo}^{-1}\Sigma_{om}$, so the integrals are the conditional mean (for $\mu$) and
-conditional mean plus conditional covariance (for $\Sigma$). `MissingDataGaussian` implements exactly this.
-Dropping the incomplete rows instead throws information away; filling in the conditional mean without its
-covariance would make $\Sigma$ too small.
-
-In our data $x_2$ is hidden mostly when $x_1$ is large. The complete rows are then mostly those with small
-$x_1$ — and, since the two are correlated, small $x_2$: an estimate from them alone is **biased**. EM uses the
-observed $x_1$ of every row and the conditional distribution of $x_2$ given it, so it is not.
-"""),
-    ("code", r"""
+# %%
 from course_lib import MissingDataGaussian
 from course_lib.plotting import gaussian_ellipse
 
@@ -257,32 +250,32 @@ show(savefig("fig_02_missing_data_em"))
 print("true mean", true_mean, "  EM mean", np.round(em_gauss.mean_, 3), "  complete rows only", np.round(drop_mean, 3))
 print("EM covariance", np.round(em_gauss.covariance_, 3).tolist(), "  complete rows only",
       np.round(drop_cov, 3).tolist())
-"""),
-    ("md", r"""
-## 6. EM for a Gaussian mixture, iteration by iteration
 
-For a mixture the hidden variable is the component $k$. Every observation is attributed to **every**
-component, in proportion to the responsibility $P(k\mid o;\theta^l)$ (E-step), and each component is re-fitted
-to its weighted share of the data (M-step):
+# %% [markdown]
+# ## 6. EM for a Gaussian mixture, iteration by iteration
+#
+# For a mixture the hidden variable is the component $k$. Every observation is attributed to **every**
+# component, in proportion to the responsibility $P(k\mid o;\theta^l)$ (E-step), and each component is re-fitted
+# to its weighted share of the data (M-step):
+#
+# $$P(k\mid o;\theta^l)=\frac{P(k)\,\mathcal N(o;\mu_k,\Sigma_k)}{\sum_j P(j)\,\mathcal N(o;\mu_j,\Sigma_j)},\qquad
+# N_k=\sum_oP(k\mid o;\theta^l),\qquad P(k)^{l+1}=\frac{N_k}{N},$$
+#
+# $$\mu_k^{l+1}=\frac{1}{N_k}\sum_o P(k\mid o;\theta^l)\,o,\qquad
+# \Sigma_k^{l+1}=\frac{1}{N_k}\sum_oP(k\mid o;\theta^l)\,(o-\mu_k^{l+1})(o-\mu_k^{l+1})^\top .$$
+#
+# (The normaliser is $N_k$, the effective number of points of component $k$. The generative-models slides,
+# equations 49–52, divide by $m$, the number of all points: a typo that shrinks every mean towards 0 and every
+# covariance by the weight $P(k)$.)
+#
+# The same cloning picture as before: suppose three Gaussians give an observation $o$ the values
+# $P(k)\,\mathcal N(o;\mu_k,\Sigma_k)=0.1,\ 0.2,\ 0.2$. Of $L$ clones of $o$, the shares $0.1/0.5=20\%$, $40\%$ and
+# $40\%$ are attributed to the three components, and each component's new mean averages the clones it
+# received. Below, the standardised Old Faithful data; each point's colour mixes red and blue in proportion to
+# its two responsibilities (pure red: surely component 1, pure blue: surely component 2, purple: shared),
+# and the ellipses (1.5 standard deviations) are the components.
 
-$$P(k\mid o;\theta^l)=\frac{P(k)\,\mathcal N(o;\mu_k,\Sigma_k)}{\sum_j P(j)\,\mathcal N(o;\mu_j,\Sigma_j)},\qquad
-N_k=\sum_oP(k\mid o;\theta^l),\qquad P(k)^{l+1}=\frac{N_k}{N},$$
-
-$$\mu_k^{l+1}=\frac{1}{N_k}\sum_o P(k\mid o;\theta^l)\,o,\qquad
-\Sigma_k^{l+1}=\frac{1}{N_k}\sum_oP(k\mid o;\theta^l)\,(o-\mu_k^{l+1})(o-\mu_k^{l+1})^\top .$$
-
-(The normaliser is $N_k$, the effective number of points of component $k$. The generative-models slides,
-equations 49–52, divide by $m$, the number of all points: a typo that shrinks every mean towards 0 and every
-covariance by the weight $P(k)$.)
-
-The same cloning picture as before: suppose three Gaussians give an observation $o$ the values
-$P(k)\,\mathcal N(o;\mu_k,\Sigma_k)=0.1,\ 0.2,\ 0.2$. Of $L$ clones of $o$, the shares $0.1/0.5=20\%$, $40\%$ and
-$40\%$ are attributed to the three components, and each component's new mean averages the clones it
-received. Below, the standardised Old Faithful data; each point's colour mixes red and blue in proportion to
-its two responsibilities (pure red: surely component 1, pure blue: surely component 2, purple: shared),
-and the ellipses (1.5 standard deviations) are the components.
-"""),
-    ("code", r"""
+# %%
 import warnings
 from course_lib import GaussianMixture
 
@@ -327,18 +320,18 @@ fig.suptitle("EM for a two-component Gaussian mixture on Old Faithful", y=1.0)
 fig.tight_layout()
 show(savefig("fig_02_gmm_iterations"))
 print("weights", np.round(g.weights_, 3), " means", np.round(g.means_, 3).tolist())
-"""),
-    ("md", r"""
-## 6b. Singularities, `reg_covar`, and how many components
 
-The mixture likelihood has no maximum at all. Put one component exactly on one data point $x_0$ and let its
-variance $s^2$ shrink: that point's density $\mathcal N(x_0;x_0,s^2I)=(2\pi s^2)^{-d/2}$ grows without bound,
-while another component keeps every other point finite. So $\log P(O)\to\infty$ as $s\to0$ — a useless
-"maximum". EM can run into this when a component captures a single point (or a few identical ones).
-Below: a broad component fitted to all of Old Faithful (weight 0.9) plus a second one (weight 0.1) centred on
-the first eruption, with its standard deviation $s$ shrinking.
-"""),
-    ("code", r"""
+# %% [markdown]
+# ## 6b. Singularities, `reg_covar`, and how many components
+#
+# The mixture likelihood has no maximum at all. Put one component exactly on one data point $x_0$ and let its
+# variance $s^2$ shrink: that point's density $\mathcal N(x_0;x_0,s^2I)=(2\pi s^2)^{-d/2}$ grows without bound,
+# while another component keeps every other point finite. So $\log P(O)\to\infty$ as $s\to0$ — a useless
+# "maximum". EM can run into this when a component captures a single point (or a few identical ones).
+# Below: a broad component fitted to all of Old Faithful (weight 0.9) plus a second one (weight 0.1) centred on
+# the first eruption, with its standard deviation $s$ shrinking.
+
+# %%
 from course_lib.mixture import e_step
 
 x0 = F[0]
@@ -347,8 +340,10 @@ ll_collapse = []
 for s_ in s_values:
     _, ll_s_ = e_step(F, [0.9, 0.1], np.stack([F.mean(0), x0]), np.stack([np.cov(F.T, bias=True), s_ ** 2 * np.eye(2)]))
     ll_collapse.append(ll_s_)
-ll_collapse = np.array(ll_collapse)
-""" + ("" if False else "") + r"""
+# rounded to 1e-6 nats: for small s the points lie on a straight line, and how its joins are drawn would
+# otherwise turn on the last bits of exp and log, which differ between processors
+ll_collapse = np.round(ll_collapse, 6)
+
 # K: BIC on all the data, and the mean log-likelihood of held-out points (5-fold cross-validation)
 K_range = range(1, 6 if FAST else 7)
 folds = np.array_split(np.random.default_rng(SEED).permutation(len(F)), 5)
@@ -391,37 +386,37 @@ print(f"log P(O) at s = 1e-4: {ll_collapse[16]:.1f}, at s = 1e-8: {ll_collapse[-
 print("BIC:", ", ".join(f"K={K}: {b:.1f}" for K, b in zip(K_range, bic)), f" -> K = {K_bic}")
 print("held-out log-likelihood:", ", ".join(f"K={K}: {v:.3f}" for K, v in zip(K_range, test_ll)), f" -> K = {K_cv}")
 print("training log-likelihood:", ", ".join(f"K={K}: {v:.3f}" for K, v in zip(K_range, train_ll)))
-"""),
-    ("md", r"""
-On the left, each factor 10 in $s$ adds $d\log 10\approx4.6$ nats, for ever. This is why `GaussianMixture` takes
-`reg_covar`: it adds a small constant to the diagonal of every covariance in each M-step, so no variance can
-fall below it and the likelihood stays bounded (with `reg_covar=0` and a collapsing component, `course_lib`
-stops with an error that says to increase it). The same mechanism is behind overfitting: with $K=m$
-components, one per point, the training likelihood can be made as large as we like. The number of components
-is therefore a **hyperparameter**, chosen on something other than the training likelihood: the training curve
-(grey) keeps rising with $K$, while BIC (which charges $\tfrac12\log N$ per parameter) and the likelihood of
-held-out eruptions level off; the numbers above pick the $K$ to use.
-"""),
-    ("md", r"""
-## 7. Completing the data: by expectation or by sampling
 
-The general EM recipe:
+# %% [markdown]
+# On the left, each factor 10 in $s$ adds $d\log 10\approx4.6$ nats, for ever. This is why `GaussianMixture` takes
+# `reg_covar`: it adds a small constant to the diagonal of every covariance in each M-step, so no variance can
+# fall below it and the likelihood stays bounded (with `reg_covar=0` and a collapsing component, `course_lib`
+# stops with an error that says to increase it). The same mechanism is behind overfitting: with $K=m$
+# components, one per point, the training likelihood can be made as large as we like. The number of components
+# is therefore a **hyperparameter**, chosen on something other than the training likelihood: the training curve
+# (grey) keeps rising with $K$, while BIC (which charges $\tfrac12\log N$ per parameter) and the likelihood of
+# held-out eruptions level off; the numbers above pick the $K$ to use.
 
-* initialise the parameters;
-* repeat: **complete** the data according to the posterior $P(m\mid o)$ of the current model, then
-  **re-estimate** the model from the completed data.
+# %% [markdown]
+# ## 7. Completing the data: by expectation or by sampling
+#
+# The general EM recipe:
+#
+# * initialise the parameters;
+# * repeat: **complete** the data according to the posterior $P(m\mid o)$ of the current model, then
+#   **re-estimate** the model from the completed data.
+#
+# There are two ways to complete:
+#
+# 1. **by expectation** — consider every value of the missing part, weighted by its posterior (what we did so
+#    far: conditional means and covariances, responsibilities);
+# 2. **by sampling** — draw one (or a few) values of the missing part from $P(m\mid o)$ and treat the drawn
+#    values as if they had been observed (stochastic EM).
+#
+# Expectation is exact and never lowers the likelihood; sampling is simpler when the expectation has no closed
+# form (it will be our only option for the VAE), and its likelihood fluctuates around the same solution.
 
-There are two ways to complete:
-
-1. **by expectation** — consider every value of the missing part, weighted by its posterior (what we did so
-   far: conditional means and covariances, responsibilities);
-2. **by sampling** — draw one (or a few) values of the missing part from $P(m\mid o)$ and treat the drawn
-   values as if they had been observed (stochastic EM).
-
-Expectation is exact and never lowers the likelihood; sampling is simpler when the expectation has no closed
-form (it will be our only option for the VAE), and its likelihood fluctuates around the same solution.
-"""),
-    ("code", r"""
+# %%
 n_it = 15 if FAST else 100
 START = 4        # skip the first climb, to see how the two kinds of completion behave near the maximum
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.9))
@@ -442,19 +437,17 @@ for completion, color in [("expectation", COLORS[0]), ("sampling", COLORS[1])]:
 ax.set(xlabel="EM iteration", ylabel="mean log-likelihood per point", title="Gaussian mixture on Old Faithful")
 ax.legend()
 show(savefig("fig_02_completion_compare"))
-"""),
-    ("code", r"""
-ask("data_completion")
-"""),
-    ("md", r"""
-## Summary
 
-* Missing components or hidden variables put a **sum (or integral) inside the log** of the likelihood.
-* Concavity of the log gives the ELBO, $\log P(o;\theta)\ge\sum_hQ(h)\log\frac{P(h,o;\theta)}{Q(h)}$, tight at
-  $Q=P(h\mid o;\theta)$.
-* EM alternates building the tight bound $J(\theta,\theta^k)$ (E-step) and maximising it (M-step); the
-  likelihood never decreases, and it converges to a local maximum.
-* Intuitively, EM completes the data — with every value in proportion to its posterior, or with samples —
-  and re-estimates. Next: PCA, where the missing information is where each point sits on a subspace.
-"""),
-]
+# %%
+ask("data_completion")
+
+# %% [markdown]
+# ## Summary
+#
+# * Missing components or hidden variables put a **sum (or integral) inside the log** of the likelihood.
+# * Concavity of the log gives the ELBO, $\log P(o;\theta)\ge\sum_hQ(h)\log\frac{P(h,o;\theta)}{Q(h)}$, tight at
+#   $Q=P(h\mid o;\theta)$.
+# * EM alternates building the tight bound $J(\theta,\theta^k)$ (E-step) and maximising it (M-step); the
+#   likelihood never decreases, and it converges to a local maximum.
+# * Intuitively, EM completes the data — with every value in proportion to its posterior, or with samples —
+#   and re-estimates. Next: PCA, where the missing information is where each point sits on a subspace.
