@@ -96,6 +96,18 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("figures", help="execute the lecture notebooks and write every figure")
     p.add_argument("lectures", nargs="*", metavar="LECTURE", help="e.g. 02 or 02_expectation_maximization (default: all)")
     p.set_defaults(func=_lazy("autograder.figures:figures_command"))
+
+    p = sub.add_parser("lab", help="start JupyterLab as a student sees it (nbgrader's instructor tools off)",
+                       epilog="Arguments after NOTEBOOK (or after --) go to JupyterLab, e.g. "
+                              "`course lab hw.ipynb --ServerApp.ip=0.0.0.0`.")
+    p.add_argument("target", nargs="?", metavar="NOTEBOOK|DIR", help="open this notebook, or serve this folder "
+                                                                     "(default: the current folder)")
+    p.add_argument("--instructor", action="store_true", help="keep all of nbgrader's tools (Formgrader, Create "
+                                                             "Assignment, the Nbgrader menu)")
+    p.add_argument("--no-browser", action="store_true", help="do not open a web browser")
+    p.add_argument("--port", type=int, default=None, metavar="PORT", help="the server's port (default: Jupyter's)")
+    p.add_argument("jupyter_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    p.set_defaults(func=_lazy("autograder.lab:lab_command"))
     return parser
 
 

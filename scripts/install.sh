@@ -10,6 +10,11 @@
 # The grader's sandbox uses bubblewrap (`bwrap`) for namespaces. Where it is missing and this script runs as
 # root on a Debian/Ubuntu host, it is installed with apt-get; elsewhere the script says how, and the grader
 # falls back to weaker isolation (and refuses hidden checks there unless told otherwise).
+#
+# The browser test of the student's JupyterLab (tests/test_student_lab.py) drives a headless Chromium with
+# Playwright. Where no Chromium or Chrome is installed: as root on Debian/Ubuntu, apt-get installs `chromium`;
+# elsewhere Playwright downloads its own build. When neither works the set-up goes on and that test is skipped
+# with the reason.
 set -euo pipefail
 venv="${1:-.venv}"
 
@@ -23,6 +28,16 @@ if ! command -v bwrap >/dev/null 2>&1; then
         echo "bubblewrap (bwrap) is not installed: install it (e.g. 'sudo apt-get install bubblewrap') for the" \
              "grader's namespace sandbox" >&2
     fi
+fi
+have_chromium() {
+    command -v chromium >/dev/null 2>&1 || command -v google-chrome >/dev/null 2>&1 \
+        || command -v google-chrome-stable >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1
+}
+if ! have_chromium && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing chromium (the browser test of the student's JupyterLab)"
+    apt-get install -y -q chromium >/dev/null 2>&1 \
+        || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; } \
+        || echo "could not install chromium with apt-get" >&2
 fi
 python="${PYTHON:-python3}"
 
@@ -41,4 +56,8 @@ elif ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
     fi
 fi
 pip install -e ".[dev]"
+if ! have_chromium; then
+    "$venv/bin/python" -m playwright install chromium \
+        || echo "no Chromium: the browser test of the student's JupyterLab will be skipped" >&2
+fi
 touch "$venv/.installed"
