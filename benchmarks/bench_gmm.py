@@ -25,7 +25,8 @@ that floor over the measured time is the fraction of the roofline reached.
 
 Wall-clock time is the headline. Process CPU time is printed next to it: on a machine shared with other
 jobs, wall-clock ratios wander with the load, and with ``--threads 1`` CPU time is the steadier measure of
-the work each side does.
+the work each side does. The machine's load average (1 minute, /proc/loadavg) before and after the timed runs
+is printed with them, so that a reader can tell a measurement on a busy machine from one on a quiet one.
 
     python benchmarks/bench_gmm.py            # n=100,000, d=32, K=16
     python benchmarks/bench_gmm.py --quick    # a small smoke run
@@ -35,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
 import subprocess
 import sys
@@ -159,6 +161,15 @@ def _timings(name, X, data, init, args, lengths) -> dict:
     return out
 
 
+def _load_average() -> float | None:
+    """The 1-minute load average of the machine (None where /proc/loadavg cannot be read)."""
+    try:
+        with open("/proc/loadavg") as fh:
+            return float(fh.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _child_command(args, *mode: str) -> list[str]:
     cmd = [sys.executable, __file__, *mode, "--n", str(args.n), "--d", str(args.d), "--k", str(args.k),
            "--iters", str(args.iters), "--seed", str(args.seed), "--device", args.device,
@@ -251,6 +262,7 @@ def _main(args) -> dict | None:
         print(json.dumps(_timings(args.time_of, X, data, init, args, (1, 1 + args.iters))))
         return None
     X, init, data, dev = _problem(args)
+    load_before = _load_average()
     lengths = (1, 1 + args.iters)
     wall = {(name, it): [] for name in NAMES for it in lengths}
     cpu = {(name, it): [] for name in NAMES for it in lengths}
@@ -276,6 +288,7 @@ def _main(args) -> dict | None:
                 / args.iters for name in NAMES}
 
     per_iter, per_iter_cpu = per_iteration(wall), per_iteration(cpu)
+    load_after = _load_average()
     memory = {name: None if args.quick else _peak_memory(args, name) for name in NAMES}
 
     ref = loglik["sklearn"]
@@ -283,7 +296,8 @@ def _main(args) -> dict | None:
     results = {"n": args.n, "d": args.d, "k": args.k, "iters": args.iters, "repeats": args.repeats,
                "seconds_per_iter": per_iter, "cpu_seconds_per_iter": per_iter_cpu, "speedup": {},
                "speedup_cpu": {}, "loglik": {}, "agree": {}, "peak_bytes": memory,
-               "covariance_type": args.covariance_type, "matmul_gflops": {}, "roofline_fraction": {}}
+               "covariance_type": args.covariance_type, "matmul_gflops": {}, "roofline_fraction": {},
+               "load_average": {"before": load_before, "after": load_after}}
     try:
         from threadpoolctl import threadpool_info
         pools = ", ".join(f"{i['internal_api']}={i['num_threads']}" for i in threadpool_info())
@@ -309,6 +323,9 @@ def _main(args) -> dict | None:
               + ("" if results["agree"][name] else "   <-- log-likelihood DISAGREES"))
     print(f"(log-likelihood after {lengths[1]} iterations from the same start; data {X.nbytes / 2**20:.1f} MB in "
           f"float64; memory = {mem_what} during one fit, in a fresh process)")
+    loads = " / ".join("unknown" if v is None else f"{v:.2f}" for v in (load_before, load_after))
+    print(f"load average (1 min) of the machine before / after the timed runs: {loads} "
+          f"(on {os.cpu_count()} CPUs; other work on the machine slows every contender, not always alike)")
     print("speed-up of course_lib over scikit-learn per EM iteration (wall clock): "
           f"float64 {results['speedup']['course_lib float64']:.2f}x, "
           f"float32 {results['speedup']['course_lib float32']:.2f}x")

@@ -14,20 +14,29 @@ point from its responsibilities instead (stochastic EM); the likelihood then wan
 
 How it is computed (full covariances). Each component is held through the Cholesky factor U_m of its
 precision (U_m U_mᵀ = Σ_m⁻¹, U_m upper triangular, as in scikit-learn), so the Mahalanobis term is
-‖(x − μ_m) U_m‖². With the data augmented by a column of ones, one matrix product
-``[1, X] @ [[−μ_1 U_1 … −μ_K U_K], [U_1 … U_K]]`` gives the whitened residuals of every point under every
-component at once. The M-step reuses them: weighted by the responsibilities and multiplied by ``[X, 1]`` they
-give, in one more product, Σ_n r_nm [x_n; 1] ((x_n − μ_m) U_m)ᵀ, from which the new means and covariances
-follow with small d × d products per component. Because U_m is triangular, the features are cut into two
-halves and each product into one per half: the first half of the residuals needs only the first half of the
-features, and the M-step needs only the lower blocks of the symmetric sums (the others follow by symmetry),
-which saves a quarter of the multiplications (by zero) without changing what is computed. The products are
-large, well-shaped matrix multiplications, and the work runs over blocks of samples sized to stay in a core's
-cache, so no N × K × d array is ever formed. On a multi-core CPU the blocks, grouped in a fixed set of chunks,
-are shared among as many threads as torch has (the calling thread and helpers from a pool kept by this
-module), each running with a one-thread torch: many small operations per block then cost no thread-pool
-hand-off, a thread takes the next chunk when it is done, so a core slowed by other work takes fewer, and the
-chunks' sums are added in a fixed order, so the result does not depend on the number of threads.
+‖(x − μ_m) U_m‖². The data are taken relative to their mean c (e = x − c), so that a far-away origin costs
+no digits. With a column of ones in front, one matrix product ``[1, E] @ [[−m_1 U_1 … −m_K U_K], [U_1 … U_K]]``
+(m_k = μ_k − c) gives the whitened residuals of every point under every component at once. The M-step reuses
+them: weighted by the responsibilities and multiplied by ``[E, 1]`` they give, in one more product,
+Σ_n r_nm [e_n; 1] ((x_n − μ_m) U_m)ᵀ, from which the new means and covariances follow with small d × d
+products per component. Because U_m is triangular, the features are cut into two halves and each product into
+one per half: the first half of the residuals needs only the first half of the features, and the M-step needs
+only the lower blocks of the symmetric sums (the others follow by symmetry), which saves a quarter of the
+multiplications (by zero) without changing what is computed. The residuals are laid out feature-major (column
+i K + k), so their squares are summed over the features in one pass that runs along K contiguous numbers.
+Diagonal and spherical covariances need no residuals: the log-density is linear in [e², e, 1] (or
+[‖e‖², e, 1]), so each step is one product with that row, and the M-step's sums are one more.
+
+The products are large, well-shaped matrix multiplications, and the work runs over blocks of samples sized to
+stay in the caches, made when used (nothing of the data's size is copied, no N × K × d array is formed). On a
+multi-core CPU the blocks, grouped in a fixed set of chunks, are shared among as many threads as torch has
+(the calling thread and helpers from a pool kept by this module), each running with a one-thread torch: many
+small operations per block then cost no thread-pool hand-off, a thread takes the next chunk when it is done,
+so a core slowed by other work takes fewer, and the chunks' sums are added in their order, so the result does
+not depend on the number of threads. A responsibility below the smallest normal number of the dtype is set
+to 0 (float32's exp is many times slower on the arguments that would give a subnormal). A process forked from
+one that has fitted gets a new pool, and the forking thread computes on one thread (GNU OpenMP's threads do
+not survive a fork; see :func:`_fork_safe`).
 
 The steps on their own, from given parameters (the reference the course's exercises are graded against, and
 the code the estimator runs): :func:`log_joint` (log π_m + log N(x_n; μ_m, Σ_m)), :func:`e_step`
@@ -37,6 +46,7 @@ into the two products above). ``GaussianMixture.from_params`` builds a fitted mi
 """
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 import os
@@ -51,30 +61,42 @@ from sklearn.exceptions import ConvergenceWarning
 
 from ._base import Estimator, as_tensor, check_choice, check_int, check_nonneg, check_scale, few_threads
 from ._gaussian import LOG_2PI
-from .elbo import _log_normalize, _posterior_
+from .elbo import _log_normalize
 
 __all__ = ["GaussianMixture", "log_joint", "e_step", "m_step", "em_step"]
 
 _COVARIANCE_TYPES = ("full", "diag", "spherical")
 _INIT_PARAMS = ("kmeans", "random_from_data")
 _COMPLETIONS = ("expectation", "sampling")
-# Elements of the per-block n × K × d intermediate: small enough to stay in the CPU caches.
-_BLOCK_ELEMENTS = 1 << 18
+# Bytes of the largest per-block array (the whitened residuals of full covariances, block rows × K d): small
+# enough to stay in the caches between the products and passes that read it, large enough that the operations
+# on a block are not dominated by their fixed cost.
+_BLOCK_BYTES = 1 << 21
+_MIN_BLOCK_ROWS = 16
 # Chunks of blocks, each summed on its own and the sums added in order: the unit of work a thread takes.
-_MAX_CHUNKS = 16
-# The triangular products cut the features into this many equal parts (see _full_weights), each at least
+_MAX_CHUNKS = 128
+# The triangular products cut the features into this many equal parts (see _Whitened), each at least
 # _MIN_PART wide: fewer multiplications by zero, more and smaller products.
 _FEATURE_PARTS = 2
 _MIN_PART = 4
+# From this many components on, the whitened residuals are laid out feature-major (see _Whitened).
+_FEATURE_MAJOR_FROM = 8
 _KMEANS_ITERS = 10
+# Below this log-responsibility (relative to the largest of the row) a responsibility is set to 0: the log of
+# the smallest normal number, plus a margin.
+_LOG_TINY = {dtype: math.log(torch.finfo(dtype).tiny) + 1.0 for dtype in (torch.float64, torch.float32,
+                                                                            torch.float16, torch.bfloat16)}
 
 
-def _block_rows(n_samples: int, width: int, device: torch.device) -> int:
+def _block_rows(n_samples: int, width: int, dtype: torch.dtype, device: torch.device) -> int:
+    """Rows per block when each row holds ``width`` numbers of ``dtype``."""
     if device.type != "cpu":
-        return max(1, min(n_samples, (1 << 26) // max(width, 1)))
-    return max(64, min(n_samples, _BLOCK_ELEMENTS // max(width, 1)))
+        return max(1, min(n_samples, (1 << 25) // max(width, 1)))
+    row_bytes = max(width, 1) * torch.finfo(dtype).bits // 8
+    return max(_MIN_BLOCK_ROWS, min(n_samples, _BLOCK_BYTES // row_bytes))
 
 
+# ------------------------------------------------------------------------------------------ threads
 def _counter(total: int):
     """A callable, safe to share among threads, that hands out 0, 1, …, ``total`` − 1 and then None."""
     lock = threading.Lock()
@@ -86,18 +108,62 @@ def _counter(total: int):
     return next_item
 
 
+class _OrderedSum:
+    """Adds the sums of numbered chunks (lists of tensors) in the chunks' order, whichever thread hands which in
+    first, so that the total does not depend on the number of threads; a chunk's sums are kept only until
+    their turn comes."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._waiting: dict[int, list[torch.Tensor]] = {}
+        self._next = 0
+        self.total: list[torch.Tensor] | None = None
+
+    def add(self, index: int, sums: list[torch.Tensor]) -> None:
+        with self._lock:
+            self._waiting[index] = sums
+            while self._next in self._waiting:
+                part = self._waiting.pop(self._next)
+                if self.total is None:
+                    self.total = part
+                else:
+                    for total, value in zip(self.total, part):
+                        total += value
+                self._next += 1
+
+
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
+# In a child forked from this process: the thread that called fork (the only one the child has at first).
+_forked_thread: int | None = None
 
 
-def _forget_pool() -> None:
-    """In a forked child the pool's threads do not exist: start a new pool when one is needed."""
-    global _pool, _pool_lock
+def _after_fork_in_child() -> None:
+    """The pool's threads do not exist in a forked child: start a new pool when one is needed. Neither do the
+    OpenMP threads of the thread that forked, so a parallel region it starts waits for them forever: remember
+    that thread (see :func:`_fork_safe`)."""
+    global _pool, _pool_lock, _forked_thread
     _pool, _pool_lock = None, threading.Lock()
+    _forked_thread = threading.get_ident()
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool)
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _fork_safe(fn):
+    """Run ``fn`` on a one-thread torch when called, in a forked child, from the thread that forked.
+
+    GNU OpenMP (torch's CPU threads) keeps a team of threads per thread that used it; ``fork`` copies the
+    team's bookkeeping but not its threads, so in the child the forking thread's next parallel operation
+    hangs. With one thread it starts no team; the fit still uses the cores through this module's helper
+    threads, which are new in the child. Other threads, and the parent, are left alone.
+    """
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with few_threads(_forked_thread is not None and threading.get_ident() == _forked_thread):
+            return fn(*args, **kwargs)
+    return wrapper
 
 
 def _helpers() -> ThreadPoolExecutor:
@@ -127,6 +193,7 @@ def _run_shared(run, n_chunks: int, workers: int) -> None:
                 future.result()
 
 
+# ------------------------------------------------------------------------------------------ parameters
 def _flip(a: torch.Tensor) -> torch.Tensor:
     return a.flip(-1).flip(-2)
 
@@ -196,26 +263,64 @@ def _log_det_prec_chol(p: _Params, cov_type: str, d: int) -> torch.Tensor:
     return d * torch.log(p.prec_chol)
 
 
-class _Design:
-    """The data laid out once per fit for the E- and M-step products, split into row blocks.
+def _log_const(p: _Params, cov_type: str, d: int) -> torch.Tensor:
+    return torch.log(p.weights) + _log_det_prec_chol(p, cov_type, d) - 0.5 * d * LOG_2PI
 
-    Full covariances: ``A = [1, X, 1]`` (n, d + 2), so that the columns the E-step's product of each part of
-    the features needs (``[1, x_0 … x_j]``) and those the M-step's needs (``[x_j … x_d−1, 1]``) are both
-    contiguous; diagonal and spherical: ``A = [X, X², 1]`` (n, 2d + 1).
+
+# ------------------------------------------------------------------------------------------ the fused EM step
+class _Design:
+    """The data of one fit, cut into row blocks (grouped into chunks), and the rows the products take.
+
+    Every product reads the data relative to their mean c, so that a far-away origin costs no digits. The rows
+    of a block are made when it is used, into a buffer of the thread's (:meth:`buffer`, :meth:`rows_of`), so
+    nothing of the data's size is copied:
+
+    * full covariances: ``[1, x − c, 1]`` (d + 2 columns), so that the columns the E-step's product of each part
+      of the features needs (``[1, e_0 … e_j]``) and those the M-step's needs (``[e_j … e_d−1, 1]``) are both
+      contiguous (e = x − c);
+    * diagonal and spherical: ``[q(e), e, 1]`` with q(e) the squares e² (diagonal) or ‖e‖² (spherical); the
+      log-density is linear in these rows, and so are the sums the M-step needs.
     """
 
     def __init__(self, X: torch.Tensor, cov_type: str, n_components: int):
         n, d = X.shape
-        ones = torch.ones(n, 1, dtype=X.dtype, device=X.device)
+        self.X, self.n, self.d, self.cov_type = X, n, d, cov_type
+        self.center = X.mean(0)
         if cov_type == "full":
-            self.A = torch.cat([ones, X, ones], dim=1)                            # (n, d + 2)
-            width = n_components * d
+            self.n_quad = 0
+            self.width = d + 2
+            self.whitened = _Whitened(d, n_components)
+            per_row = n_components * d                # the whitened residuals of a row
         else:
-            self.A = torch.cat([X, X * X, ones], dim=1)                           # (n, 2d + 1)
-            width = 2 * d + n_components
-        rows = _block_rows(n, width, X.device)
-        self.blocks = [self.A[i:i + rows] for i in range(0, n, rows)]
-        self.n, self.d = n, d
+            self.n_quad = d if cov_type == "diag" else 1
+            self.width = self.n_quad + d + 1
+            per_row = self.width + n_components + d     # the rows, their log joint, temporaries
+        self.block_rows = _block_rows(n, per_row, X.dtype, X.device)
+        blocks = [(i, min(i + self.block_rows, n)) for i in range(0, n, self.block_rows)]
+        per_chunk = -(-len(blocks) // min(len(blocks), _MAX_CHUNKS))
+        self.chunks = [blocks[i:i + per_chunk] for i in range(0, len(blocks), per_chunk)]
+
+    def buffer(self) -> torch.Tensor:
+        """A buffer for the rows of one block, (block_rows, width), its constant columns set."""
+        a = torch.empty(self.block_rows, self.width, dtype=self.X.dtype, device=self.X.device)
+        a[:, -1] = 1
+        if self.cov_type == "full":
+            a[:, 0] = 1
+        return a
+
+    def rows_of(self, start: int, stop: int, a: torch.Tensor) -> torch.Tensor:
+        """The rows of the points ``start`` … ``stop`` − 1, written into ``a`` (a :meth:`buffer`); that view."""
+        d, q = self.d, self.n_quad
+        a = a[:stop - start]
+        if self.cov_type == "full":
+            torch.sub(self.X[start:stop], self.center, out=a[:, 1:d + 1])
+        else:
+            e = torch.sub(self.X[start:stop], self.center, out=a[:, q:q + d])
+            if self.cov_type == "diag":
+                torch.mul(e, e, out=a[:, :d])
+            else:
+                torch.linalg.vecdot(e, e, out=a[:, 0])
+        return a
 
 
 def _parts(d: int) -> int:
@@ -226,57 +331,117 @@ def _parts(d: int) -> int:
     return 1
 
 
-def _full_weights(p: _Params, parts: int) -> list[torch.Tensor]:
-    """The E-step's product matrices, one per part j of the features (h = d / parts of them each).
+class _Whitened:
+    """The whitened residuals y_k = (x − μ_k) U_k of a block of m points under the K components, laid out
+    (m, d K), and the products and passes over them.
 
-    Part j of the whitened residuals (x − μ_k) U_k, for every k at once, is ``[1, x_0 … x_(j+1)h−1] @ W_j``
-    with ``W_j = [[−μ_1 U_1 … −μ_K U_K], [U_1 … U_K]]`` restricted to the columns of part j and to the rows
-    above its end: U_k is upper triangular, so the rows below are zero and are left out of the product.
-    Returns the W_j, each ((j + 1) h + 1, K h).
+    The features are cut into ``parts`` equal parts of h (see :func:`_parts`), each the output of one product
+    (see :meth:`weights`) in its own columns. Within a part the columns are feature-major (column i K + k is
+    feature i of component k) when there are many components, so that the sums over the features run along K
+    contiguous numbers, and component-major (k h + i) when there are few (K < ``_FEATURE_MAJOR_FROM``), so
+    that they run along h: torch's reductions and broadcasts are slow along a few numbers.
     """
-    U = p.prec_chol
-    K, d, _ = U.shape
-    h = d // parts
-    bias = -(p.means.unsqueeze(1) @ U).squeeze(1)                                   # (K, d)
-    out = []
-    for j in range(parts):
-        cols = slice(j * h, (j + 1) * h)
-        end = (j + 1) * h
-        top = bias[:, cols].reshape(1, K * h)
-        body = U[:, :end, cols].permute(1, 0, 2).reshape(end, K * h)
-        out.append(torch.cat([top, body], dim=0))
-    return out
 
+    def __init__(self, d: int, n_components: int):
+        self.d, self.K = d, n_components
+        self.parts = _parts(d)
+        self.h = d // self.parts
+        self.feature_major = n_components >= _FEATURE_MAJOR_FROM
 
-def _full_log_joint(Ab: torch.Tensor, Ws: list[torch.Tensor], const: torch.Tensor, y: torch.Tensor,
-                    out: torch.Tensor) -> torch.Tensor:
-    """log π_k + log N(x_n; μ_k, Σ_k) of a block ``Ab`` (m, d + 2) into ``out`` (m, K); the whitened
-    residuals into ``y`` (parts, m, K h), part by part (see :func:`_full_weights`)."""
-    m, K = out.shape
-    h = y.shape[2] // K
-    for j, Wj in enumerate(Ws):
-        yj = torch.matmul(Ab[:, :Wj.shape[0]], Wj, out=y[j])                     # (m, K h)
-        norm = torch.linalg.vector_norm(yj.view(m, K, h), dim=2)
-        if j == 0:
-            torch.addcmul(const, norm, norm, value=-0.5, out=out)
+    def columns(self, j: int) -> slice:
+        """The columns of part j."""
+        return slice(j * self.h * self.K, (j + 1) * self.h * self.K)
+
+    def buffers(self, rows: int, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """Buffers for the residuals of a block and their squares, (rows, d K) each.
+
+        Their rows are padded by a cache line or three, so that a row is not a multiple of 4 KiB apart from the
+        next (d K = 512 doubles is exactly 4 KiB): such strides make the products' reads collide in the same
+        cache sets, and the squares' writes alias the residuals' reads; the float64 products were 9 % slower.
+        """
+        width, line = self.d * self.K, max(1, 64 // (torch.finfo(dtype).bits // 8))
+        y = torch.empty(rows, width + line, dtype=dtype, device=device)[:, :width]
+        sq = torch.empty(rows, width + 3 * line, dtype=dtype, device=device)[:, :width]
+        return y, sq
+
+    def weights(self, p: _Params, center: torch.Tensor) -> list[torch.Tensor]:
+        """The E-step's product matrices, one per part j of the features.
+
+        Part j of the whitened residuals (x − μ_k) U_k = (e − m_k) U_k (e = x − c, m_k = μ_k − c), for every
+        k at once, is ``[1, e_0 … e_(j+1)h−1] @ W_j`` with ``W_j = [[−m_1 U_1 … −m_K U_K], [U_1 … U_K]]``
+        restricted to the columns of part j and to the rows above its end: U_k is upper triangular, so the rows
+        below are zero and are left out of the product. Returns the W_j, each ((j + 1) h + 1, h K).
+        """
+        U, K, h = p.prec_chol, self.K, self.h
+        bias = -((p.means - center).unsqueeze(1) @ U).squeeze(1)                     # (K, d)
+        out = []
+        for j in range(self.parts):
+            cols = slice(j * h, (j + 1) * h)
+            end = (j + 1) * h
+            top, body = bias[:, cols], U[:, :end, cols]                               # (K, h), (K, end, h)
+            if self.feature_major:
+                top, body = top.T, body.permute(1, 2, 0)
+            else:
+                body = body.permute(1, 0, 2)
+            out.append(torch.cat([top.reshape(1, h * K), body.reshape(end, h * K)], dim=0))
+        return out
+
+    def log_joint(self, a: torch.Tensor, Ws: list[torch.Tensor], const: torch.Tensor, y: torch.Tensor,
+                  sq: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """log π_k + log N(x_n; μ_k, Σ_k) of a block's rows ``a`` (m, d + 2) into ``out`` (m, K); the whitened
+        residuals into ``y`` (m, d K), their squares into ``sq``."""
+        m = a.shape[0]
+        for j, Wj in enumerate(Ws):
+            torch.matmul(a[:, :Wj.shape[0]], Wj, out=y[:, self.columns(j)])
+        torch.mul(y, y, out=sq)
+        if self.feature_major:                                                        # ‖(x − μ_k) U_k‖²
+            torch.sum(sq.view(m, self.d, self.K), dim=1, out=out)
         else:
-            out.addcmul_(norm, norm, value=-0.5)
-    return out
+            torch.sum(sq.view(m, self.parts, self.K, self.h).sum(3), dim=1, out=out)
+        return torch.add(const, out, alpha=-0.5, out=out)
+
+    def scale_(self, y: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        """y_k ← r_k y_k for the responsibilities ``r`` (m, K)."""
+        m = y.shape[0]
+        if self.feature_major:
+            return y.view(m, self.d, self.K).mul_(r.view(m, 1, self.K))
+        return y.view(m, self.parts, self.K, self.h).mul_(r.view(m, 1, self.K, 1))
+
+    def per_component(self, g: torch.Tensor) -> torch.Tensor:
+        """Sums laid out like a part's columns, (rows, h K), as (K, rows, h)."""
+        if self.feature_major:
+            return g.view(-1, self.h, self.K).permute(2, 0, 1)
+        return g.view(-1, self.K, self.h).permute(1, 0, 2)
 
 
-def _diag_weights(p: _Params, cov_type: str, d: int, const: torch.Tensor) -> torch.Tensor:
-    """Coefficients of [x, x², 1] in log π + log N for diagonal/spherical covariances, (2d + 1, K)."""
-    prec = p.prec_chol ** 2
-    if cov_type == "spherical":
-        prec = prec.unsqueeze(1).expand(-1, d)
-    lin = (p.means * prec).T                                                        # (d, K)
-    quad = -0.5 * prec.T                                                            # (d, K)
-    c = const - 0.5 * (p.means ** 2 * prec).sum(1)                                  # (K,)
-    return torch.cat([lin, quad, c.unsqueeze(0)], dim=0)
+def _responsibilities_(lj: torch.Tensor, log_norm_out: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    """``P(k | x_n)`` from a finite log joint, overwriting it; ``log p(x_n)`` into ``log_norm_out`` (m,). The
+    components run along ``dim``: (m, K) with ``dim=1``, (K, m) with ``dim=0``.
+
+    The log-sum-exp of ``course_lib.elbo``, with one difference: a responsibility below the smallest normal
+    number of the dtype (exp(−87) in float32) is set to 0 instead of computed (as a subnormal): torch's exp is
+    many times slower on such arguments, and the subnormals would slow the products that follow.
+    """
+    low = _LOG_TINY[lj.dtype]
+    shift = lj.amax(dim=dim, keepdim=True)
+    resp = lj.sub_(shift).clamp_(min=low).exp_()
+    torch.nn.functional.threshold_(resp, math.exp(low + 0.5), 0.0)
+    total = resp.sum(dim=dim, keepdim=True)
+    resp.div_(total)
+    torch.add(total.log_().squeeze(dim), shift.squeeze(dim), out=log_norm_out)
+    return resp
 
 
-def _log_const(p: _Params, cov_type: str, d: int) -> torch.Tensor:
-    return torch.log(p.weights) + _log_det_prec_chol(p, cov_type, d) - 0.5 * d * LOG_2PI
+def _diag_weights(p: _Params, design: _Design, const: torch.Tensor) -> torch.Tensor:
+    """Coefficients of the rows [q(e), e, 1] (e = x − c) in log π + log N, diagonal and spherical: (K, F).
+
+    With m_k = μ_k − c and precisions λ: −½ Σ λ (e − m_k)² = −½ λ e² + λ m_k e − ½ λ m_k²."""
+    prec, mc = p.prec_chol ** 2, p.means - design.center
+    if design.cov_type == "diag":
+        quad, lin, mpm = -0.5 * prec, prec * mc, (prec * mc * mc).sum(1)
+    else:
+        quad, lin, mpm = -0.5 * prec[:, None], prec[:, None] * mc, prec * (mc * mc).sum(1)
+    return torch.cat([quad, lin, (const - 0.5 * mpm)[:, None]], dim=1)
 
 
 def _weighted_log_prob(X: torch.Tensor, p: _Params, cov_type: str) -> torch.Tensor:
@@ -286,19 +451,18 @@ def _weighted_log_prob(X: torch.Tensor, p: _Params, cov_type: str) -> torch.Tens
     const = _log_const(p, cov_type, d)
     out = torch.empty(design.n, K, dtype=X.dtype, device=X.device)
     if cov_type == "full":
-        parts = _parts(d)
-        Ws = _full_weights(p, parts)
-        y = torch.empty(parts, design.blocks[0].shape[0], K * (d // parts), dtype=X.dtype, device=X.device)
+        Ws = design.whitened.weights(p, design.center)
+        y, sq = design.whitened.buffers(design.block_rows, X.dtype, X.device)
     else:
-        W = _diag_weights(p, cov_type, d, const)
-    start = 0
-    for Ab in design.blocks:
-        m = Ab.shape[0]
-        if cov_type == "full":
-            _full_log_joint(Ab, Ws, const, y[:, :m], out[start:start + m])
-        else:
-            torch.matmul(Ab, W, out=out[start:start + m])
-        start += m
+        W = _diag_weights(p, design, const)
+    buf = design.buffer()
+    for chunk in design.chunks:
+        for start, stop in chunk:
+            a = design.rows_of(start, stop, buf)
+            if cov_type == "full":
+                design.whitened.log_joint(a, Ws, const, y[:stop - start], sq[:stop - start], out[start:stop])
+            else:
+                torch.matmul(a, W.T, out=out[start:stop])
     return out
 
 
@@ -325,86 +489,80 @@ def _estimate_from_resp(X: torch.Tensor, resp: torch.Tensor, cov_type: str, reg_
     return nk, means, cov
 
 
-def _em_iteration(design: _Design, p: _Params, cov_type: str, reg_covar: float, sampling: bool,
-                  gen: torch.Generator | None):
+def _em_iteration(design: _Design, p: _Params, reg_covar: float, sampling: bool, gen: torch.Generator | None):
     """One E-step (at ``p``) and M-step, fused; returns (new parameters, total log-likelihood at ``p``, a tensor)."""
-    ct, d, n = cov_type, design.d, design.n
+    ct, d, n = design.cov_type, design.d, design.n
     K = p.means.shape[0]
-    const = _log_const(p, ct, d)
     dev, dt = p.means.device, p.means.dtype
+    # the operations on the parameters are small: on one thread (more would spin idle after each)
+    with few_threads(dev.type == "cpu"):
+        const = _log_const(p, ct, d)
+        if ct == "full":
+            whitened = design.whitened
+            n_parts, h = whitened.parts, whitened.h
+            Ws = whitened.weights(p, design.center)
+            # part l of the M-step's sums: [e_lh … e_d−1, 1]ᵀ (r ⊙ y_l), (d − l h + 1, h K); then N_m (K,)
+            acc_shapes = [(d - l * h + 1, h * K) for l in range(n_parts)] + [(K,)]
+        else:
+            W = _diag_weights(p, design, const)
+            acc_shapes = [(K, design.width)]
     log_norm = torch.empty(n, dtype=dt, device=dev)         # log p(x_n)
-    if ct == "full":
-        n_parts = _parts(d)
-        h = d // n_parts
-        Ws = _full_weights(p, n_parts)
-        # part l of the M-step's sums: [x_lh … x_d−1, 1]ᵀ (r ⊙ y_l), (d − l h + 1, K h)
-        acc_shapes = [(d - l * h + 1, K * h) for l in range(n_parts)]
-        width = K * d
-    else:
-        W = _diag_weights(p, ct, d, const)
-        acc_shapes = [(K, design.A.shape[1])]
-        width = W.shape[1]
-    blocks = design.blocks
-    starts = np.cumsum([0] + [b.shape[0] for b in blocks]).tolist()
-    per_chunk = -(-len(blocks) // min(len(blocks), _MAX_CHUNKS))
-    chunks = [range(i, min(i + per_chunk, len(blocks))) for i in range(0, len(blocks), per_chunk)]
-    parts: list = [None] * len(chunks)              # the sums of every chunk: (accumulators, N_m)
+    k_dim = 1 if ct == "full" else 0                        # the axis of the components in the log joint
+    sums = _OrderedSum()
 
     def run(next_chunk):
-        """E-step and M-step sums over the chunks ``next_chunk()`` hands out, each chunk into its own part."""
-        rows_max = blocks[0].shape[0]
-        lj_buf = torch.empty(rows_max, K, dtype=dt, device=dev)
-        y_buf = torch.empty(n_parts, rows_max, K * h, dtype=dt, device=dev) if ct == "full" else None
+        """E-step and M-step sums over the chunks ``next_chunk()`` hands out, each chunk into its own sums."""
+        rows = design.block_rows
+        a_buf = design.buffer()
+        # the log joint, then the responsibilities: (m, K) for full covariances, (K, m) for the others
+        lj_buf = torch.empty(rows, K, dtype=dt, device=dev) if ct == "full" else torch.empty(K, rows, dtype=dt,
+                                                                                             device=dev)
+        y_buf, sq_buf = whitened.buffers(rows, dt, dev) if ct == "full" else (None, None)
         while (c := next_chunk()) is not None:
             accs = [torch.zeros(shape, dtype=dt, device=dev) for shape in acc_shapes]
-            nk = torch.zeros(K, dtype=dt, device=dev) if ct == "full" else accs[0][:, -1]
-            for i in chunks[c]:
-                Ab = blocks[i]
-                m = Ab.shape[0]
-                lj = lj_buf[:m]
+            for start, stop in design.chunks[c]:
+                m = stop - start
+                a = design.rows_of(start, stop, a_buf)
                 if ct == "full":
-                    y = y_buf[:, :m]                                                 # (parts, m, K h)
-                    _full_log_joint(Ab, Ws, const, y, lj)                            # log π + log N
+                    y = y_buf[:m]                                                    # (m, d K)
+                    lj = whitened.log_joint(a, Ws, const, y, sq_buf[:m], lj_buf[:m])  # log π + log N, (m, K)
                 else:
-                    torch.matmul(Ab, W, out=lj)                                      # (m, K)
-                r, _ = _posterior_(lj, log_norm[starts[i]:starts[i] + m])
+                    lj = torch.matmul(W, a.T, out=lj_buf[:, :m])                    # (K, m)
+                r = _responsibilities_(lj, log_norm[start:stop], k_dim)
                 if sampling:
-                    z = torch.multinomial(r, 1, generator=gen)
-                    r.zero_().scatter_(1, z, 1.0)
+                    z = torch.multinomial(r if k_dim == 1 else r.T, 1, generator=gen)   # (m, 1)
+                    r.zero_().scatter_(k_dim, z if k_dim == 1 else z.T, 1.0)
                 if ct == "full":
-                    y.view(n_parts, m, K, h).mul_(r.view(1, m, K, 1))
-                    for l, acc in enumerate(accs):
-                        acc.addmm_(Ab[:, 1 + l * h:].T, y[l])  # Σ [x_lh…; 1] r ((x − μ_k) U_k)_lᵀ
-                    nk += r.sum(0)
+                    whitened.scale_(y, r)
+                    for l in range(n_parts):                       # Σ [e_lh…; 1] r ((x − μ_k) U_k)_lᵀ
+                        accs[l].addmm_(a[:, 1 + l * h:].T, y[:, whitened.columns(l)])
+                    accs[-1] += r.sum(0)
                 else:
-                    accs[0].addmm_(r.T, Ab)          # Σ r [x, x², 1]; its last column is N_m
-            parts[c] = (accs, nk)
+                    accs[0].addmm_(r, a)             # Σ r [q(e), e, 1]; its last column is N_m
+            sums.add(c, accs)
 
-    workers = min(torch.get_num_threads(), len(chunks)) if dev.type == "cpu" and not sampling else 1
+    n_chunks = len(design.chunks)
+    workers = min(torch.get_num_threads(), n_chunks) if dev.type == "cpu" and not sampling else 1
     if workers > 1:
-        _run_shared(run, len(chunks), workers)
+        _run_shared(run, n_chunks, workers)
     else:
         # a small problem: a thread pool costs more than it saves on its tiny operations
-        with few_threads(dev.type == "cpu" and n * width < 4_000_000):
-            run(_counter(len(chunks)))
-    accs, nk = parts[0]
-    for part_accs, part_nk in parts[1:]:            # a fixed order: the result does not depend on the threads
-        for acc, part in zip(accs, part_accs):
-            acc += part
-        if ct == "full":
-            nk += part_nk
-    ll = log_norm.sum()
-    if not torch.isfinite(ll):
-        raise ValueError("the log-likelihood is not finite (a component collapsed onto single points); "
-                         "increase reg_covar or use fewer components")
-    return _m_from_sums(accs, nk, p, n, d, ct, reg_covar, sampling), ll
+        with few_threads(dev.type == "cpu" and n * (K * d if ct == "full" else design.width + K) < 4_000_000):
+            run(_counter(n_chunks))
+    with few_threads(dev.type == "cpu"):
+        ll = log_norm.sum()
+        if not torch.isfinite(ll):
+            raise ValueError("the log-likelihood is not finite (a component collapsed onto single points); "
+                             "increase reg_covar or use fewer components")
+        return _m_from_sums(sums.total, design, p, reg_covar, sampling), ll
 
 
-def _m_from_sums(acc: list[torch.Tensor], nk_raw: torch.Tensor, p: _Params, n: int, d: int, cov_type: str,
-                 reg_covar: float, sampling: bool) -> _Params:
+def _m_from_sums(acc: list[torch.Tensor], design: _Design, p: _Params, reg_covar: float,
+                 sampling: bool) -> _Params:
     """The M-step from the fused sums of :func:`_em_iteration` (see the module docstring)."""
-    ct = cov_type
+    ct, d, q = design.cov_type, design.d, design.n_quad
     K = p.means.shape[0]
+    nk_raw = acc[-1] if ct == "full" else acc[0][:, -1]
     eps = torch.finfo(nk_raw.dtype).eps
     empty = nk_raw <= 10 * eps
     if bool(empty.any()):
@@ -417,38 +575,40 @@ def _m_from_sums(acc: list[torch.Tensor], nk_raw: torch.Tensor, p: _Params, n: i
     nk = nk_raw + 10 * eps
     reg = float(reg_covar)
     if ct == "full":
-        n_parts = len(acc)
+        n_parts = len(acc) - 1
         h = d // n_parts
-        L = p.cov_chol                                         # U_k⁻ᵀ, lower: (x − c) = y Lᵀ
-        c = p.means
-        # G_l = Σ r [x_lh…; 1] y_lᵀ per k, (K, d − l h + 1, h); x_i e_jᵀ for i ≥ j, and e_j, follow from the
-        # G_l with l ≤ j (e_j = Σ_(l ≤ j) y_l L_jlᵀ, L lower triangular), e = x − c
-        G = [g.view(-1, K, h).permute(1, 0, 2) for g in acc]
-        S = torch.empty(K, d, d, dtype=acc[0].dtype, device=acc[0].device)
-        s = torch.empty(K, d, dtype=acc[0].dtype, device=acc[0].device)
+        L = p.cov_chol                                         # U_k⁻ᵀ, lower: (e − m) = y Lᵀ
+        c = p.means - design.center                            # m_k = μ_k − c
+        # G_l = Σ r [e_lh…; 1] y_lᵀ per k, (K, d − l h + 1, h); e_i (e − m)_jᵀ for i ≥ j, and (e − m)_j, follow
+        # from the G_l with l ≤ j ((e − m)_j = Σ_(l ≤ j) y_l L_jlᵀ, L lower triangular)
+        G = [design.whitened.per_component(g) for g in acc[:-1]]
+        S = torch.empty(K, d, d, dtype=nk.dtype, device=nk.device)
+        s = torch.empty(K, d, dtype=nk.dtype, device=nk.device)
         for j in range(n_parts):
             cols = slice(j * h, (j + 1) * h)
             M_j = s_j = 0
             for l in range(j + 1):
                 L_jl = L[:, cols, l * h:(l + 1) * h].mT                              # (K, h, h)
-                M_j = M_j + G[l][:, (j - l) * h:-1] @ L_jl                           # Σ r x_(≥jh) e_jᵀ
-                s_j = s_j + G[l][:, -1:] @ L_jl                                      # Σ r e_j
+                M_j = M_j + G[l][:, (j - l) * h:-1] @ L_jl                           # Σ r e_(≥jh) (e − m)_jᵀ
+                s_j = s_j + G[l][:, -1:] @ L_jl                                      # Σ r (e − m)_j
             s[:, cols] = s_j.squeeze(1)
-            S[:, j * h:, cols] = M_j - c[:, j * h:, None] * s_j                      # Σ r (x − c)_(≥jh) e_jᵀ
+            S[:, j * h:, cols] = M_j - c[:, j * h:, None] * s_j                      # Σ r (e − m)_(≥jh) (e − m)_jᵀ
         below = torch.ones(n_parts, n_parts, dtype=torch.bool, device=S.device).tril()
         below = below.repeat_interleave(h, 0).repeat_interleave(h, 1)
         S = torch.where(below, S, S.mT)                        # the blocks above the diagonal by symmetry
         delta = s / nk[:, None]
-        means = c + delta
+        means = p.means + delta
         cov = S / nk[:, None, None] - delta.unsqueeze(-1) * delta.unsqueeze(1)
         cov = 0.5 * (cov + cov.mT)
         cov.diagonal(dim1=-2, dim2=-1).add_(reg)
     else:
         acc = acc[0]
-        means = acc[:, :d] / nk[:, None]
-        cov = acc[:, d:2 * d] / nk[:, None] - means ** 2 + reg
-        if ct == "spherical":
-            cov = cov.mean(1)
+        shift = acc[:, q:q + d] / nk[:, None]                  # μ_k − c
+        means = design.center + shift
+        if ct == "diag":
+            cov = acc[:, :d] / nk[:, None] - shift * shift + reg
+        else:
+            cov = (acc[:, 0] / nk - (shift * shift).sum(1)) / d + reg
     weights = nk / nk.sum()
     return _params_from_covariances(weights, means, cov, ct, reg)
 
@@ -495,6 +655,7 @@ def _total(t: torch.Tensor, per_observation: bool, numpy_io: bool):
     return float(total) if numpy_io else total
 
 
+@_fork_safe
 def log_joint(X, weights, means, covariances, *, covariance_type: str = "full"):
     """The log joint ``log π_m + log N(x_n; μ_m, Σ_m)`` of every point and component.
 
@@ -530,6 +691,7 @@ def log_joint(X, weights, means, covariances, *, covariance_type: str = "full"):
         else _weighted_log_prob(Xt, p, covariance_type)
 
 
+@_fork_safe
 def e_step(X, weights, means, covariances, *, covariance_type: str = "full", per_observation: bool = False):
     """The E-step of a Gaussian mixture: responsibilities and log-likelihood at the given parameters.
 
@@ -567,6 +729,7 @@ def e_step(X, weights, means, covariances, *, covariance_type: str = "full", per
     return (resp.cpu().numpy() if numpy_io else resp), _total(log_norm, per_observation, numpy_io)
 
 
+@_fork_safe
 def m_step(X, resp, *, covariance_type: str = "full", reg_covar: float = 0.0):
     """The M-step of a Gaussian mixture: the weighted maximum-likelihood parameters from responsibilities.
 
@@ -616,6 +779,7 @@ def m_step(X, resp, *, covariance_type: str = "full", reg_covar: float = 0.0):
     return tuple(t.cpu().numpy() if numpy_io else t for t in (weights, means, covs))
 
 
+@_fork_safe
 def em_step(X, weights, means, covariances, *, covariance_type: str = "full", reg_covar: float = 0.0):
     """One EM iteration of a Gaussian mixture, run as :class:`GaussianMixture` runs it.
 
@@ -648,8 +812,7 @@ def em_step(X, weights, means, covariances, *, covariance_type: str = "full", re
     check_scale(Xt)
     reg = check_nonneg(reg_covar, "reg_covar")
     p = _given_params(Xt, weights, means, covariances, covariance_type)
-    design = _Design(Xt, covariance_type, p.means.shape[0])
-    new, ll = _em_iteration(design, p, covariance_type, reg, False, None)
+    new, ll = _em_iteration(_Design(Xt, covariance_type, p.means.shape[0]), p, reg, False, None)
     out = [t.cpu().numpy() if numpy_io else t for t in (new.weights, new.means, new.covariances)]
     return (*out, float(ll) if numpy_io else ll)
 
@@ -849,13 +1012,8 @@ class GaussianMixture(DensityMixin, Estimator):
     # ------------------------------------------------------------------ EM
     def _em_step(self, design: _Design, p: _Params, gen: torch.Generator | None):
         """One E-step (at ``p``) and M-step; returns (new parameters, average log-likelihood at ``p``)."""
-        new, ll = _em_iteration(design, p, self.covariance_type, float(self.reg_covar),
-                                self.completion == "sampling", gen)
+        new, ll = _em_iteration(design, p, float(self.reg_covar), self.completion == "sampling", gen)
         return new, float(ll) / design.n
-
-    def _m_step(self, acc: list[torch.Tensor], nk_raw: torch.Tensor, p: _Params, n: int, d: int) -> _Params:
-        return _m_from_sums(acc, nk_raw, p, n, d, self.covariance_type, float(self.reg_covar),
-                            self.completion == "sampling")
 
     def _run(self, X: torch.Tensor, design: _Design, gen: torch.Generator, user):
         p = self._initialize(X, gen, user)
@@ -872,6 +1030,7 @@ class GaussianMixture(DensityMixin, Estimator):
                 break
         return p, lower_bound, history, converged, n_iter
 
+    @_fork_safe
     def fit(self, X, y=None):
         """Fit the mixture by EM (``n_init`` times, keeping the best).
 
@@ -972,22 +1131,26 @@ class GaussianMixture(DensityMixin, Estimator):
         """log π_m + log N(x_n; μ_m, Σ_m), (n, K): :func:`log_joint` at the fitted parameters."""
         return _weighted_log_prob(X, self._fitted_params(), self.covariance_type)
 
+    @_fork_safe
     def score_samples(self, X):
         """log p(x_n) under the fitted mixture, shape (n_samples,)."""
         X = self._check_input(X)
         return self._out(torch.logsumexp(self._weighted_log_prob(X), dim=1))
 
+    @_fork_safe
     def score(self, X, y=None) -> float:
         """The average log-likelihood per sample, (1/N) Σ_n log p(x_n)."""
         X = self._check_input(X)
         return float(torch.logsumexp(self._weighted_log_prob(X), dim=1).mean())
 
+    @_fork_safe
     def predict_proba(self, X):
         """The responsibilities P(m | x_n), shape (n_samples, n_components); rows sum to 1."""
         X = self._check_input(X)
         log_resp, _ = _log_normalize(self._weighted_log_prob(X))
         return self._out(log_resp.exp())
 
+    @_fork_safe
     def predict(self, X):
         """The most probable component of each sample, shape (n_samples,), integers."""
         X = self._check_input(X)
@@ -997,6 +1160,7 @@ class GaussianMixture(DensityMixin, Estimator):
         """Fit, then return ``predict(X)``."""
         return self.fit(X).predict(X)
 
+    @_fork_safe
     def sample(self, n_samples: int = 1):
         """Draw from the fitted mixture.
 
@@ -1033,11 +1197,13 @@ class GaussianMixture(DensityMixin, Estimator):
         cov = {"full": K * d * (d + 1) // 2, "diag": K * d, "spherical": K}[self.covariance_type]
         return int(cov + K * d + K - 1)
 
+    @_fork_safe
     def bic(self, X) -> float:
         """Bayesian information criterion −2 log L + p log N (lower is better)."""
         X = self._check_input(X)
         return -2 * self.score(X) * X.shape[0] + self._n_parameters() * math.log(X.shape[0])
 
+    @_fork_safe
     def aic(self, X) -> float:
         """Akaike information criterion −2 log L + 2p (lower is better)."""
         X = self._check_input(X)

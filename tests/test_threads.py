@@ -3,9 +3,12 @@ filters and the environment as it found them, and fits run in several Python thr
 results they give alone."""
 from __future__ import annotations
 
+import io
 import os
 import random
+import select
 import threading
+import time
 import warnings
 
 import numpy as np
@@ -164,6 +167,52 @@ def test_library_calls_leave_the_process_as_they_found_it(two_threads):
             assert np.array_equal(before[key], after[key]), key
         else:
             assert before[key] == after[key], key
+
+
+def _in_forked_child(fn, timeout=60.0):
+    """``fn()`` (an array) run in a child forked from this process; raises when it fails or hangs."""
+    read, write = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)       # "this process is multi-threaded": the point
+        pid = os.fork()
+    if pid == 0:                                                   # the child: report, then leave at once
+        status = 1
+        try:
+            os.close(read)
+            buf = io.BytesIO()
+            np.save(buf, np.asarray(fn()))
+            os.write(write, buf.getvalue())
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write)
+    data, deadline = b"", time.monotonic() + timeout
+    try:
+        while True:
+            ready, _, _ = select.select([read], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                os.kill(pid, 9)
+                raise AssertionError(f"the forked child did not finish in {timeout:.0f} s (it hangs)")
+            chunk = os.read(read, 1 << 20)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        os.close(read)
+        _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the forked child failed"
+    return np.load(io.BytesIO(data))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_threaded_fit_in_a_forked_child(two_threads):
+    """A fit in a child forked after this process ran threaded fits (torch's OpenMP threads and the mixture's
+    helper threads, neither of which a child inherits) finishes, and gives the parent's numbers."""
+    job = JOBS["GaussianMixture (threaded blocks)"]
+    reference = job()                                   # OpenMP regions in this thread, the helper pool started
+    child = _in_forked_child(job)
+    np.testing.assert_array_equal(child, reference)
+    assert torch.get_num_threads() == two_threads
 
 
 def test_seed_everything_sets_the_generators_and_not_the_environment():
