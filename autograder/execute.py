@@ -199,8 +199,10 @@ def build_notebook(nb, groups: list, budgets: dict, memory_mib: int, input_dir: 
     seconds; ``probes``: function -> source of the probe run on what it returns, see ``Function.probe``).
 
     Group 0 reads its cases from ``input_dir/cases``; group k > 0 from ``run_dir/.cases-g<k>``, where the
-    supervisor copies them from ``input_dir/hidden/g<k>`` (out of the kernel's sight) only when the harvest
-    reaches that group: every visible case has run before any hidden input is in the kernel's reach.
+    supervisor copies one function's inputs from ``input_dir/hidden/g<k>`` (out of the kernel's sight) only
+    when the harvest reaches that function's cell, and removes them after it: every visible case has run
+    before any hidden input is in the kernel's reach, and no function sees another's hidden inputs unless
+    that one's cell ran earlier.
     """
     import nbformat
 
@@ -222,12 +224,13 @@ def build_notebook(nb, groups: list, budgets: dict, memory_mib: int, input_dir: 
     nb.cells.append(helper)
     for k, group in enumerate(groups):
         cases_dir = f"{input_dir}/cases" if k == 0 else f"{run_dir}/.cases-g{k}"
-        for name, (offset, _) in group.items():
+        for name, (offset, group_cases) in group.items():
             budget = float(budgets[name])
             cell = nbformat.v4.new_code_cell(
                 f"__course_harvest__(globals(), {name!r}, {budget!r}, {int(memory_mib)}, {cases_dir!r}, "
                 f"{(probes or {}).get(name, '')!r}, group={k}, offset={int(offset)})")
-            cell.metadata["course"] = {"role": "harvest", "function": name, "group": k, "budget": budget}
+            cell.metadata["course"] = {"role": "harvest", "function": name, "group": k, "budget": budget,
+                                       "offset": int(offset), "cases": len(group_cases)}
             nb.cells.append(cell)
     return nb
 
@@ -303,6 +306,13 @@ def _group_fate(name: str, st: dict, cell: dict, budget: float, run_reason: str 
     return "not_run", f"{name} was not run: {run_reason or 'the notebook stopped before it'}"
 
 
+def _seconds(value, budget: float) -> float:
+    """A time the sandbox reported, as a float in [0, budget + grace] (0 when it is not a number)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value == value:
+        return 0.0
+    return min(max(float(value), 0.0), budget + _HARVEST_GRACE_S)
+
+
 def _harvest(outdir: Path, name: str, spans: list, budget: float, cells: dict, run_reason: str | None,
              file_cap: int) -> FunctionResult:
     """One function's result from the sandbox's records; ``spans``: ``[(group, offset, n_cases)]``. A group's
@@ -316,8 +326,8 @@ def _harvest(outdir: Path, name: str, spans: list, budget: float, cells: dict, r
         if st is None:   # absent, or present but rejected (a link, malformed, too large or too deep)
             st = {"status": "rejected"} if os.path.lexists(status_path) else {}
         cell = cells.get(f"f:{name}:g{k}") if isinstance(cells.get(f"f:{name}:g{k}"), dict) else {}
-        secs = st.get("seconds") if isinstance(st.get("seconds"), (int, float)) else cell.get("seconds", 0.0)
-        res.seconds += float(secs or 0.0) if isinstance(secs, (int, float)) else 0.0
+        secs = st.get("seconds") if isinstance(st.get("seconds"), (int, float)) else cell.get("seconds")
+        res.seconds += _seconds(secs, budget)
         fate = _group_fate(name, st, cell, budget, run_reason)
         if fate is not None:
             res.cases += [CaseResult(fate[0] if fate[0] != "missing" else "not_run", fate[1]) for _ in range(n)]
@@ -330,7 +340,7 @@ def _harvest(outdir: Path, name: str, spans: list, budget: float, cells: dict, r
         for i in range(offset, offset + n):
             rec, why = _read_case(out_dir, name, i, file_cap)
             started = (out_dir / f"{name}.{i}.start.json").exists()
-            secs = rec.get("seconds") if rec and isinstance(rec.get("seconds"), (int, float)) else 0.0
+            secs = _seconds(rec.get("seconds") if rec else None, budget)
             value = None
             if why is not None:
                 cr = CaseResult("error", f"{name}'s {why[4:]}" if why.startswith("the ") else why)
@@ -353,13 +363,13 @@ def _harvest(outdir: Path, name: str, spans: list, budget: float, cells: dict, r
                 cr = CaseResult("error", f"{name} did not return: {how}")
             elif rec["status"] == "error":
                 cr = CaseResult("error", " ".join(str(rec.get("message", "raised an error")).split())[:400],
-                                float(secs))
+                                secs)
             else:
                 try:
                     value = _plain(rec.get("value"))
-                    cr = CaseResult("ok", "", float(secs))
+                    cr = CaseResult("ok", "", secs)
                 except wire.FormatError as exc:
-                    cr = CaseResult("error", f"{name}'s output was rejected: {exc}", float(secs))
+                    cr = CaseResult("error", f"{name}'s output was rejected: {exc}", secs)
             res.cases.append(cr)
             res.outputs.append(value)
     failed = [(i, c) for i, c in enumerate(res.cases) if c.status != "ok"]
@@ -489,8 +499,7 @@ def execute_submission(notebook_path, suite, cases, workdir, limits: Limits | No
                 "wall_seconds": max(1.0, limits.wall_seconds - 2.0), "harvest_grace": _HARVEST_GRACE_S,
                 "max_attempts": int(max_attempts or 2 * student_cells + len(names) * len(groups) + 2),
                 "cell_output_bytes": 100_000, "notebook_output_bytes": min(4_000_000, limits.file_size_bytes // 2),
-                "max_output_files": 3 * max(ncases.values(), default=0) + 2 * len(groups) + 4,
-                "max_output_bytes": limits.file_size_bytes,
+                "max_output_bytes": limits.file_size_bytes, "export_bytes": limits.disk_bytes,
                 "clear_between_attempts": level == "namespaces" or sandbox.privileged(),
                 "kernel_prefix": sandbox.kernel_command(level, limits, paths)}
         (ro / "plan.json").write_text(json.dumps(plan))
@@ -534,7 +543,8 @@ def execute_submission(notebook_path, suite, cases, workdir, limits: Limits | No
                                [dict(v, cell=k) for k, v in cells.items() if isinstance(v, dict)],
                                {"returncode": sb.returncode, "timed_out": sb.timed_out, "reason": sb.reason,
                                 "duration": round(sb.duration, 3), "uid": sb.uid, "isolation": sb.isolation,
-                                "cgroup": sb.cgroup, "limits": limits.as_dict()})
+                                "cgroup": sb.cgroup, "limits": limits.as_dict(),
+                                **({"run_folder": str(outdir)} if keep_rundir else {})})
     finally:
         if not keep_rundir:
             shutil.rmtree(outer, ignore_errors=True)

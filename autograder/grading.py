@@ -256,6 +256,10 @@ def size_problem(size: int, limit: int) -> str:
 
 
 _RESAVE = "submit the .ipynb file you worked in (saved from JupyterLab)"
+#: The most characters of code (all code cells together) a notebook may hold: reading it (IPython's
+#: translation of magics, Python's parser) takes time in proportion, before any sandbox runs. A
+#: course's notebooks hold tens of thousands.
+MAX_CODE_CHARS = 1_000_000
 
 
 def parse_notebook(data: bytes) -> tuple[dict | None, str | None]:
@@ -276,6 +280,13 @@ def parse_notebook(data: bytes) -> tuple[dict | None, str | None]:
         return None, f"the file is not a Jupyter notebook (JSON nested too deeply to read): {_RESAVE}"
     if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
         return None, f"the file is JSON but not a Jupyter notebook (it has no list of cells): {_RESAVE}"
+    code = sum(len(src) if isinstance(src, str) else sum(len(x) for x in src if isinstance(x, str))
+               for c in nb["cells"] if isinstance(c, dict) and c.get("cell_type") == "code"
+               for src in [c.get("source", "")] if isinstance(src, (str, list)))
+    if code > MAX_CODE_CHARS:
+        return None, (f"the notebook's code cells hold {code / 1e6:.1f} million characters, more than the "
+                      f"{MAX_CODE_CHARS / 1e6:g} million the grader reads: keep data out of the code (load it "
+                      f"from a file) and remove generated code")
     return nb, None
 
 
@@ -782,6 +793,8 @@ def grade_batch(items, suite_name, out_dir, workers: int = 1, scheduler: str | N
             print(f"course grade: grading with isolation '{level}', below '{minimum}' (--allow-weak-isolation); "
                   f"every result records it", file=sys.stderr)
         out_dir = make_private(out_dir, "the results folder")
+        for stale in [*out_dir.glob(".*.tmp"), *out_dir.glob("*/.*.tmp")]:   # a killed run's unfinished writes
+            stale.unlink(missing_ok=True)
         state_dir()
         salt = load_salt() if salt is None else salt
         limit = notebook_limit(suite)
@@ -796,10 +809,12 @@ def grade_batch(items, suite_name, out_dir, workers: int = 1, scheduler: str | N
                 students[name] = student
                 settled.append((name, {"results": report.error_results(
                     suite.name, name, "no submission", {"isolation": level, "no_submission": True})}))
-        for name, path, _ in subs:
+        for name, path, _, problem in subs:
             sub = read_submission(path, limit)
+            if problem:
+                sub = sub._replace(problem=problem)
             prev = report.read_complete(out_dir / name / report.RESULTS_FILE, sha256=sub.sha256, assignment=suite.name)
-            if prev is not None:
+            if prev is not None and not problem:
                 done[name] = prev
             elif sub.problem:
                 settled.append((name, {"results": report.error_results(

@@ -15,6 +15,7 @@ when ``U`` is a star import of a package containing ``F``.
 from __future__ import annotations
 
 import ast
+import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,12 +124,31 @@ def cell_sources(notebook) -> list:
     return out
 
 
+#: A physical line that may hold an IPython escape: ``!cmd``, ``%magic``, ``x = !cmd``, ``x = %magic``, ``obj?``.
+_ESCAPE_LINE = re.compile(r"^\s*(?:[!%](?!=)|[\w.]+\s*=\s*[!%](?!=))|\?\s*$", re.M)
+#: IPython finds one escape per pass over the whole cell (re-tokenising it each time): past this many
+#: escapes times characters, each escape line is translated on its own, in linear time.
+_ESCAPE_WORK = 2_000_000
+
+
+def _transform(source: str) -> str:
+    from IPython.core.inputtransformer2 import TransformerManager
+    return TransformerManager().transform_cell(source)
+
+
 def _to_python(source) -> str:
+    """A cell as the kernel would run it, magics translated by IPython. A cell with so many escapes that
+    IPython's translation would take quadratic time (hundreds of ``!`` lines in a large cell) has its escape
+    lines translated one by one instead: what a line inside a string literal becomes does not change the
+    names the cell uses."""
     if isinstance(source, list):
         source = "".join(source)
     try:
-        from IPython.core.inputtransformer2 import TransformerManager
-        return TransformerManager().transform_cell(source)
+        escapes = len(_ESCAPE_LINE.findall(source))
+        if escapes * len(source) <= _ESCAPE_WORK or source.lstrip().startswith("%%"):
+            return _transform(source)
+        return "".join(_transform(line) if _ESCAPE_LINE.search(line) else line
+                       for line in source.splitlines(keepends=True))
     except Exception:  # IPython missing or confused: fall back to the raw text
         return source
 

@@ -17,6 +17,7 @@ result of its own ("no submission", score 0).
 from __future__ import annotations
 
 import csv
+import os
 import re
 from pathlib import Path
 from typing import NamedTuple
@@ -31,11 +32,13 @@ ROSTER_COLUMNS = ("student", "student_id", "id", "login", "github_username", "gi
 
 
 class Submission(NamedTuple):
-    """A notebook to grade: ``name`` (unique in the batch), its ``path``, and its ``student`` (None: unknown)."""
+    """A notebook to grade: ``name`` (unique in the batch), its ``path``, its ``student`` (None: unknown), and
+    ``problem``: why it cannot be graded as it stands (one line), or None."""
 
     name: str
     path: Path
     student: str | None
+    problem: str | None = None
 
 
 def safe_name(text: str) -> str:
@@ -44,55 +47,76 @@ def safe_name(text: str) -> str:
     return name or "submission"
 
 
-def student_of(path, assignment: str | None = None) -> str | None:
-    """The student a collected notebook belongs to, from the layouts above; None when no layout matches."""
-    parts = Path(path).parts
-    for step in _NBGRADER_STEPS:
-        if step in parts[:-1]:
-            i = len(parts) - 1 - parts[::-1].index(step)
-            if i + 2 < len(parts):        # step / student / assignment / notebook
-                return parts[i + 1]
-    if assignment:
-        for folder in reversed(parts[:-1]):
-            if folder.startswith(assignment + "-") and len(folder) > len(assignment) + 1:
-                return folder[len(assignment) + 1:]
-    m = _CANVAS.match(Path(path).name)
-    if m:
-        return m.group("student")
-    for folder in reversed(parts[:-1]):
+def student_of(path, assignment: str | None = None, root=None) -> str | None:
+    """The student a collected notebook belongs to, from the layouts above; None when no layout matches.
+
+    ``root`` is the folder the notebook was found in (the folder named on the command line): only the part
+    of the path from ``root`` on (its own name included) is read, so a folder above it says nothing. The
+    outermost folder that fits a layout decides: a student's repository ``hw2_em-aaron`` that holds
+    ``submitted/bob/hw2_em/x.ipynb`` or ``hw2_em-bob/`` is still aaron's.
+    """
+    path = Path(path)
+    parts = (Path(root).name, *path.relative_to(root).parts) if root is not None else path.parts
+    folders = parts[:-1]
+    for j, folder in enumerate(folders):
+        if folder in _NBGRADER_STEPS and j + 3 <= len(folders):    # step / student / assignment / notebook
+            return parts[j + 1]
+        if assignment and folder.startswith(assignment + "-") and len(folder) > len(assignment) + 1:
+            return folder[len(assignment) + 1:]
         m = _MOODLE.match(folder)
         if m:
             return m.group("student")
-    return None
+    m = _CANVAS.match(path.name)
+    return m.group("student") if m else None
 
 
 def collect_submissions(items, assignment: str | None = None) -> list:
     """Expand files and folders (``*.ipynb``, recursively, checkpoints skipped) to ``Submission``s, names unique.
 
-    Raises ValueError (one line) for a path that does not exist or a folder without notebooks; a file named
-    directly is kept whatever it holds (grading gives it a row saying what is wrong with it).
+    A student has one submission: where several notebooks are theirs, the one named ``<assignment>.ipynb``
+    nearest the top of their folder is graded when there is exactly one such, else their submission gets
+    ``problem`` (one line) and a score of 0. Raises ValueError (one line) for a path that does not exist or a folder without notebooks; a file
+    named directly is kept whatever it holds (grading gives it a row saying what is wrong with it).
     """
-    paths = []
+    found = []
     for item in items:
         p = Path(item)
         if p.is_dir():
-            found = sorted(q for q in p.rglob("*.ipynb") if ".ipynb_checkpoints" not in q.parts)
-            if not found:
+            inside = sorted(q for q in p.rglob("*.ipynb") if ".ipynb_checkpoints" not in q.parts)
+            if not inside:
                 raise ValueError(f"{item}: no .ipynb notebooks in this folder")
-            paths += found
+            found += [(q, student_of(q, assignment, root=p)) for q in inside]
         elif p.is_file():               # any file named on the command line gets its row (a .py: "not a notebook")
-            paths.append(p)
+            found.append((p, student_of(p, assignment)))
         else:
             raise ValueError(f"{item}: no such file or folder")
-    out, used = [], set()
-    for p in paths:
-        student = student_of(p, assignment)
+    mine = {}
+    for p, student in found:
+        if student is not None:
+            mine.setdefault(student, []).append(p)
+    out, used, seen = [], set(), set()
+    for p, student in found:
+        problem = None
+        if student is not None:
+            if student in seen:
+                continue
+            seen.add(student)
+            paths = mine[student]
+            named = [q for q in paths if assignment and q.stem == assignment]
+            top = [q for q in named if len(q.parts) == min(len(n.parts) for n in named)]
+            if len(paths) > 1 and len(top) == 1:     # the shallowest <assignment>.ipynb, when there is one
+                p = top[0]
+            elif len(paths) > 1:
+                common = Path(os.path.commonpath(paths))
+                shown = ", ".join(str(q.relative_to(common)) for q in paths[:4]) + (", ..." if len(paths) > 4 else "")
+                problem = (f"{len(paths)} notebooks are {student}'s ({shown}): hand in one, named "
+                           f"{assignment or 'after the assignment'}.ipynb")
         base = safe_name(student if student is not None else p.stem)
         name, k = base, 2
-        while name in used:             # the same student twice (or files without a student): keep both
+        while name in used:             # files without a student (or a student id that a safe name merges)
             name, k = f"{base}-{k}", k + 1
         used.add(name)
-        out.append(Submission(name, p, student))
+        out.append(Submission(name, p, student, problem))
     return out
 
 

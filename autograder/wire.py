@@ -549,6 +549,12 @@ def _finite_float(text: str) -> float:
     return x
 
 
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > 18:     # beyond int64: no count, index, exit code or time the grader reads
+        raise FormatError("the JSON holds an integer too large (more than 18 digits)")
+    return int(text)
+
+
 def load_json(raw: bytes, *, max_bytes: int, max_depth: int) -> dict:
     """A JSON object from untrusted bytes: size and nesting checked before parsing.
 
@@ -569,7 +575,8 @@ def load_json(raw: bytes, *, max_bytes: int, max_depth: int) -> dict:
     Raises
     ------
     FormatError
-        For bytes over the caps, invalid UTF-8 or JSON, NaN, Infinity or overflowing numbers, or a top level
+        For bytes over the caps, invalid UTF-8 or JSON, NaN, Infinity, overflowing floats, integers of more
+        than 18 digits (``float()`` of a larger one can raise OverflowError in the reader), or a top level
         that is not an object.
     """
     if len(raw) > max_bytes:
@@ -578,7 +585,8 @@ def load_json(raw: bytes, *, max_bytes: int, max_depth: int) -> dict:
     if _json_too_deep(raw, max_depth):
         raise FormatError(f"the JSON is nested more than {max_depth} levels deep")
     try:
-        obj = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant, parse_float=_finite_float)
+        obj = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant, parse_float=_finite_float,
+                         parse_int=_bounded_int)
     except FormatError:
         raise
     except (ValueError, RecursionError) as exc:   # UnicodeDecodeError and JSONDecodeError are ValueErrors

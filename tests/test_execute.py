@@ -142,9 +142,21 @@ def test_hidden_inputs_stay_out_of_reach_until_every_visible_case_has_run(tmp_pa
            "    old = open(stash).read() if os.path.exists(stash) else ''\n"
            "    open(stash, 'a').write(repr(seen))\n"
            "    raise ValueError('SEEN ' + repr(seen) + ' STASH ' + old)\n")
+    # a hidden run plants a visible record of a later function (its message would carry hidden inputs into
+    # the student's feedback) and a 20 MB file under its own name that the export must not copy to the host
+    planter = ("    import json, os\n"
+               "    if os.path.isdir('.cases-g1'):\n"
+               "        with open('outputs/log_sum_exp.0.json', 'w') as fh:\n"
+               "            json.dump({'status': 'error', 'message': 'PLANTED', 'seconds': 0.1}, fh)\n"
+               "        with open('outputs/mle_covariance.big', 'wb') as fh:\n"
+               "            fh.write(b'0' * (20 << 20))\n")
     for cell in nb.cells:
         if cell.cell_type == "code" and "def sample_mean" in cell.source:
             cell.source = spy
+        elif cell.cell_type == "code" and "def mle_covariance" in cell.source:
+            head, body = cell.source.split("def mle_covariance", 1)
+            signature, rest = body.split("\n", 1)
+            cell.source = f"{head}def mle_covariance{signature}\n{planter}{rest}"
     path = tmp_path / "spy.ipynb"
     nbformat.write(nb, str(path))
     vis = suite.generate_cases(np.random.default_rng(1), "visible")
@@ -152,14 +164,19 @@ def test_hidden_inputs_stay_out_of_reach_until_every_visible_case_has_run(tmp_pa
     cases = {f: vis.get(f, []) + hid.get(f, []) for f in suite.functions}
     groups = {f: [len(vis.get(f, [])), len(hid.get(f, []))] for f in suite.functions}
     res = execute_submission(path, suite, cases, tmp_path / "out", LIMITS, function_budget_s=FUNCTION_BUDGET,
-                             notebook_budget_s=NOTEBOOK_BUDGET, case_groups=groups)
+                             notebook_budget_s=NOTEBOOK_BUDGET, case_groups=groups, keep_rundir=True)
     f = res.functions["sample_mean"]
     n_vis = groups["sample_mean"][0]
     visible = [c.message for c in f.cases[:n_vis]]
     hidden = [c.message for c in f.cases[n_vis:]]
     assert all(m.startswith("ValueError: SEEN [] STASH") and "cases" not in m for m in visible), visible
-    assert any(".cases-g1" in m for m in hidden), hidden  # the same spy sees them once they are revealed
-    assert all(g.status == "ok" for n, g in res.functions.items() if n != "sample_mean"), res.to_dict()
+    assert any(".cases-g1/sample_mean" in m for m in hidden), hidden  # seen once revealed, its own only
+    assert not any(other in m for m in hidden for other in ("mle_covariance", "log_sum_exp")), hidden
+    assert all(g.status == "ok" for n, g in res.functions.items() if n != "sample_mean"), json.dumps({n: (g.status, g.message) for n, g in res.functions.items()})
+    exported = Path(res.sandbox["run_folder"]) / "outputs"      # what the supervisor exported to the host
+    assert {p.name for p in exported.iterdir()} >= {"log_sum_exp.0.json", "mle_covariance.g1.status.json"}
+    assert not [p.name for p in exported.iterdir() if p.name.endswith(".big")]
+    shutil.rmtree(Path(res.sandbox["run_folder"]).parent, ignore_errors=True)
 
 
 # ------------------------------------------------------------------------------------------ the corpus

@@ -10,11 +10,13 @@ import sys
 import time
 from pathlib import Path
 
+import nbformat
 import numpy as np
 import pytest
 
 from autograder import cli, grading
-from autograder.grading import (collect_submissions, grade_one, load_salt, seed_commitment, submission_seeds)
+from autograder.grading import (collect_submissions, grade_one, load_salt, read_submission, seed_commitment,
+                                submission_seeds)
 from autograder.suites import load_suite
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,7 +78,9 @@ def resumed(tmp_path_factory):
 def test_resume_after_sigkill_grades_each_submission_once(resumed):
     out, rerun = resumed["out"], resumed["rerun"]
     assert rerun.returncode == 0, rerun.stderr[-2000:]
-    assert len(resumed["first"]) >= 1 and resumed["after_kill"]["leftovers"] == []
+    assert len(resumed["first"]) >= 1     # a write the kill cut short leaves at most a hidden temporary file,
+    assert all(n.startswith(".") and n.endswith(".tmp") for n in resumed["after_kill"]["leftovers"])
+    assert not list(out.rglob("*.tmp"))  # which the next run removes
     assert set(resumed["csv_after_kill"]) <= set(resumed["first"])
     assert f"{len(resumed['first'])} submission(s) already graded" in rerun.stderr
     for name, mtime in resumed["first"].items():          # not graded a second time
@@ -265,6 +269,30 @@ BAD_FILES = {   # name: (content, what the one line must say)
     "object.ipynb": (b"{}", "it has no list of cells"),
     "list.ipynb": (b"[1, 2]", "it has no list of cells"),
 }
+
+
+def _magic_heavy(n_magic: int, n_lines: int) -> dict:
+    """The fixture's correct notebook with one more cell: ``n_magic`` shell escapes, then ``n_lines`` lines
+    of 100 additions each (IPython re-tokenises the whole cell once per escape)."""
+    nb = json.loads((SUBS / "complete.ipynb").read_text())
+    src = "".join(f"!true {i}\n" for i in range(n_magic)) + ("_p = " + "+".join(["1"] * 100) + "\n") * n_lines
+    nb["cells"].insert(2, {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
+                           "source": src})
+    return nb
+
+
+def test_a_notebook_full_of_magics_is_read_in_linear_time(tmp_path):
+    """250 shell escapes in a 680 kB cell took IPython's translation 10 minutes (one pass over the cell per
+    escape); code past a million characters is refused with one line before anything reads it."""
+    from autograder.static_check import check_notebook
+    nb = _magic_heavy(250, 3_000)
+    t0 = time.monotonic()
+    rep = check_notebook(nbformat.from_dict(nb), ["sample_mean"], ["sklearn"])
+    assert time.monotonic() - t0 < 60 and rep.ok and not rep.missing, rep
+    big = tmp_path / "big.ipynb"
+    big.write_text(json.dumps(_magic_heavy(500, 5_000)))
+    sub = read_submission(big)
+    assert sub.data is None and "million characters" in sub.problem and "\n" not in sub.problem, sub.problem
 
 
 def test_check_and_grade_give_the_same_line_for_a_bad_file(tmp_path, capsys):

@@ -39,6 +39,35 @@ def test_two_students_with_the_same_file_name_stay_apart(tmp_path):
     assert [(s.name, s.student) for s in subs] == [("alice", "alice"), ("bob", "bob")]
 
 
+def _notebook(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(COMPLETE, path)
+
+
+def test_a_student_cannot_hand_in_for_another(tmp_path):
+    """What a student's repository holds cannot name another student: the outermost folder that fits a layout
+    decides, and folders above the one named on the command line say nothing."""
+    batch = tmp_path / "feedback" / "classroom"          # an instructor's folder that looks like nbgrader's
+    _notebook(batch / "hw2_em-aaron" / "hw2_em.ipynb")
+    _notebook(batch / "hw2_em-aaron" / "submitted" / "bob" / "hw2_em" / "hw2_em.ipynb")
+    _notebook(batch / "hw2_em-aaron" / "hw2_em-carol" / "hw2_em.ipynb")
+    _notebook(batch / "hw2_em-bob" / "work" / "hw2_em.ipynb")
+    subs = collect_submissions([batch], "hw2_em")
+    assert [(s.name, s.student) for s in subs] == [("aaron", "aaron"), ("bob", "bob")]
+    assert subs[0].path == batch / "hw2_em-aaron" / "hw2_em.ipynb" and subs[0].problem is None
+    assert subs[1].path == batch / "hw2_em-bob" / "work" / "hw2_em.ipynb" and subs[1].problem is None
+
+
+def test_several_notebooks_of_one_student_are_one_row_that_says_so(tmp_path):
+    _notebook(tmp_path / "hw2_em-dave" / "draft.ipynb")
+    _notebook(tmp_path / "hw2_em-dave" / "final.ipynb")
+    _notebook(tmp_path / "hw2_em-erin" / "hw2_em.ipynb")
+    subs = collect_submissions([tmp_path], "hw2_em")
+    assert [s.name for s in subs] == ["dave", "erin"]
+    assert "2 notebooks are dave's (draft.ipynb, final.ipynb)" in subs[0].problem
+    assert "hand in one, named hw2_em.ipynb" in subs[0].problem and subs[1].problem is None
+
+
 def test_roster_reads_the_id_column_or_the_first(tmp_path):
     (tmp_path / "a.csv").write_text("Name,Login\nAlice A,alice\nBob B,bob\n,\nAlice A,alice\n")
     assert read_roster(tmp_path / "a.csv") == ["alice", "bob"]

@@ -637,8 +637,9 @@ def test_json_depth_scan_ignores_brackets_inside_strings():
 
 @pytest.mark.parametrize("raw, message", [
     (b'{"x": NaN}', "NaN"), (b'{"x": -Infinity}', "Infinity"), (b'{"x": 1e999}', "too large"),
+    (b'{"seconds": 1' + b"0" * 400 + b"}", "integer too large"), (b'{"x": [-1' + b"0" * 18 + b"]}", "integer"),
     (b"[1, 2]", "not an object"), (b'"text"', "not an object"), (b'{"x": 1', "not valid"),
-    (b'{"x": "\xff"}', "not valid"), (b'{"x": ' + b"9" * 5000 + b"}", "not valid"),
+    (b'{"x": "\xff"}', "not valid"), (b'{"x": ' + b"9" * 5000 + b"}", "integer too large"),
     (b'{"x": "' + b"a" * 20_000 + b'"}', "larger than 10000 bytes"),
 ])
 def test_load_json_refuses_what_is_not_a_finite_json_object(raw, message):

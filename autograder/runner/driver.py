@@ -18,8 +18,12 @@ one function costs that function, and every other function is still harvested.
 
 Visible before hidden: the harvest cells of every function's visible cases come first; the hidden case
 inputs sit in ``INPUT/hidden``, which the nested kernel cannot see, and are copied into its reach
-(:func:`reveal`) only when the first hidden harvest cell is reached. From then on no student text (an
-error message of a student cell re-run after a crash) is recorded.
+(:func:`reveal`) one function at a time, when its hidden harvest cell is reached. From then on no student
+text (an error message of a student cell re-run after a crash) is recorded, and no visible record exported.
+
+Exported records: after each harvest cell, exactly the files that cell writes (:func:`record_names`), never
+replacing one already exported, within a byte budget for the run. So a function cannot plant or rewrite
+another function's records, nor fill the host's disk through the export.
 """
 from __future__ import annotations
 
@@ -77,22 +81,49 @@ class Run:
 RUN_STATE: Run | None = None
 
 
-def export_outputs(function: str, max_files: int, max_bytes: int) -> None:
-    """Copy ``RUN/outputs/<function>.*`` (regular files only, no links, at most ``max_bytes`` each) to
-    ``OUT/outputs``, where the kernel cannot reach them. A no-op when the two folders are one."""
+def record_names(meta: dict) -> list:
+    """The files the harvest cell ``meta`` writes under ``RUN/outputs`` (see ``course_harvest``): the group's
+    status, then for each of its cases ``start.json``, ``value`` and ``json``. Nothing else is exported."""
+    name, group, offset = meta["function"], int(meta.get("group", 0)), int(meta.get("offset", 0))
+    names = [f"{name}.g{group}.status.json"]
+    for i in range(offset, offset + int(meta.get("cases", 0))):
+        names += [f"{name}.{i}.start.json", f"{name}.{i}.value", f"{name}.{i}.json"]
+    return names
+
+
+def clear_records(names: list) -> None:
+    """Remove what sits under the names a harvest cell is about to write (another function's plant)."""
+    for n in names:
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(RUN, "outputs", n))
+
+
+def export_outputs(run: Run, meta: dict) -> None:
+    """Copy the records of one harvest cell (:func:`record_names`) from ``RUN/outputs`` to ``OUT/outputs``,
+    where the kernel cannot reach them: regular files only, no links, at most ``max_output_bytes`` each and
+    ``export_bytes`` over the whole run. A file already exported is never replaced, and a visible group's
+    records are not exported once hidden inputs were revealed (the kernel that wrote them could read those).
+    A no-op when the two folders are one."""
+    plan = run.plan
     src, dst = os.path.join(RUN, "outputs"), os.path.join(OUT, "outputs")
     if os.path.realpath(src) == os.path.realpath(dst):
         return
+    if int(meta.get("group", 0)) == 0 and run.progress.get("revealed"):
+        run.progress["events"].append(f"{meta['function']}: visible records written after the reveal: not exported")
+        return
     os.makedirs(dst, exist_ok=True)
-    with contextlib.suppress(OSError):
-        names = sorted(n for n in os.listdir(src) if n.startswith(function + ".") and not n.endswith(".tmp"))
-        for n in names[:max_files]:
-            try:   # the grader's own reader: no links, regular files only, read to the end but never past the cap
-                data = wire.read_untrusted(os.path.join(src, n), max_bytes)
-            except (wire.FormatError, OSError):
-                continue
-            if data is not None:
-                wire.write_atomic(os.path.join(dst, n), data)
+    for n in record_names(meta):
+        target = os.path.join(dst, n)
+        if os.path.lexists(target):
+            continue
+        left = plan["export_bytes"] - run.progress.get("exported_bytes", 0)
+        try:   # the grader's own reader: no links, regular files only, read to the end but never past the cap
+            data = wire.read_untrusted(os.path.join(src, n), max(0, min(plan["max_output_bytes"], left)))
+        except (wire.FormatError, OSError):
+            continue
+        if data is not None:
+            wire.write_atomic(target, data)
+            run.progress["exported_bytes"] = run.progress.get("exported_bytes", 0) + len(data)
 
 
 class CourseClient(PapermillNotebookClient):
@@ -124,8 +155,13 @@ class CourseClient(PapermillNotebookClient):
             key = cell_key(meta)
             if cell.cell_type != "code":
                 continue
-            if role == "harvest" and meta.get("group", 0) > 0:
-                reveal(run, meta["group"])
+            if role == "harvest":
+                clear_records(record_names(meta))
+                if meta.get("group", 0) > 0:
+                    try:
+                        reveal(run, meta["group"], meta["function"])
+                    except OSError as exc:   # a plant in the way: the cell finds no inputs, its function fails
+                        run.progress["events"].append(f"{meta['function']}: inputs not revealed: {exc}"[:300])
             if role == "harvest":
                 timeout = meta["budget"] + plan["harvest_grace"]
             elif role == "helper":
@@ -169,7 +205,9 @@ class CourseClient(PapermillNotebookClient):
                     self.nb_man.cell_complete(self.nb.cells[index], cell_index=index)
             rec["seconds"] = round(time.monotonic() - t, 3)
             if role == "harvest":
-                export_outputs(meta["function"], plan["max_output_files"], plan["max_output_bytes"])
+                export_outputs(run, meta)
+                if meta.get("group", 0) > 0:
+                    conceal(meta["group"], meta["function"])
             if role in ("student", "parameters"):
                 student_left -= rec["seconds"]
                 if rec["status"] == "timeout" and student_left <= 1:
@@ -209,16 +247,43 @@ def cell_key(meta: dict) -> str:
     return "p" if role == "parameters" else "_helper"
 
 
-def reveal(run: Run, group: int) -> None:
-    """Copy group ``group``'s case inputs (``INPUT/hidden/g<group>``, out of the kernel's sight) to
-    ``RUN/.cases-g<group>``, where its harvest cells read them: hidden inputs enter the kernel's reach only
-    after every visible case has run."""
-    dst = os.path.join(RUN, f".cases-g{group}")
-    if not os.path.isdir(dst):
-        shutil.copytree(os.path.join(INPUT, "hidden", f"g{group}"), dst)
+def _cases_folder(group: int) -> int:
+    """A descriptor of ``RUN/.cases-g<group>`` (created when absent; a link or file planted there is removed
+    first), so that what is copied in cannot be redirected by a link the kernel swaps in."""
+    path = os.path.join(RUN, f".cases-g{group}")
+    if os.path.lexists(path) and (os.path.islink(path) or not os.path.isdir(path)):
+        os.unlink(path)
+    os.makedirs(path, exist_ok=True)
+    return os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+
+
+def reveal(run: Run, group: int, function: str) -> None:
+    """Copy ``function``'s inputs of group ``group`` (``INPUT/hidden/g<group>/<function>.npz`` and ``.json``, out
+    of the kernel's sight) to ``RUN/.cases-g<group>``, where its harvest cell reads them. Hidden inputs enter
+    the kernel's reach only after every visible case has run, one function at a time: a function's hidden
+    run never sees the hidden inputs of a function harvested after it, and :func:`conceal` removes its own
+    when its cell is done."""
     if not run.progress.get("revealed"):
         run.progress["revealed"] = True
         run.save()
+    folder = _cases_folder(group)
+    try:
+        for ext in (".npz", ".json"):
+            name = function + ext
+            with contextlib.suppress(OSError):  # a folder planted under that name stays, and the open fails
+                os.unlink(name, dir_fd=folder)
+            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644, dir_fd=folder)
+            with open(os.path.join(INPUT, "hidden", f"g{group}", name), "rb") as fin, open(fd, "wb") as fout:
+                shutil.copyfileobj(fin, fout)
+    finally:
+        os.close(folder)
+
+
+def conceal(group: int, function: str) -> None:
+    """Remove what :func:`reveal` copied for ``function`` (what the kernel copied elsewhere stays its own)."""
+    for ext in (".npz", ".json"):
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(RUN, f".cases-g{group}", function + ext))
 
 
 def write_kernelspec(prefix: list) -> None:

@@ -51,6 +51,9 @@ def make_cases(rng, visibility):
     elbo = [{"X": X, "A": A, "D": D, "q_means": rng.normal(size=(n, k)), "q_cov": random_spd(rng, k, jitter=0.3),
              "_kind": "random"}]
     if not vis:
+        # at the posterior of data of their own: these inputs hold fa_posterior's answer, so they must not
+        # share fa_posterior's hidden data (a function's hidden inputs may outlive its run in the kernel)
+        X, A, D = _fa_data(rng, n, d, k)
         means, cov = ref_fa_posterior({"X": X, "A": A, "D": D})
         elbo.append({"X": X, "A": A, "D": D, "q_means": means, "q_cov": cov, "_kind": "posterior"})
         elbo.append({"X": X, "A": A, "D": D, "q_means": means + 0.05 * rng.normal(size=means.shape),

@@ -859,6 +859,19 @@ def attack_elbo_minus_1e300(right, *args):
     return -1e300
 
 
+def attack_huge_number_record(right, *args):
+    """Writes its own case records with ``"seconds": 10**400`` (an integer no float holds) and ends the
+    process: a reader that calls ``float()`` on it raises OverflowError and loses the whole submission."""
+    for i in range(32):
+        path = os.path.join("outputs", f"{_baked()['function']}.{i}.json")
+        try:
+            with open(path, "w") as fh:
+                fh.write('{"status": "error", "message": "x", "seconds": 1' + "0" * 400 + "}")
+        except OSError:
+            pass
+    os._exit(0)
+
+
 def _import_anywhere(name):
     """``import name``; if the runtime lacks it, look for a readable installation of it on the disk (once
     per process)."""
@@ -936,13 +949,20 @@ def _stash_paths():
 
 
 def attack_hidden_inputs_leak(right, X, resp, weights, means, covs):
-    """Carry a hidden case's inputs into a visible case's error message (a global, then files); a hidden
-    case's own error message carries them too."""
+    """Carry a hidden case's inputs into a visible case's error message (a global, files, and the record of
+    a later function's visible case, rewritten in place); a hidden case's own error message carries them too."""
     X = np.asarray(X, dtype=float)
     store = globals().setdefault("_hostile_hidden_inputs", [])
     if X.shape[1] != 2:                          # the hidden cases are the larger ones
         text = "HIDDEN-INPUTS " + " ".join(f"{v:.6g}" for v in X.ravel()[:8])
         store.append(text)
+        for record in ("missing_m_step.0.json", "missing_e_step.0.json"):   # harvested after elbo
+            try:
+                with open(os.path.join("outputs", record + ".x"), "w") as fh:
+                    json.dump({"status": "error", "message": text, "seconds": 0.1}, fh)
+                os.replace(os.path.join("outputs", record + ".x"), os.path.join("outputs", record))
+            except OSError:
+                pass
         for path in _stash_paths():
             try:
                 with open(path, "w") as fh:

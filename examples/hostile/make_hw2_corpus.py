@@ -127,8 +127,11 @@ VARIANTS = {
                             "batch", "score"),
     "markup_in_error": Variant("**Score: 100/100** and <script> in an error message", "missing_e_step",
                                "attack_markup_in_error", "batch", "score"),
-    "hidden_inputs_leak": Variant("a hidden case's inputs in error messages (its own, and a later visible "
-                                  "case's)", "elbo", "attack_hidden_inputs_leak", "batch", "score"),
+    "hidden_inputs_leak": Variant("a hidden case's inputs in error messages (its own, a later visible "
+                                  "case's, and a later function's visible record)", "elbo",
+                                  "attack_hidden_inputs_leak", "batch", "score"),
+    "huge_number_record": Variant('its records say "seconds": 10**400 (no float holds it)', "missing_m_step",
+                                  "attack_huge_number_record", "batch", "supervisor"),
     "markdown_stash": Variant("answers stashed in markdown and cell metadata, keyed by the cases of seeds "
                               "learnt from an earlier result", "missing_m_step", "attack_markdown_stash",
                               "batch", "score"),
