@@ -103,7 +103,9 @@ class Limits:
     output_bytes : int
         How much of stdout (and of stderr) is kept: the first and the last half of it.
     threads : int
-        Threads for BLAS/OpenMP/torch (``OMP_NUM_THREADS`` ...).
+        Threads for BLAS/OpenMP/torch (``OMP_NUM_THREADS`` ...), and the CPUs the run as a whole may use
+        (a cgroup's CPU quota, where the host has the controller): however many processes a run starts,
+        it takes no more than that from the runs beside it.
     disk_bytes : int
         Size of the run's working folder (a tmpfs) in a namespace sandbox: every file it writes, together.
     """
@@ -663,12 +665,18 @@ def kernel_command(level: str, limits: "Limits", paths: SandboxPaths) -> list:
 
 
 # ---------------------------------------------------------------------------------------- cgroups
+#: The period of a cgroup's CPU quota, in microseconds.
+_CPU_PERIOD_US = 100_000
+
+
 class _Cgroup:
-    """Memory and process caps for a run as a whole: a cgroup of its own (v2, else v1), where the host
-    has a writable cgroup file system with those controllers. ``kind`` is "v2", "v1" or None (no caps)."""
+    """Memory, process and CPU caps for a run as a whole: a cgroup of its own (v2, else v1), where the host
+    has a writable cgroup file system with the memory and pids controllers (the CPU quota, ``threads``
+    CPUs, where it also has the cpu controller). ``kind`` is "v2", "v1" or None (no caps); ``cpu`` says
+    whether the CPU quota is set."""
 
     def __init__(self, limits: "Limits"):
-        self.dirs, self.kind = [], None
+        self.dirs, self.kind, self.cpu = [], None, False
         name = f"course-sandbox-{os.getpid()}-{secrets.token_hex(4)}"
         try:
             self._create_v2(name, limits) or self._create_v1(name, limits)
@@ -712,6 +720,10 @@ class _Cgroup:
             with contextlib.suppress(OSError):
                 (d / "memory.swap.max").write_text("0")
             (d / "pids.max").write_text(str(limits.max_processes))
+            if "cpu" in ctrls:
+                with contextlib.suppress(OSError):
+                    (d / "cpu.max").write_text(f"{limits.threads * _CPU_PERIOD_US} {_CPU_PERIOD_US}")
+                    self.cpu = True
             self.kind = "v2"
             return True
         return False
@@ -719,14 +731,26 @@ class _Cgroup:
     def _create_v1(self, name, limits) -> bool:
         found = {}
         for mnt, opts in self._mounts("cgroup"):
-            for ctrl in ("memory", "pids"):
+            for ctrl in ("memory", "pids", "cpu"):
                 if ctrl in opts and ctrl not in found:
                     own = self._own(ctrl) or "/"
                     found[ctrl] = Path(mnt) / own.lstrip("/")
-        if set(found) != {"memory", "pids"}:
+        if not {"memory", "pids"} <= set(found):
             return False
         for ctrl, parent in found.items():
             d = parent / name
+            if ctrl == "cpu":       # optional: without it the run has no CPU quota, its other caps stay
+                try:
+                    d.mkdir()
+                    (d / "cpu.cfs_period_us").write_text(str(_CPU_PERIOD_US))
+                    (d / "cpu.cfs_quota_us").write_text(str(limits.threads * _CPU_PERIOD_US))
+                except OSError:
+                    with contextlib.suppress(OSError):
+                        d.rmdir()
+                    continue
+                self.dirs.append(d)
+                self.cpu = True
+                continue
             d.mkdir()
             self.dirs.append(d)
             if ctrl == "memory":

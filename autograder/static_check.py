@@ -7,8 +7,11 @@ It cannot see through every dynamic trick (``exec`` of a built string): the sand
 course_lib and no scikit-learn at all, so such imports fail at run time anyway.
 
 A name is *used* when it is imported (``import a.b``, ``from a import b`` → ``a.b``), imported by a call with
-a constant string (``__import__("a")``, ``importlib.import_module("a.b")``), or reached as an attribute of
-an imported module (``import numpy as np`` ... ``np.cov`` → ``numpy.cov``). A used name ``U`` matches a
+a constant string (``__import__("a")``, ``importlib.import_module("a.b")``, ``sys.modules["a"]``, code in
+``exec("...")``), or reached as an attribute of an imported module or of a name assigned from one
+(``import numpy as np`` ... ``np.cov`` → ``numpy.cov``; ``getattr(np, "cov")`` too). A name computed at run
+time counts as every name it could reach (:data:`DYNAMIC`): ``getattr(torch, "distri" + "butions")`` uses
+whatever ``torch`` forbids below it. A used name ``U`` matches a
 forbidden name ``F`` when ``U == F`` or ``U`` lies below ``F`` (``sklearn.mixture`` below ``sklearn``), or
 when ``U`` is a star import of a package containing ``F``.
 """
@@ -59,8 +62,16 @@ class Violation:
 
     @property
     def message(self) -> str:
-        return (f"cell {self.cell + 1}, line {self.line} uses {self.used}, which this assignment does not allow "
-                f"(no {self.forbidden})")
+        where = f"cell {self.cell + 1}, line {self.line}"
+        if self.used == DYNAMIC:
+            return (f"{where} imports or runs code named at run time (a computed __import__, import_module, "
+                    f"exec or eval), so the grader cannot check it against what this assignment does not allow "
+                    f"(no {self.forbidden}); write the import out")
+        if self.used.endswith("." + DYNAMIC):
+            return (f"{where} reaches into {self.used[:-2]} by a name computed at run time (getattr, vars or "
+                    f"__dict__), so the grader cannot check it against what this assignment does not allow "
+                    f"(no {self.forbidden}); write the name out")
+        return (f"{where} uses {self.used}, which this assignment does not allow (no {self.forbidden})")
 
 
 @dataclass
@@ -172,12 +183,32 @@ def _is_stub(node) -> bool:
     return False
 
 
+#: What a name becomes when the check cannot tell what it reaches: ``M.?`` (a computed attribute of module
+#: ``M``: ``getattr(M, name)``, ``vars(M)``, ``M.__dict__``) matches every forbidden name below ``M``, and
+#: ``?`` (a computed import, ``exec``/``eval`` of a computed string) every forbidden name. Failing closed:
+#: a graded function may not reach a forbidden module by a name built at run time.
+DYNAMIC = "?"
+_DYNAMIC_CALLS = {"getattr": "attribute", "vars": "namespace"}
+_EXEC_CALLS = ("exec", "eval", "compile")
+
+
 class _Uses(ast.NodeVisitor):
-    """Collect dotted names used: imports, import calls with constant strings, attributes of modules."""
+    """Collect dotted names used: imports, import calls with constant strings, attributes of modules, and
+    computed access (see :data:`DYNAMIC`)."""
 
     def __init__(self):
         self.aliases = {}   # local name -> dotted module/attribute name
         self.found = []     # (dotted, line)
+
+    def _resolve(self, node) -> str | None:
+        """The dotted name an expression stands for (``np.linalg`` -> ``numpy.linalg``), or None."""
+        chain = []
+        while isinstance(node, ast.Attribute):
+            chain.append(node.attr)
+            node = node.value
+        if isinstance(node, ast.Name) and node.id in self.aliases:
+            return ".".join([self.aliases[node.id], *reversed(chain)])
+        return None
 
     def visit_Import(self, node):
         for a in node.names:
@@ -200,30 +231,61 @@ class _Uses(ast.NodeVisitor):
                 self.aliases[a.asname or a.name] = full
         self.generic_visit(node)
 
+    def visit_Assign(self, node):
+        target = self._resolve(node.value)     # t = torch; d = torch.distributions: t and d are aliases too
+        if target is not None:
+            for t in node.targets:
+                if isinstance(t, ast.Name):
+                    self.aliases[t.id] = target
+        self.generic_visit(node)
+
     def visit_Call(self, node):
         f = node.func
         name = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else None
-        if name in ("__import__", "import_module") and node.args and isinstance(node.args[0], ast.Constant) \
-                and isinstance(node.args[0].value, str):
-            self.found.append((node.args[0].value, node.lineno))
+        first = node.args[0] if node.args else None
+        constant = isinstance(first, ast.Constant) and isinstance(first.value, str)
+        if name in ("__import__", "import_module") and first is not None:
+            self.found.append((first.value if constant else DYNAMIC, node.lineno))
+        elif name in _EXEC_CALLS and isinstance(f, ast.Name) and first is not None:
+            if constant:
+                try:
+                    self.visit(_parse(first.value))     # exec("import x"): the code it runs
+                except SyntaxError:
+                    pass
+            else:
+                self.found.append((DYNAMIC, node.lineno))
+        elif name in _DYNAMIC_CALLS and isinstance(f, ast.Name) and first is not None:
+            target = self._resolve(first)
+            if target is not None:
+                key = node.args[1] if len(node.args) > 1 else None
+                if name == "getattr" and isinstance(key, ast.Constant) and isinstance(key.value, str):
+                    self.found.append((f"{target}.{key.value}", node.lineno))
+                else:
+                    self.found.append((f"{target}.{DYNAMIC}", node.lineno))
+        self.generic_visit(node)
+
+    def visit_Subscript(self, node):
+        if self._resolve(node.value) == "sys.modules":      # sys.modules["a.b"] / sys.modules[computed]
+            key = node.slice
+            constant = isinstance(key, ast.Constant) and isinstance(key.value, str)
+            self.found.append((key.value if constant else DYNAMIC, node.lineno))
         self.generic_visit(node)
 
     def visit_Attribute(self, node):
-        chain = []
-        cur = node
-        while isinstance(cur, ast.Attribute):
-            chain.append(cur.attr)
-            cur = cur.value
-        if isinstance(cur, ast.Name) and cur.id in self.aliases:
-            self.found.append((".".join([self.aliases[cur.id], *reversed(chain)]), node.lineno))
+        dotted = self._resolve(node)
+        if dotted is not None:
+            head, sep, _ = dotted.partition(".__dict__")
+            self.found.append((f"{head}.{DYNAMIC}" if sep else dotted, node.lineno))
             return  # the inner attributes are prefixes of this one
         self.generic_visit(node)
 
 
 def _matches(used: str, forbidden: str) -> bool:
+    if used == DYNAMIC:       # a computed import, exec of a computed string: could be anything
+        return True
     if used == forbidden or used.startswith(forbidden + "."):
         return True
-    if used.endswith(".*"):  # from package import *: anything below the package
+    if used.endswith((".*", "." + DYNAMIC)):  # from package import *, getattr(package, name): anything below it
         pkg = used[:-2]
         return forbidden == pkg or forbidden.startswith(pkg + ".")
     return False

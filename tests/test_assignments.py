@@ -189,3 +189,19 @@ def test_sample_submissions_are_in_sync_with_the_solution(hw):
         committed = nbformat.read(str(ROOT / "examples" / hw / f"{name}.ipynb"), as_version=4)
         assert [c.source for c in committed.cells] == [c.source for c in nb.cells], \
             f"examples/{hw}/{name}.ipynb is out of date: run python solutions/make_examples.py {hw}"
+
+
+def test_a_train_vae_that_ignores_its_data_gets_no_training_points(tmp_path):
+    """A train_vae that trains on the digits it can load itself (or returns weights trained elsewhere)
+    instead of X: the case's pixels are in a secret order, so its model is no better than the baseline."""
+    nb = nbformat.read(str(ROOT / "examples" / "hw4_vae" / "complete.ipynb"), as_version=4)
+    cell = next(c for c in nb.cells if c.cell_type == "code" and "def train_vae" in c.source)
+    body = "    X = torch.as_tensor(X, dtype=torch.float32)\n"
+    assert body in cell.source
+    cell.source = cell.source.replace(body, "    from course_lib.data import load_digits\n"
+                                            "    X = torch.as_tensor(load_digits('train')[0], dtype=torch.float32)\n")
+    path = tmp_path / "ignores_x.ipynb"
+    nbformat.write(nb, str(path))
+    points = sum(c.points for c in _suite("hw4_vae").SUITE.checks if c.function == "train_vae")
+    score, _, errors = judge_in_process("hw4_vae", path)
+    assert not errors and score == pytest.approx(100.0 - points, abs=1e-6), score

@@ -69,6 +69,26 @@ def test_static_check_star_imports_and_import_calls():
     assert {v.forbidden for v in rep.violations} == {"course_lib.mle", "sklearn"}
 
 
+@pytest.mark.parametrize("source, caught", [
+    ("import torch\nd = getattr(torch, 'distri' + 'butions')", {"torch.distributions"}),
+    ("import torch\nt = torch\nd = getattr(t, 'distributions')", {"torch.distributions"}),
+    ("import torch\nd = torch.__dict__['distributions']", {"torch.distributions"}),
+    ("import torch\nd = vars(torch)['distributions']", {"torch.distributions"}),
+    ("import sys\nm = sys.modules['sklearn.mixture']", {"sklearn"}),
+    ("import importlib\nm = importlib.import_module('sk' + 'learn')", {"sklearn", "torch.distributions", "numpy.cov"}),
+    ("exec('from sklearn import mixture')", {"sklearn"}),
+    ("exec(code)", {"sklearn", "torch.distributions", "numpy.cov"}),
+    ("import numpy as np\nf = getattr(np, name)", {"numpy.cov"}),
+    ("import numpy as np\nimport re\nf = getattr(np, 'mean')\ng = getattr(model, name)\nre.compile(p)", set()),
+])
+def test_static_check_fails_closed_on_names_computed_at_run_time(source, caught):
+    """A forbidden module reached through getattr, vars, __dict__, sys.modules, a computed import or exec is
+    caught: a name the check cannot read counts as every name below the module it reaches into."""
+    rep = check_notebook(_nb(source), [], ["torch.distributions", "sklearn", "numpy.cov"])
+    assert {v.forbidden for v in rep.violations} == caught, [v.message for v in rep.violations]
+    assert all("\n" not in v.message and "write" in v.message or "uses" in v.message for v in rep.violations)
+
+
 def test_static_check_of_a_suite_and_of_the_corpus():
     suite = _suite()
     rep = check_submission(REPO / suite.notebook, suite)

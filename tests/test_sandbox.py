@@ -4,6 +4,7 @@ host's Python installations; memory, processes and disk are capped for the run a
 cannot touch its supervisor. Without namespaces, a private user that can read nothing of the grader."""
 import json
 import os
+import shutil
 import signal
 import socket
 import stat
@@ -217,6 +218,35 @@ def test_memory_and_processes_are_capped_for_the_run_as_a_whole(rundir):
     r = py(fork, rundir, limits(max_processes=20))
     assert r.returncode == 0 and 5 <= int(r.stdout.split()[-1]) < 20
     assert not sandbox._uid_has_processes(r.uid)
+
+
+@as_root
+def test_a_run_takes_no_more_cpu_than_its_threads_from_the_run_beside_it():
+    """100 spinners, each in a session of its own (a scheduler group of its own where the host groups by
+    session), must not starve another run: the run as a whole has a CPU quota of ``threads`` CPUs."""
+    from concurrent.futures import ThreadPoolExecutor
+    hog = ("import os, time\nfor _ in range(100):\n    if os.fork() == 0:\n        os.setsid()\n"
+           "        end = time.time() + 8\n        while time.time() < end: pass\n        os._exit(0)\n"
+           "time.sleep(8)")
+    victim = ("import time\ntime.sleep(1)\nt, c = time.time(), time.process_time()\n"
+              "while time.time() - t < 4: pass\nprint(time.process_time() - c)")
+    dirs = []
+    for name in ("hog", "victim"):
+        outer = Path(tempfile.mkdtemp(prefix=f"course-test-{name}-"))
+        os.chmod(outer, 0o711)
+        (outer / "run").mkdir()
+        dirs.append(outer / "run")
+    with ThreadPoolExecutor(2) as pool:
+        runs = [pool.submit(py, code, d, limits(max_processes=200, wall_seconds=30)) for code, d in
+                zip((hog, victim), dirs)]
+        hog_run, victim_run = (r.result() for r in runs)
+    for d in dirs:
+        shutil.rmtree(d.parent, ignore_errors=True)
+    if hog_run.cgroup is None:
+        pytest.skip("this host gives the grader no cgroups")
+    assert victim_run.returncode == 0, (victim_run.reason, victim_run.stderr[-500:])
+    cpu = float(victim_run.stdout.split()[-1])
+    assert cpu >= 1.0, f"the victim got {cpu:.2f} s of CPU in 4 s beside 100 spinners"
 
 
 @namespaces
