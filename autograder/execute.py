@@ -555,9 +555,11 @@ def _notebook_outcome(cells, sb, progress, nb_budget, limits):
         key = str(key)
         return f"cell {int(key[1:]) + 1}" if key[:1] == "c" and key[1:].isdigit() else "the parameters cell"
 
-    student = [(k, v) for k, v in cells.items() if isinstance(v, dict) and v.get("role") in ("student", "parameters")]
+    # a student cell re-run after hidden inputs entered the kernel is never reported: its fate could carry them
+    student = [(k, v) for k, v in cells.items() if isinstance(v, dict) and v.get("role") in ("student", "parameters")
+               and not v.get("after_reveal")]
     fatal = [f for f in (progress.get("fatal") or []) if isinstance(f, dict)
-             and f.get("role") in ("student", "parameters")]
+             and f.get("role") in ("student", "parameters") and not f.get("after_reveal")]
     crashes = [f for f in fatal if f.get("reason") != "budget"]
     budget = [f for f in fatal if f.get("reason") == "budget"] + \
              [{"cell": k} for k, v in student if v.get("status") == "skipped"]

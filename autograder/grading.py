@@ -398,13 +398,13 @@ def _static_check(nb_path: Path, suite) -> dict:
     """``{function: (status, message)}`` for the functions the static check rules out (never executed)."""
     from autograder.static_check import check_submission
     rep = check_submission(nb_path, suite)
-    # A forbidden name used inside a graded function's own cell costs that function only; used anywhere
-    # else (an imports cell, top-level code) it costs every function that forbids it.
-    own_cell = {f: info.cell for f, info in rep.functions.items()}
+    # A forbidden name used inside a graded function's body costs that function only; used anywhere else
+    # (top-level code of any cell, a helper function, a function declaring globals) it costs every function
+    # that forbids it: what top-level code imports, every function can reach.
     out = {}
     for fname in suite.functions:
         bad = [v for v in rep.violations_for(suite.forbidden_for(fname))
-               if v.cell == own_cell.get(fname) or v.cell not in own_cell.values()]
+               if v.function == fname or v.function not in suite.functions]
         if bad:
             out[fname] = ("forbidden", f"{bad[0].message}: write it yourself with {suite.allowed_text()}")
         elif fname in rep.missing:

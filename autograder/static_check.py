@@ -53,12 +53,15 @@ class FunctionInfo:
 
 @dataclass(frozen=True)
 class Violation:
-    """A forbidden name used at ``cell``/``line``; ``forbidden`` is the rule it broke."""
+    """A forbidden name used at ``cell``/``line``; ``forbidden`` is the rule it broke. ``function`` names the
+    top-level function whose body holds the use (None: top-level code, or a function that declares
+    ``global``/``nonlocal`` names and so can hand what it imports to the rest of the notebook)."""
 
     used: str
     forbidden: str
     cell: int
     line: int
+    function: str | None = None
 
     @property
     def message(self) -> str:
@@ -291,6 +294,20 @@ def _matches(used: str, forbidden: str) -> bool:
     return False
 
 
+#: The deepest syntax tree the check walks (its visitor recurses; a person writes trees a few dozen deep).
+_MAX_TREE_DEPTH = 400
+
+
+def _depth_ok(tree) -> None:
+    """RecursionError when ``tree`` is deeper than :data:`_MAX_TREE_DEPTH` (checked without recursion)."""
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > _MAX_TREE_DEPTH:
+            raise RecursionError("syntax tree too deep")
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+
+
 def check_notebook(notebook, functions=(), forbidden=()) -> StaticReport:
     """Statically check a notebook.
 
@@ -319,10 +336,14 @@ def check_notebook(notebook, functions=(), forbidden=()) -> StaticReport:
     for index, src in sources:
         try:
             tree = _parse(src)
+            _depth_ok(tree)
         except SyntaxError as exc:
             text = (exc.text or "").strip()
             where = f" near `{text[:80]}`" if text else ""
             report.syntax_errors.append(f"cell {index + 1}, line {exc.lineno}: {exc.msg}{where}")
+            continue
+        except (RecursionError, MemoryError):   # Python's parser gives up on code nested thousands deep
+            report.syntax_errors.append(f"cell {index + 1}: its code is nested too deeply for Python to read")
             continue
         for node in tree.body:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in wanted:
@@ -333,13 +354,16 @@ def check_notebook(notebook, functions=(), forbidden=()) -> StaticReport:
                     if isinstance(t, ast.Name) and t.id in wanted:
                         args = tuple(a.arg for a in node.value.args.args)
                         report.functions[t.id] = FunctionInfo(t.id, index, node.lineno, args, False)
-        start = len(uses.found)
-        uses.visit(tree)
-        for used, line in uses.found[start:]:
-            report.used.append((used, index, line))
-            for f in forbidden:
-                if _matches(used, f):
-                    report.violations.append(Violation(used, f, index, line))
+        for node in tree.body:
+            start = len(uses.found)
+            uses.visit(node)
+            scope = node.name if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and not any(
+                isinstance(n, (ast.Global, ast.Nonlocal)) for n in ast.walk(node)) else None
+            for used, line in uses.found[start:]:
+                report.used.append((used, index, line))
+                for f in forbidden:
+                    if _matches(used, f):
+                        report.violations.append(Violation(used, f, index, line, scope))
     report.missing = sorted(wanted - set(report.functions))
     return report
 
@@ -361,7 +385,8 @@ def definitions_only(source: str) -> str | None:
     """
     try:
         tree = _parse(_to_python(source))
-    except SyntaxError:
+        _depth_ok(tree)
+    except (SyntaxError, RecursionError, MemoryError):
         return None
     keep = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom, ast.FunctionDef,
                                                     ast.AsyncFunctionDef, ast.ClassDef))]

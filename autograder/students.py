@@ -42,8 +42,9 @@ class Submission(NamedTuple):
 
 
 def safe_name(text: str) -> str:
-    """``text`` as a folder name: letters, digits, ``-``, ``_`` and ``.`` (no leading dot)."""
-    name = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in str(text)).lstrip(".")
+    """``text`` as a folder name: letters, digits, ``-`` and ``_``. No dot, so no name can be one of the
+    grader's own files in the results folder (``grades.csv``, a temporary ``.*.tmp``) or a relative path."""
+    name = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in str(text))
     return name or "submission"
 
 

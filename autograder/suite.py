@@ -379,6 +379,8 @@ class Suite:
             lines.append(f"* every function: {code(self.forbidden)};")
             lines += [f"* {code(fnames)}: {code(names)};" for names, fnames in groups.items()]
         lines[-1] = lines[-1][:-1] + "."
+        lines += ["", "A name the grader cannot read because it is built at run time (`getattr` with a computed "
+                      "name, `exec`, a computed import) counts as every name it could reach."]
         return "\n".join(lines)
 
     def generate_cases(self, rng: np.random.Generator, visibility: str) -> dict:

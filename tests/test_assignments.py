@@ -193,7 +193,8 @@ def test_sample_submissions_are_in_sync_with_the_solution(hw):
 
 def test_a_train_vae_that_ignores_its_data_gets_no_training_points(tmp_path):
     """A train_vae that trains on the digits it can load itself (or returns weights trained elsewhere)
-    instead of X: the case's pixels are in a secret order, so its model is no better than the baseline."""
+    instead of X: the case's data come from a generative model drawn at random per case, so its model is no
+    better than the baseline."""
     nb = nbformat.read(str(ROOT / "examples" / "hw4_vae" / "complete.ipynb"), as_version=4)
     cell = next(c for c in nb.cells if c.cell_type == "code" and "def train_vae" in c.source)
     body = "    X = torch.as_tensor(X, dtype=torch.float32)\n"
@@ -205,3 +206,19 @@ def test_a_train_vae_that_ignores_its_data_gets_no_training_points(tmp_path):
     points = sum(c.points for c in _suite("hw4_vae").SUITE.checks if c.function == "train_vae")
     score, _, errors = judge_in_process("hw4_vae", path)
     assert not errors and score == pytest.approx(100.0 - points, abs=1e-6), score
+
+
+def test_the_train_vae_cases_are_no_public_digits_in_any_pixel_order():
+    """What a notebook could embed and recognise in the sandbox: no row of a case's data holds the values of a
+    public digit, whatever the order of its pixels (the rows are sorted), and each case has its own data."""
+    from course_lib.data import load_digits
+    suite = _suite("hw4_vae").SUITE
+    public = {row.tobytes() for row in np.sort(load_digits(None)[0].astype(np.float32), axis=1)}
+    seen = []
+    for seed in (11, 12):
+        for vis in ("visible", "hidden"):
+            case = suite.generate_cases(np.random.default_rng([seed, vis == "hidden"]), vis)["train_vae"][0]
+            for X in (np.asarray(case["X"], dtype=np.float32), np.asarray(case["_X_eval"], dtype=np.float32)):
+                assert not any(row.tobytes() in public for row in np.sort(X, axis=1)), (seed, vis)
+            seen.append(np.asarray(case["X"]).mean(axis=0))
+    assert all(not np.allclose(a, b, atol=0.05) for i, a in enumerate(seen) for b in seen[i + 1:])

@@ -89,6 +89,38 @@ def test_static_check_fails_closed_on_names_computed_at_run_time(source, caught)
     assert all("\n" not in v.message and "write" in v.message or "uses" in v.message for v in rep.violations)
 
 
+def test_a_forbidden_name_costs_every_function_that_can_reach_it():
+    """Used inside a graded function's body it costs that function only; at the top level of any cell (even
+    that function's own), in a helper, or in a function that declares globals, every function that forbids
+    it: an import in train_vae's cell once handed torch.distributions to the other functions."""
+    from autograder.grading import _static_check
+    from autograder.suites import load_suite
+    suite = load_suite("hw4_vae")
+    plant = _nb("import torch\nimport torch.distributions as D\n_T = {'D': D}\n"
+                "def train_vae(X, latent_dim, epochs, seed):\n    return None",
+                "def kl_divergence(mu, logvar):\n    return _T['D'].kl_divergence(mu, logvar)")
+    inside = _nb("import torch\ndef train_vae(X, latent_dim, epochs, seed):\n"
+                 "    from torch.distributions import Normal\n    return Normal",
+                 "def kl_divergence(mu, logvar):\n    return mu")
+    hoisted = _nb("import torch\ndef train_vae(X, latent_dim, epochs, seed):\n    global D\n"
+                  "    import torch.distributions as D\n    return None",
+                  "def kl_divergence(mu, logvar):\n    return D.kl_divergence(mu, logvar)")
+    for nb, costs in ((plant, set(suite.functions)), (inside, {"train_vae"}), (hoisted, set(suite.functions))):
+        path = Path(tempfile.mkdtemp()) / "nb.ipynb"
+        nbformat.write(nb, str(path))
+        out = _static_check(path, suite)
+        assert {f for f, (status, _) in out.items() if status == "forbidden"} == costs, out
+        shutil.rmtree(path.parent)
+
+
+@pytest.mark.parametrize("source", ["x = " + "-" * 100_000 + "1", "x = 1" + " + 1" * 200_000])
+def test_code_nested_too_deeply_is_one_line_not_a_grader_error(source):
+    nb = _nb(source, "def sample_mean(X):\n    return X.mean(0)")
+    rep = check_notebook(nb, ["sample_mean"], ["sklearn"])
+    assert rep.syntax_errors == ["cell 1: its code is nested too deeply for Python to read"], rep.syntax_errors
+    assert "sample_mean" in rep.functions and definitions_only(source) is None
+
+
 def test_static_check_of_a_suite_and_of_the_corpus():
     suite = _suite()
     rep = check_submission(REPO / suite.notebook, suite)
@@ -147,14 +179,35 @@ def test_good_submission_is_harvested(tmp_path):
     assert res.notebook_path and res.notebook_path.exists()
 
 
-def test_hidden_inputs_stay_out_of_reach_until_every_visible_case_has_run(tmp_path):
-    """A function that looks for the hidden inputs (and stashes what it finds) during its visible cases finds
-    nothing: they enter the kernel's reach only after every function's visible cases ran."""
+def _fixture_in_namespaces():
+    """The fixture suite and its correct notebook; skips where no namespace sandbox holds hidden inputs back."""
     from autograder.sandbox import isolation_level
     if isolation_level() != "namespaces":
         pytest.skip("only a namespace sandbox holds the hidden inputs back from the kernel")
     suite = _suite()
-    nb = nbformat.read(str(REPO / suite.notebook), as_version=4)
+    return suite, nbformat.read(str(REPO / suite.notebook), as_version=4)
+
+
+def _prepend_to_body(nb, function: str, lines: str) -> None:
+    """Put ``lines`` (indented source) first in the body of ``function``'s definition in ``nb``."""
+    cell = next(c for c in nb.cells if c.cell_type == "code" and f"def {function}" in c.source)
+    head, body = cell.source.split(f"def {function}", 1)
+    signature, rest = body.split("\n", 1)
+    cell.source = f"{head}def {function}{signature}\n{lines}{rest}"
+
+
+def _visible_and_hidden(suite, hidden_seed: int = 2):
+    """(cases, case groups): every function's visible cases, then its hidden ones."""
+    vis = suite.generate_cases(np.random.default_rng(1), "visible")
+    hid = suite.generate_cases(np.random.default_rng(hidden_seed), "hidden")
+    cases = {f: vis.get(f, []) + hid.get(f, []) for f in suite.functions}
+    return cases, {f: [len(vis.get(f, [])), len(hid.get(f, []))] for f in suite.functions}
+
+
+def test_hidden_inputs_stay_out_of_reach_until_every_visible_case_has_run(tmp_path):
+    """A function that looks for the hidden inputs (and stashes what it finds) during its visible cases finds
+    nothing: they enter the kernel's reach only after every function's visible cases ran."""
+    suite, nb = _fixture_in_namespaces()
     spy = ("def sample_mean(X):\n"
            "    import glob, os\n"
            "    seen = sorted(glob.glob('/sandbox/input/hidden/*/*') + glob.glob('/sandbox/run/.cases-g*/*'))\n"
@@ -173,16 +226,10 @@ def test_hidden_inputs_stay_out_of_reach_until_every_visible_case_has_run(tmp_pa
     for cell in nb.cells:
         if cell.cell_type == "code" and "def sample_mean" in cell.source:
             cell.source = spy
-        elif cell.cell_type == "code" and "def mle_covariance" in cell.source:
-            head, body = cell.source.split("def mle_covariance", 1)
-            signature, rest = body.split("\n", 1)
-            cell.source = f"{head}def mle_covariance{signature}\n{planter}{rest}"
+    _prepend_to_body(nb, "mle_covariance", planter)
     path = tmp_path / "spy.ipynb"
     nbformat.write(nb, str(path))
-    vis = suite.generate_cases(np.random.default_rng(1), "visible")
-    hid = suite.generate_cases(np.random.default_rng(2), "hidden")
-    cases = {f: vis.get(f, []) + hid.get(f, []) for f in suite.functions}
-    groups = {f: [len(vis.get(f, [])), len(hid.get(f, []))] for f in suite.functions}
+    cases, groups = _visible_and_hidden(suite)
     res = execute_submission(path, suite, cases, tmp_path / "out", LIMITS, function_budget_s=FUNCTION_BUDGET,
                              notebook_budget_s=NOTEBOOK_BUDGET, case_groups=groups, keep_rundir=True)
     f = res.functions["sample_mean"]
@@ -197,6 +244,29 @@ def test_hidden_inputs_stay_out_of_reach_until_every_visible_case_has_run(tmp_pa
     assert {p.name for p in exported.iterdir()} >= {"log_sum_exp.0.json", "mle_covariance.g1.status.json"}
     assert not [p.name for p in exported.iterdir() if p.name.endswith(".big")]
     shutil.rmtree(Path(res.sandbox["run_folder"]).parent, ignore_errors=True)
+
+
+def test_a_student_cell_re_run_after_the_reveal_is_never_reported(tmp_path):
+    """A hidden call stashes a bit of its inputs and kills the kernel; on the next attempt the notebook's own
+    cells re-run and one of them fails depending on that bit. Which cell failed (or that one did) would carry
+    hidden inputs into the feedback: the grader reports none of it."""
+    suite, nb = _fixture_in_namespaces()
+    killer = ("    import os, signal\n"
+              "    if os.path.isdir('.cases-g1') and not os.path.exists('bit'):\n"
+              "        open('bit', 'w').write(str(int(X[0][0] > 0)))\n"
+              "        os.kill(os.getppid(), signal.SIGKILL)\n")
+    _prepend_to_body(nb, "sample_mean", killer)
+    nb.cells.append(nbformat.v4.new_code_cell(
+        "import os\nif os.path.exists('bit') and open('bit').read() == '1':\n    raise ValueError('BIT ONE')"))
+    path = tmp_path / "bit.ipynb"
+    nbformat.write(nb, str(path))
+    cases, groups = _visible_and_hidden(suite)
+    cases["sample_mean"][groups["sample_mean"][0]]["X"][0, 0] = 1.0   # the bit is 1: the last cell fails on re-run
+    res = execute_submission(path, suite, cases, tmp_path / "out", LIMITS, function_budget_s=FUNCTION_BUDGET,
+                             notebook_budget_s=NOTEBOOK_BUDGET, case_groups=groups)
+    assert res.attempts >= 2, res.to_dict()                   # the kernel died and the notebook ran again
+    assert res.status == "ok" and res.reason is None, (res.status, res.reason)
+    assert res.functions["log_sum_exp"].status == "ok", res.to_dict()["functions"]["log_sum_exp"]
 
 
 # ------------------------------------------------------------------------------------------ the corpus

@@ -108,16 +108,14 @@ def test_fit_gmm_spikes_above_the_floor_never_earn_full_marks(visibility):
 @pytest.mark.parametrize("visibility", VISIBILITIES)
 def test_fit_gmm_made_up_history_scores_zero(visibility):
     """EM's final parameters (from the solution), reported next to a history that is not EM's: a straight
-    line between its first and last values never goes down, but no EM produced it."""
+    line between its first and last values never goes down, but no EM produced it. On Old Faithful EM ends
+    at one optimum from almost every start, so those parameters could be written into the notebook: the
+    optimum is credited only together with EM's own history."""
     all_cases = cases("hw2_em", visibility)
     w, m, S, lls = correct("hw2_em", "fit_gmm", all_cases["fit_gmm"][0])
-    fake = np.linspace(lls[0], lls[-1], len(lls))
-    results = run_checks("hw2_em", "fit_gmm", visibility, 0, (w, m, S, fake), all_cases)
-    for name, r in results.items():
-        if "reaches the reference" in name:          # the parameters themselves are EM's
-            assert r.passed, r.message
-        else:
-            assert r.score_fraction == 0.0, (name, r)
+    for fake in (np.linspace(lls[0], lls[-1], len(lls)), np.full(len(lls), lls[-1])):
+        results = run_checks("hw2_em", "fit_gmm", visibility, 0, (w, m, S, fake), all_cases)
+        assert all(r.score_fraction == 0.0 for r in results.values()), results
 
 
 @pytest.mark.parametrize("visibility", VISIBILITIES)

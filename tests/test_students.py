@@ -102,3 +102,12 @@ def test_an_nbgrader_folder_is_graded_with_every_student_named_once(tmp_path, mo
     assert "the hw1_mle assignment" in rows["erin"]["reason"] and "submit your fixture_hw" in rows["erin"]["reason"]
     assert (out / "alice" / "results.json").exists() and (out / "bob" / "results.json").exists()
     assert json.loads((out / "bob" / "results.json").read_text())["extra_data"]["student"] == "bob"
+
+
+def test_no_file_name_becomes_one_of_the_graders_own_files(tmp_path):
+    """``grades.csv.ipynb`` once became the folder ``DIR/grades.csv`` and stopped the whole batch."""
+    for name in ("grades.csv.ipynb", "..ipynb", ".hidden.ipynb", "alice.ipynb"):
+        (tmp_path / name).write_text("{}")
+    names = [s.name for s in collect_submissions([tmp_path], "hw1_mle")]
+    assert sorted(names) == ["_", "_hidden", "alice", "grades_csv"], names
+    assert not any("." in n for n in names)

@@ -19,7 +19,9 @@ one function costs that function, and every other function is still harvested.
 Visible before hidden: the harvest cells of every function's visible cases come first; the hidden case
 inputs sit in ``INPUT/hidden``, which the nested kernel cannot see, and are copied into its reach
 (:func:`reveal`) one function at a time, when its hidden harvest cell is reached. From then on no student
-text (an error message of a student cell re-run after a crash) is recorded, and no visible record exported.
+text (an error message of a student cell re-run after a crash) is recorded, the fate of a student cell is
+marked ``after_reveal`` (the grader reports none of it: which cell failed could encode hidden inputs), and
+no visible record is exported.
 
 Exported records: after each harvest cell, exactly the files that cell writes (:func:`record_names`), never
 replacing one already exported, within a byte budget for the run. So a function cannot plant or rewrite
@@ -180,6 +182,8 @@ class CourseClient(PapermillNotebookClient):
             self.timeout = max(1, int(math.ceil(timeout)))
             t = time.monotonic()
             rec = {"role": role, "status": "running"}
+            if progress.get("revealed") and role in ("student", "parameters"):
+                rec["after_reveal"] = True   # its fate may depend on hidden inputs: the grader does not report it
             progress["cells"][key] = rec
             run.save()
             fatal = None
@@ -218,7 +222,8 @@ class CourseClient(PapermillNotebookClient):
                     progress["hung"] = True
             if fatal:
                 progress["fatal"].append({"cell": key, "role": role, "status": fatal,
-                                          "reason": rec.get("reason", "")})
+                                          "reason": rec.get("reason", ""),
+                                          "after_reveal": bool(rec.get("after_reveal"))})
             run.save()
             if fatal:
                 raise Fatal(fatal)

@@ -14,9 +14,13 @@ import itertools
 
 import numpy as np
 
-from autograder.suite import CheckResult
+from autograder.suite import ALWAYS_FORBIDDEN, CheckResult
 
-__all__ = ["as_tensor", "as_numpy", "random_spd", "scalar", "elbo_bound_judge", "match_components"]
+__all__ = ["NUMPY_ONLY", "as_tensor", "as_numpy", "random_spd", "scalar", "elbo_bound_judge", "match_components"]
+
+#: The suite-wide forbidden names of an assignment written with NumPy alone: PyTorch is in the sandbox (the
+#: VAE assignment needs it), and its ``distributions``, ``logsumexp`` and linear algebra would do the work.
+NUMPY_ONLY = (*ALWAYS_FORBIDDEN, "torch")
 
 
 def as_tensor(a, dtype=np.float64):

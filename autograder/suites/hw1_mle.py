@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from autograder.suite import Check, Function, Suite, reference_judge
-from autograder.suites._common import random_spd
+from autograder.suites._common import NUMPY_ONLY, random_spd
 
 # float64 NumPy against a float64 reference: agreement to rounding error.
 RTOL, ATOL = 1e-9, 1e-11
@@ -128,6 +128,7 @@ _naive_proba = {"missing_logsumexp": proba_without_logsumexp}
 
 SUITE = Suite(
     name="hw1_mle",
+    forbidden=NUMPY_ONLY,
     notebook="assignments/hw1_mle/hw1_mle.ipynb",
     description="Maximum likelihood and generative classifiers",
     parameters={"SEED": 0, "N_SAMPLES": 200},

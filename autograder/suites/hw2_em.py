@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from autograder.suite import Check, CheckResult, Function, Suite, reference_judge
-from autograder.suites._common import elbo_bound_judge, match_components, random_spd
+from autograder.suites._common import NUMPY_ONLY, elbo_bound_judge, match_components, random_spd
 
 # float64 NumPy against a float64 torch reference; the two differ by rounding only. Cholesky versus
 # inverse-based solutions agree to ~1e-12 relative on these well-conditioned problems.
@@ -375,9 +375,19 @@ def _optimum_judge(case, output, ctx):
                                  + (f"\n{differs}" if differs else ""))
 
 
+def _em_optimum_judge(case, output, ctx):
+    """The optimum reached by EM's own history: the lower of :func:`_monotone_judge` and :func:`_optimum_judge`.
+    On fixed data (Old Faithful) EM ends at one optimum from almost every start, so parameters written into
+    the notebook next to a made-up history would reach it without running EM; the history cannot be made up,
+    since it must be EM's from the initialisation of the case's seed."""
+    monotone, optimum = _monotone_judge(case, output, ctx), _optimum_judge(case, output, ctx)
+    return monotone if monotone.score_fraction < optimum.score_fraction else optimum
+
+
 # ---------------------------------------------------------------------------------------------- the suite
 SUITE = Suite(
     name="hw2_em",
+    forbidden=NUMPY_ONLY,
     notebook="assignments/hw2_em/hw2_em.ipynb",
     description="EM for Gaussian mixtures and missing data, and the ELBO",
     parameters={"SEED": 0, "N_ITER": 10, "MISSING_FRACTION": 0.2, "N_MISSING_ITER": 5},
@@ -419,10 +429,10 @@ SUITE = Suite(
         Check("elbo matches the reference on other responsibilities", "elbo", 5, "hidden",
               reference_judge(ref_elbo, rtol=RTOL, atol=ATOL)),
         Check("fit_gmm never lowers the log-likelihood (Old Faithful)", "fit_gmm", 5, "visible", _monotone_judge),
-        Check("fit_gmm reaches the reference log-likelihood on Old Faithful", "fit_gmm", 5, "visible", _optimum_judge),
+        Check("fit_gmm reaches the reference log-likelihood on Old Faithful, by EM", "fit_gmm", 5, "visible",
+              _em_optimum_judge),
         Check("fit_gmm on three clusters: monotone and as high as the reference", "fit_gmm", 5, "hidden",
-              lambda case, out, ctx: CheckResult(min(_monotone_judge(case, out, ctx).score_fraction,
-                                                     _optimum_judge(case, out, ctx).score_fraction))),
+              _em_optimum_judge),
         Check("missing_e_step matches the reference", "missing_e_step", 8, "visible",
               reference_judge(ref_missing_e_step, rtol=RTOL, atol=ATOL)),
         Check("missing_e_step in four dimensions", "missing_e_step", 7, "hidden",

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from autograder.suite import Check, CheckResult, Function, Suite, reference_judge
-from autograder.suites._common import elbo_bound_judge, random_spd
+from autograder.suites._common import NUMPY_ONLY, elbo_bound_judge, random_spd
 
 # float64 NumPy against float64 torch: eigen-decompositions and solves agree to ~1e-12 relative on these
 # well-conditioned problems (distinct eigenvalues, D bounded away from 0).
@@ -155,6 +155,7 @@ def _mean_instead_of_total(case):
 
 SUITE = Suite(
     name="hw3_linear",
+    forbidden=NUMPY_ONLY,
     notebook="assignments/hw3_linear/hw3_linear.ipynb",
     description="PCA and factor analysis",
     parameters={"SEED": 0, "N_SAMPLES": 200, "N_COMPONENTS": 3, "N_ITER": 3},
