@@ -53,6 +53,7 @@ from pathlib import Path
 __all__ = [
     "Limits", "SandboxResult", "SandboxError", "SandboxPaths", "run_sandboxed", "sandbox_python", "build_runtime",
     "privileged", "protect_paths", "private_dir", "UID_RANGE", "BLOCKED_DISTRIBUTIONS", "STUDENT_UNAVAILABLE",
+    "STUBBED_MODULES",
     "describe_exit",
     "ISOLATION_LEVELS", "isolation_level", "sandbox_paths", "kernel_command",
 ]
@@ -71,6 +72,12 @@ BLOCKED_DISTRIBUTIONS = (
     *STUDENT_UNAVAILABLE, "scikit_learn", "course_lib", "autograder", "course_generative_models",
     "__editable__", "__editable___course", "rfc3987_syntax",
 )
+
+#: Modules inside a package the sandbox keeps that no graded notebook may use: {module: submodules kept}. The
+#: runtime replaces each by ``autograder/runner/unavailable.py`` next to the submodules kept (torch imports
+#: ``torch.distributions`` itself, and ``torch.optim`` its ``constraints``; the stub keeps ``import torch``
+#: working and fails on any other name taken from it).
+STUBBED_MODULES = {"torch.distributions": ("constraints",)}
 
 _PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -278,7 +285,8 @@ def _runtime_key() -> str:
     h = hashlib.sha256()
     h.update(sys.version.encode())
     h.update(str(Path(sys.base_prefix).resolve()).encode())
-    h.update(repr((BLOCKED_DISTRIBUTIONS, _RUNTIME_LAYOUT)).encode())
+    h.update(repr((BLOCKED_DISTRIBUTIONS, sorted(STUBBED_MODULES.items()), _RUNTIME_LAYOUT)).encode())
+    h.update(_stub_source())
     for path in _student_view_files():
         h.update(path.read_bytes())
     for sp in _site_packages():
@@ -299,6 +307,25 @@ def _student_view_files() -> list[Path]:
         files.extend(sorted(q for q in p.rglob("*") if q.is_file() and "__pycache__" not in q.parts)
                      if p.is_dir() else [p])
     return files
+
+
+def _stub_source() -> bytes:
+    from importlib.resources import files
+    return files("autograder.runner").joinpath("unavailable.py").read_bytes()
+
+
+def _install_stubs(site: Path) -> None:
+    """Replace each of ``STUBBED_MODULES`` in the sandbox's site-packages by the one-line-error stub, keeping
+    the submodules listed with it."""
+    for module, kept in STUBBED_MODULES.items():
+        package = site.joinpath(*module.split("."))
+        if not package.is_dir():                     # the package around it is not installed
+            continue
+        for entry in list(package.iterdir()):
+            if entry.suffix != ".py" or entry.stem not in kept:
+                shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+        (package / "__init__.py").write_bytes(_stub_source())
+        os.chmod(package / "__init__.py", 0o644)
 
 
 def _install_student_view(site: Path) -> None:
@@ -342,7 +369,7 @@ def _copy_tree(src: Path, dst: Path, skip=lambda name: False) -> None:
 
 
 _STDLIB_SKIP = {"site-packages", "test", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3"}
-_RUNTIME_LAYOUT = 2  # bump when the runtime's layout changes
+_RUNTIME_LAYOUT = 3  # bump when the runtime's layout changes
 
 
 def build_runtime() -> Path:
@@ -386,6 +413,7 @@ def build_runtime() -> Path:
         for sp in _site_packages():
             _copy_tree(sp, site, skip=_blocked)
         _install_student_view(site)
+        _install_stubs(site)
         for dirpath, dirnames, _ in os.walk(tmp):
             for d in dirnames:
                 os.chmod(os.path.join(dirpath, d), 0o755)

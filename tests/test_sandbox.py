@@ -311,3 +311,30 @@ def test_runtime_lacks_the_reference_and_sklearn():
     # of course_lib, only the student view: data sets and seeding, no estimator
     shipped = {p.relative_to(site / "course_lib").parts[0] for p in (site / "course_lib").rglob("*")}
     assert shipped == set(sandbox.STUDENT_VIEW)
+
+
+def test_torch_distributions_is_a_stub_in_the_runtime(rundir):
+    """torch imports torch.distributions itself, so the runtime keeps a stub in its place: torch, torch.nn
+    and torch.optim work, and any name of torch.distributions fails with one line, however it is reached
+    (the static check cannot follow ``getattr(__builtins__, "__imp" + "ort__")``)."""
+    code = ("import torch, torch.nn, torch.optim\n"
+            "m = torch.nn.Linear(3, 2)\n"
+            "torch.optim.Adam(m.parameters(), lr=1e-3)\n"
+            "print('torch ok', m(torch.ones(1, 3)).shape[1])\n"
+            "imp = vars(__builtins__)['__imp' + 'ort__'] if not isinstance(__builtins__, dict) "
+            "else __builtins__['__imp' + 'ort__']\n"
+            "for reach in (lambda: imp('torch.distri' + 'butions', fromlist=['Normal']).Normal,\n"
+            "              lambda: getattr(torch, 'distri' + 'butions').kl_divergence):\n"
+            "    try:\n"
+            "        reach()\n"
+            "        print('REACHED')\n"
+            "    except ImportError as exc:\n"
+            "        print('refused:', exc)\n")
+    r = py(code, rundir, limits(memory_bytes=2 << 30))
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = r.stdout.strip().splitlines()
+    assert lines[0] == "torch ok 2" and "REACHED" not in r.stdout, r.stdout
+    assert lines[1:] == ["refused: torch.distributions.Normal is not available when the grader runs a notebook: "
+                         "write it with the tensor operations the assignment allows",
+                         "refused: torch.distributions.kl_divergence is not available when the grader runs a "
+                         "notebook: write it with the tensor operations the assignment allows"], lines
