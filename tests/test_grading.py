@@ -404,22 +404,32 @@ def test_bench_grader_batch_is_distinct_submissions(tmp_path):
         bench.main(["--help"])
 
 
-def test_forbidden_imports_cost_the_function_whose_cell_uses_them(tmp_path):
+def test_forbidden_imports_cost_the_function_whose_body_uses_them(tmp_path):
+    """Inside a graded function's body: that function only. At the top level of any cell, its own included:
+    every function that forbids it (what top-level code imports, every function can reach)."""
     from autograder.grading import _static_check
     suite = load_suite("fixture_hw")
     nb = json.loads((SUBS / "complete.ipynb").read_text())
     cells = {c["metadata"].get("nbgrader", {}).get("grade_id"): c for c in nb["cells"]}
     src = "".join(cells["sample_mean"]["source"])
-    cells["sample_mean"]["source"] = "from sklearn.preprocessing import scale\n" + src
+    head, body = src.split("def sample_mean", 1)
+    signature, rest = body.split("\n", 1)
+    cells["sample_mean"]["source"] = (f"{head}def sample_mean{signature}\n"
+                                      f"    from sklearn.preprocessing import scale\n{rest}")
     p = tmp_path / "one.ipynb"
     p.write_text(json.dumps(nb))
     found = _static_check(p, suite)
     assert set(found) == {"sample_mean"} and found["sample_mean"][0] == "forbidden"
     assert "sklearn" in found["sample_mean"][1]
     assert found["sample_mean"][1].endswith(f"write it yourself with {suite.allowed_text()}")
+    everyone = {"sample_mean", "mle_covariance", "log_sum_exp"}
+    cells["sample_mean"]["source"] = "from sklearn.preprocessing import scale\n" + src    # its cell, top level
+    p.write_text(json.dumps(nb))
+    assert set(_static_check(p, suite)) == everyone
+    cells["sample_mean"]["source"] = src
     nb["cells"][2]["source"] = "import numpy as np\nimport sklearn"            # the shared imports cell
     p.write_text(json.dumps(nb))
-    assert set(_static_check(p, suite)) == {"sample_mean", "mle_covariance", "log_sum_exp"}
+    assert set(_static_check(p, suite)) == everyone
 
 
 # ---------------------------------------------------------------------------------- suites by registered name
