@@ -267,7 +267,8 @@ def reveal(run: Run, group: int, function: str) -> None:
     of the kernel's sight) to ``RUN/.cases-g<group>``, where its harvest cell reads them. Hidden inputs enter
     the kernel's reach only after every visible case has run, one function at a time: a function's hidden
     run never sees the hidden inputs of a function harvested after it, and :func:`conceal` removes its own
-    when its cell is done."""
+    when its cell is done. (What the student's code copied during its own run stays within its reach: a suite
+    must not put one function's answer into another function's inputs on shared data.)"""
     if not run.progress.get("revealed"):
         run.progress["revealed"] = True
         run.save()
