@@ -3,8 +3,9 @@ it uses, and which cells do not parse.
 
 The check is on the code's syntax tree (``ast``), after IPython's own translation of magics
 (``%matplotlib``, ``!pip``) into Python, so it sees what the kernel would run. It never executes anything.
-It cannot see through every dynamic trick (``exec`` of a built string): the sandbox's Python has no
-course_lib and no scikit-learn at all, so such imports fail at run time anyway.
+It fails closed on the dynamic tricks it can see (below), but not on every one (an importer fetched from the
+builtins under a computed key): the sandbox's runtime is what holds, with no course_lib estimators, no
+scikit-learn or SciPy, and ``torch.distributions`` a stub.
 
 A name is *used* when it is imported (``import a.b``, ``from a import b`` → ``a.b``), imported by a call with
 a constant string (``__import__("a")``, ``importlib.import_module("a.b")``, ``sys.modules["a"]``, code in
@@ -26,11 +27,27 @@ from pathlib import Path
 #: CPython's AST constructor is not safe when two threads build trees at once ("AST constructor recursion
 #: depth mismatch", seen with a Dask worker grading in several threads): one parse at a time.
 _AST_LOCK = threading.RLock()
+#: The deepest syntax tree the check walks (its visitor recurses; a person writes trees a few dozen deep).
+_MAX_TREE_DEPTH = 400
+
+
+def _depth_ok(tree) -> None:
+    """RecursionError when ``tree`` is deeper than :data:`_MAX_TREE_DEPTH` (checked without recursion)."""
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > _MAX_TREE_DEPTH:
+            raise RecursionError("syntax tree too deep")
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
 
 
 def _parse(source: str) -> ast.Module:
+    """``ast.parse``, one at a time; RecursionError or MemoryError for code nested too deeply to walk."""
     with _AST_LOCK:
-        return ast.parse(source)
+        tree = ast.parse(source)
+    _depth_ok(tree)
+    return tree
+
 
 __all__ = ["FunctionInfo", "Violation", "StaticReport", "check_notebook", "check_submission", "cell_sources",
            "definitions_only"]
@@ -191,7 +208,7 @@ def _is_stub(node) -> bool:
 #: ``?`` (a computed import, ``exec``/``eval`` of a computed string) every forbidden name. Failing closed:
 #: a graded function may not reach a forbidden module by a name built at run time.
 DYNAMIC = "?"
-_DYNAMIC_CALLS = {"getattr": "attribute", "vars": "namespace"}
+_DYNAMIC_CALLS = ("getattr", "vars")
 _EXEC_CALLS = ("exec", "eval", "compile")
 
 
@@ -250,13 +267,16 @@ class _Uses(ast.NodeVisitor):
         if name in ("__import__", "import_module") and first is not None:
             self.found.append((first.value if constant else DYNAMIC, node.lineno))
         elif name in _EXEC_CALLS and isinstance(f, ast.Name) and first is not None:
-            if constant:
-                try:
-                    self.visit(_parse(first.value))     # exec("import x"): the code it runs
-                except SyntaxError:
-                    pass
-            else:
+            try:                                        # exec("import x"): the code it runs
+                code = _parse(first.value) if constant else None
+            except SyntaxError:
+                code = ast.Module(body=[], type_ignores=[])
+            except (RecursionError, MemoryError):      # too deep to read: as unreadable as a computed string
+                code = None
+            if code is None:
                 self.found.append((DYNAMIC, node.lineno))
+            else:
+                self.visit(code)
         elif name in _DYNAMIC_CALLS and isinstance(f, ast.Name) and first is not None:
             target = self._resolve(first)
             if target is not None:
@@ -294,20 +314,6 @@ def _matches(used: str, forbidden: str) -> bool:
     return False
 
 
-#: The deepest syntax tree the check walks (its visitor recurses; a person writes trees a few dozen deep).
-_MAX_TREE_DEPTH = 400
-
-
-def _depth_ok(tree) -> None:
-    """RecursionError when ``tree`` is deeper than :data:`_MAX_TREE_DEPTH` (checked without recursion)."""
-    stack = [(tree, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > _MAX_TREE_DEPTH:
-            raise RecursionError("syntax tree too deep")
-        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
-
-
 def check_notebook(notebook, functions=(), forbidden=()) -> StaticReport:
     """Statically check a notebook.
 
@@ -336,7 +342,6 @@ def check_notebook(notebook, functions=(), forbidden=()) -> StaticReport:
     for index, src in sources:
         try:
             tree = _parse(src)
-            _depth_ok(tree)
         except SyntaxError as exc:
             text = (exc.text or "").strip()
             where = f" near `{text[:80]}`" if text else ""
@@ -385,7 +390,6 @@ def definitions_only(source: str) -> str | None:
     """
     try:
         tree = _parse(_to_python(source))
-        _depth_ok(tree)
     except (SyntaxError, RecursionError, MemoryError):
         return None
     keep = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom, ast.FunctionDef,
