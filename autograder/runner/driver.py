@@ -81,6 +81,8 @@ class Run:
 
 
 RUN_STATE: Run | None = None
+#: The files of one function's case inputs (``<function>.npz`` and ``.json``, written by the grader).
+CASE_FILES = (".npz", ".json")
 
 
 def record_names(meta: dict) -> list:
@@ -93,11 +95,18 @@ def record_names(meta: dict) -> list:
     return names
 
 
-def clear_records(names: list) -> None:
-    """Remove what sits under the names a harvest cell is about to write (another function's plant)."""
-    for n in names:
+def prepare_harvest(run: Run, meta: dict) -> None:
+    """Before the harvest cell ``meta`` runs: remove what sits under the names it writes (another function's
+    plant), and for a hidden group reveal its function's inputs (a plant in the way of those: the cell finds
+    no inputs and its function fails)."""
+    for n in record_names(meta):
         with contextlib.suppress(OSError):
             os.unlink(os.path.join(RUN, "outputs", n))
+    if meta.get("group", 0) > 0:
+        try:
+            reveal(run, meta["group"], meta["function"])
+        except OSError as exc:
+            run.progress["events"].append(f"{meta['function']}: inputs not revealed: {exc}"[:300])
 
 
 def export_outputs(run: Run, meta: dict) -> None:
@@ -158,13 +167,6 @@ class CourseClient(PapermillNotebookClient):
             if cell.cell_type != "code":
                 continue
             if role == "harvest":
-                clear_records(record_names(meta))
-                if meta.get("group", 0) > 0:
-                    try:
-                        reveal(run, meta["group"], meta["function"])
-                    except OSError as exc:   # a plant in the way: the cell finds no inputs, its function fails
-                        run.progress["events"].append(f"{meta['function']}: inputs not revealed: {exc}"[:300])
-            if role == "harvest":
                 timeout = meta["budget"] + plan["harvest_grace"]
             elif role == "helper":
                 timeout = 30
@@ -179,6 +181,8 @@ class CourseClient(PapermillNotebookClient):
                 progress["cells"][key] = {"role": role, "status": "skipped", "reason": "budget"}
                 run.save()
                 continue
+            if role == "harvest":      # only for a cell that runs: a skipped one reveals nothing
+                prepare_harvest(run, meta)
             self.timeout = max(1, int(math.ceil(timeout)))
             t = time.monotonic()
             rec = {"role": role, "status": "running"}
@@ -274,7 +278,7 @@ def reveal(run: Run, group: int, function: str) -> None:
         run.save()
     folder = _cases_folder(group)
     try:
-        for ext in (".npz", ".json"):
+        for ext in CASE_FILES:
             name = function + ext
             with contextlib.suppress(OSError):  # a folder planted under that name stays, and the open fails
                 os.unlink(name, dir_fd=folder)
@@ -287,7 +291,7 @@ def reveal(run: Run, group: int, function: str) -> None:
 
 def conceal(group: int, function: str) -> None:
     """Remove what :func:`reveal` copied for ``function`` (what the kernel copied elsewhere stays its own)."""
-    for ext in (".npz", ".json"):
+    for ext in CASE_FILES:
         with contextlib.suppress(OSError):
             os.unlink(os.path.join(RUN, f".cases-g{group}", function + ext))
 
