@@ -262,6 +262,15 @@ _RESAVE = "submit the .ipynb file you worked in (saved from JupyterLab)"
 MAX_CODE_CHARS = 1_000_000
 
 
+def _code_chars(cell) -> int:
+    """Characters of a code cell's source (a string or a list of strings, as nbformat allows); 0 otherwise."""
+    if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+        return 0
+    source = cell.get("source", "")
+    lines = [source] if isinstance(source, str) else source if isinstance(source, list) else []
+    return sum(len(line) for line in lines if isinstance(line, str))
+
+
 def parse_notebook(data: bytes) -> tuple[dict | None, str | None]:
     """``(notebook, None)`` when ``data`` is a Jupyter notebook's JSON (an object with a list of cells),
     else ``(None, problem)``: the one line that `course check` and `course grade` both give for it."""
@@ -280,9 +289,7 @@ def parse_notebook(data: bytes) -> tuple[dict | None, str | None]:
         return None, f"the file is not a Jupyter notebook (JSON nested too deeply to read): {_RESAVE}"
     if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
         return None, f"the file is JSON but not a Jupyter notebook (it has no list of cells): {_RESAVE}"
-    code = sum(len(src) if isinstance(src, str) else sum(len(x) for x in src if isinstance(x, str))
-               for c in nb["cells"] if isinstance(c, dict) and c.get("cell_type") == "code"
-               for src in [c.get("source", "")] if isinstance(src, (str, list)))
+    code = sum(_code_chars(c) for c in nb["cells"])
     if code > MAX_CODE_CHARS:
         return None, (f"the notebook's code cells hold {code / 1e6:.1f} million characters, more than the "
                       f"{MAX_CODE_CHARS / 1e6:g} million the grader reads: keep data out of the code (load it "

@@ -321,9 +321,13 @@ def _install_stubs(site: Path) -> None:
         package = site.joinpath(*module.split("."))
         if not package.is_dir():                     # the package around it is not installed
             continue
-        for entry in list(package.iterdir()):
-            if entry.suffix != ".py" or entry.stem not in kept:
-                shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+        for entry in list(package.iterdir()):     # unlinked, never written: the files are hard links
+            if entry.suffix == ".py" and entry.stem in kept:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
         (package / "__init__.py").write_bytes(_stub_source())
         os.chmod(package / "__init__.py", 0o644)
 
@@ -765,20 +769,8 @@ class _Cgroup:
                     found[ctrl] = Path(mnt) / own.lstrip("/")
         if not {"memory", "pids"} <= set(found):
             return False
-        for ctrl, parent in found.items():
-            d = parent / name
-            if ctrl == "cpu":       # optional: without it the run has no CPU quota, its other caps stay
-                try:
-                    d.mkdir()
-                    (d / "cpu.cfs_period_us").write_text(str(_CPU_PERIOD_US))
-                    (d / "cpu.cfs_quota_us").write_text(str(limits.threads * _CPU_PERIOD_US))
-                except OSError:
-                    with contextlib.suppress(OSError):
-                        d.rmdir()
-                    continue
-                self.dirs.append(d)
-                self.cpu = True
-                continue
+        for ctrl in ("memory", "pids"):
+            d = found[ctrl] / name
             d.mkdir()
             self.dirs.append(d)
             if ctrl == "memory":
@@ -788,6 +780,17 @@ class _Cgroup:
             else:
                 (d / "pids.max").write_text(str(limits.max_processes))
         self.kind = "v1"
+        if "cpu" in found:      # optional: without it the run has no CPU quota, its other caps stay
+            d = found["cpu"] / name
+            try:
+                d.mkdir()
+                (d / "cpu.cfs_period_us").write_text(str(_CPU_PERIOD_US))
+                (d / "cpu.cfs_quota_us").write_text(str(limits.threads * _CPU_PERIOD_US))
+                self.dirs.append(d)
+                self.cpu = True
+            except OSError:
+                with contextlib.suppress(OSError):
+                    d.rmdir()
         return True
 
     def join(self) -> None:

@@ -76,8 +76,9 @@ def collect_submissions(items, assignment: str | None = None) -> list:
 
     A student has one submission: where several notebooks are theirs, the one named ``<assignment>.ipynb``
     nearest the top of their folder is graded when there is exactly one such, else their submission gets
-    ``problem`` (one line) and a score of 0. Raises ValueError (one line) for a path that does not exist or a folder without notebooks; a file
-    named directly is kept whatever it holds (grading gives it a row saying what is wrong with it).
+    ``problem`` (one line) and a score of 0. Raises ValueError (one line) for a path that does not exist or
+    a folder without notebooks; a file named directly is kept whatever it holds (grading gives it a row
+    saying what is wrong with it).
     """
     found = []
     for item in items:
@@ -104,7 +105,8 @@ def collect_submissions(items, assignment: str | None = None) -> list:
             seen.add(student)
             paths = mine[student]
             named = [q for q in paths if assignment and q.stem == assignment]
-            top = [q for q in named if len(q.parts) == min(len(n.parts) for n in named)]
+            shallowest = min((len(q.parts) for q in named), default=None)
+            top = [q for q in named if len(q.parts) == shallowest]
             if len(paths) > 1 and len(top) == 1:     # the shallowest <assignment>.ipynb, when there is one
                 p = top[0]
             elif len(paths) > 1:
