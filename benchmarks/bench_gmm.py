@@ -30,6 +30,7 @@ is printed with them, so that a reader can tell a measurement on a busy machine 
 
     python benchmarks/bench_gmm.py            # n=100,000, d=32, K=16
     python benchmarks/bench_gmm.py --quick    # a small smoke run
+    python benchmarks/bench_gmm.py --device cuda --n 1000000 --d 64 --k 64 --iters 1 --large   # on a GPU
 """
 from __future__ import annotations
 
@@ -137,10 +138,7 @@ def _memory_child(args) -> None:
     """Run in a fresh process: one fit of one contender; print its peak memory in bytes."""
     X, init, data, dev = _problem(args)
     name = args.memory_of
-    # load the libraries' lazily loaded parts (BLAS kernels, thread pools) on a tiny problem first
-    Xs, init_s = make_problem(64 * args.d, args.d, 2, args.seed, args.covariance_type)
-    small = {key: torch.as_tensor(Xs, dtype=t.dtype, device=t.device) for key, t in data.items()}
-    _fit(name, Xs, small, init_s, 2, 2, args.covariance_type)
+    _warm_up(name, data, args)
     if name != "sklearn" and dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
         _fit(name, X, data, init, args.k, 1 + args.iters, args.covariance_type)
@@ -151,9 +149,20 @@ def _memory_child(args) -> None:
     print(watch.peak)
 
 
+def _warm_up(name, data, args) -> None:
+    """Load a contender's lazily loaded parts (BLAS kernels, thread pools, GPU kernels) on a tiny problem."""
+    Xs, init_s = make_problem(64 * args.d, args.d, 2, args.seed, args.covariance_type)
+    small = {key: torch.as_tensor(Xs, dtype=t.dtype, device=t.device) for key, t in data.items()}
+    _fit(name, Xs, small, init_s, 2, 2, args.covariance_type)
+
+
 def _timings(name, X, data, init, args, lengths) -> dict:
-    """{iterations: (wall s, CPU s, average log-likelihood)} of one contender, after a warm-up fit."""
-    _fit(name, X, data, init, args.k, 1, args.covariance_type)   # warm-up: threads, allocator, lazy kernels
+    """{iterations: (wall s, CPU s, average log-likelihood)} of one contender, after a warm-up fit (of the
+    problem itself, which also warms allocators; with ``--large``, of a tiny one)."""
+    if args.large:
+        _warm_up(name, data, args)
+    else:
+        _fit(name, X, data, init, args.k, 1, args.covariance_type)
     out = {}
     for it in lengths:
         w, c, model = _fit(name, X, data, init, args.k, it, args.covariance_type)
@@ -176,6 +185,8 @@ def _child_command(args, *mode: str) -> list[str]:
            "--covariance-type", args.covariance_type]
     if args.threads is not None:
         cmd += ["--threads", str(args.threads)]
+    if args.large:
+        cmd.append("--large")
     return cmd
 
 
@@ -232,12 +243,17 @@ def main(argv=None) -> dict:
     parser.add_argument("--covariance-type", default="full", choices=["full", "diag", "spherical"],
                         help="covariance type of every contender")
     parser.add_argument("--quick", action="store_true", help="small sizes, no memory measurement: a smoke run")
+    parser.add_argument("--large", action="store_true",
+                        help="for sizes where a scikit-learn fit takes minutes: one repeat, each contender warms "
+                             "up on a tiny problem, and peak memory is not measured")
     parser.add_argument("--matmul-rate", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--memory-of", choices=NAMES, help=argparse.SUPPRESS)
     parser.add_argument("--time-of", choices=NAMES, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
         args.n, args.d, args.k, args.iters, args.repeats = 3000, 4, 3, 2, 3
+    if args.large:
+        args.repeats = 1
     if args.threads is None:
         return _main(args)
     from threadpoolctl import threadpool_limits
@@ -289,7 +305,7 @@ def _main(args) -> dict | None:
 
     per_iter, per_iter_cpu = per_iteration(wall), per_iteration(cpu)
     load_after = _load_average()
-    memory = {name: None if args.quick else _peak_memory(args, name) for name in NAMES}
+    memory = {name: None if args.quick or args.large else _peak_memory(args, name) for name in NAMES}
 
     ref = loglik["sklearn"]
     tolerance = {"sklearn": 0.0, "course_lib float64": 1e-8, "course_lib float32": 1e-4}

@@ -1,11 +1,12 @@
-"""Multivariate Gaussian pieces shared by the estimators: a checked Cholesky factor and log-densities."""
+"""Multivariate Gaussian pieces shared by the estimators: a checked Cholesky factor, log-densities, and a fixed
+sign for eigenvectors."""
 from __future__ import annotations
 
 import math
 
 import torch
 
-__all__ = ["cholesky", "log_gaussian_pdf", "LOG_2PI"]
+__all__ = ["cholesky", "flip_signs", "log_gaussian_pdf", "LOG_2PI"]
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -16,6 +17,17 @@ def cholesky(cov: torch.Tensor, what: str = "covariance", hint: str = "increase 
     if bool((info != 0).any()):
         raise ValueError(f"the {what} is not positive definite (singular or degenerate data); {hint}")
     return L
+
+
+def flip_signs(components: torch.Tensor) -> torch.Tensor:
+    """Fix the sign of each row (k, d) so that its entry of largest magnitude is positive (scikit-learn's rule).
+
+    An eigenvector's sign is arbitrary, and LAPACK and cuSOLVER choose differently: with this rule a result does
+    not depend on the device that computed it."""
+    idx = components.abs().argmax(dim=1)
+    signs = torch.sign(components.gather(1, idx[:, None]))
+    signs[signs == 0] = 1
+    return components * signs
 
 
 def log_gaussian_pdf(X: torch.Tensor, mean: torch.Tensor, cov: torch.Tensor, *,

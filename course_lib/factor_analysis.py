@@ -42,7 +42,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from ._base import (Estimator, as_tensor, check_choice, check_int, check_n_components, check_nonneg, check_scale,
                     few_threads)
-from ._gaussian import LOG_2PI, cholesky
+from ._gaussian import LOG_2PI, cholesky, flip_signs
 
 __all__ = ["FactorAnalysis", "em_step"]
 
@@ -265,7 +265,8 @@ class FactorAnalysis(TransformerMixin, Estimator):
             return C.T.clone(), psi
         root = psi.sqrt()
         s, U = torch.linalg.eigh(S / root[:, None] / root[None, :])
-        s, U = s.flip(0)[:k], U.flip(1)[:, :k]
+        # the eigenvectors' signs fixed, so that EM (which keeps a column's sign) ends alike on every device
+        s, U = s.flip(0)[:k], flip_signs(U.flip(1)[:, :k].T).T
         A = root[:, None] * U * (s - 1).clamp_min(1e-3).sqrt()
         return A, psi
 

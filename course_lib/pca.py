@@ -38,7 +38,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from ._base import (Estimator, as_tensor, check_choice, check_int, check_n_components, check_nonneg, few_threads,
                     make_generator, to_output)
-from ._gaussian import LOG_2PI
+from ._gaussian import LOG_2PI, flip_signs
 
 __all__ = ["PCA", "iterative_pca_step"]
 
@@ -47,14 +47,6 @@ _SOLVERS = ("eigh", "iterative")
 
 def _small(X: torch.Tensor, k: int) -> bool:
     return X.device.type == "cpu" and X.shape[0] * X.shape[1] * k < 4_000_000
-
-
-def _flip_signs(components: torch.Tensor) -> torch.Tensor:
-    """Fix the sign of each row (k, d) so that its entry of largest magnitude is positive (scikit-learn's rule)."""
-    idx = components.abs().argmax(dim=1)
-    signs = torch.sign(components.gather(1, idx[:, None]))
-    signs[signs == 0] = 1
-    return components * signs
 
 
 def _step(Xc: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
@@ -196,7 +188,7 @@ class PCA(TransformerMixin, Estimator):
         else:
             with few_threads(_small(Xc, k)):
                 components, explained, n_iter = self._fit_iterative(Xc, cov, k)
-        components = _flip_signs(components)
+        components = flip_signs(components)
         discarded = (total_var - explained.sum()).clamp_min(0)
         noise = discarded / (d - k) if k < d else torch.zeros((), dtype=X.dtype, device=X.device)
         self.n_components_ = k

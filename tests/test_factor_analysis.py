@@ -202,3 +202,19 @@ def test_cuda_matches_cpu(data):
         warnings.simplefilter("ignore")
         s = FactorAnalysis(2, completion="sampling", max_iter=20, random_state=0).fit(X)
     assert np.isfinite(s.score(X))
+
+
+def test_the_fit_does_not_depend_on_the_eigenvectors_signs(data, monkeypatch):
+    """LAPACK and cuSOLVER return eigenvectors of opposite signs (seen on a GPU): the starting loadings fix them,
+    so the fit, its components and its posterior means are the same whichever sign eigh returns."""
+    before = FactorAnalysis(2, tol=1e-12, max_iter=500).fit(data)
+    eigh = torch.linalg.eigh
+
+    def flipped(a):
+        s, U = eigh(a)
+        return s, -U
+
+    monkeypatch.setattr(torch.linalg, "eigh", flipped)
+    after = FactorAnalysis(2, tol=1e-12, max_iter=500).fit(data)
+    np.testing.assert_allclose(after.components_, before.components_, atol=1e-10)
+    np.testing.assert_allclose(after.transform(data), before.transform(data), atol=1e-10)
