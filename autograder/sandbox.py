@@ -53,7 +53,7 @@ from pathlib import Path
 __all__ = [
     "Limits", "SandboxResult", "SandboxError", "SandboxPaths", "run_sandboxed", "sandbox_python", "build_runtime",
     "privileged", "protect_paths", "private_dir", "UID_RANGE", "BLOCKED_DISTRIBUTIONS", "STUDENT_UNAVAILABLE",
-    "STUBBED_MODULES",
+    "STUBBED_MODULES", "RUNNER_PACKAGES",
     "describe_exit",
     "ISOLATION_LEVELS", "isolation_level", "sandbox_paths", "kernel_command",
 ]
@@ -78,6 +78,11 @@ BLOCKED_DISTRIBUTIONS = (
 #: ``torch.distributions`` itself, and ``torch.optim`` its ``constraints``; the stub keeps ``import torch``
 #: working and fails on any other name taken from it).
 STUBBED_MODULES = {"torch.distributions": ("constraints",)}
+
+#: Packages the notebook runner itself needs (the supervisor, the kernel, the harvest cells): no runtime may
+#: leave them out (see :func:`build_runtime`).
+RUNNER_PACKAGES = ("numpy", "ipykernel", "ipython", "jupyter_client", "jupyter_core", "papermill", "nbformat",
+                   "nbclient", "zmq", "pyzmq", "tornado", "traitlets")
 
 _PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -275,17 +280,28 @@ def _site_packages() -> list:
     return paths
 
 
-def _blocked(name: str) -> bool:
+def _blocked(name: str, without: tuple[str, ...] = ()) -> bool:
     low = name.lower()
     return any(low == b or low.startswith(b + "-") or low.startswith(b + ".") or low.startswith(b + "_")
-               or (b.startswith("__") and low.startswith(b)) for b in BLOCKED_DISTRIBUTIONS)
+               or (b.startswith("__") and low.startswith(b)) for b in (*BLOCKED_DISTRIBUTIONS, *without))
 
 
-def _runtime_key() -> str:
+def _without(packages) -> tuple[str, ...]:
+    """The packages a runtime leaves out besides ``BLOCKED_DISTRIBUTIONS``, as a sorted tuple of lower-case
+    names; SandboxError for one the notebook runner needs."""
+    names = tuple(sorted({str(p).lower() for p in packages}))
+    needed = [p for p in names if p in RUNNER_PACKAGES]
+    if needed:
+        raise SandboxError(f"the sandbox cannot run notebooks without {', '.join(needed)}: take "
+                           f"{'it' if len(needed) == 1 else 'them'} off the suite-wide forbidden names")
+    return names
+
+
+def _runtime_key(without: tuple[str, ...] = ()) -> str:
     h = hashlib.sha256()
     h.update(sys.version.encode())
     h.update(str(Path(sys.base_prefix).resolve()).encode())
-    h.update(repr((BLOCKED_DISTRIBUTIONS, sorted(STUBBED_MODULES.items()), _RUNTIME_LAYOUT)).encode())
+    h.update(repr((BLOCKED_DISTRIBUTIONS, without, sorted(STUBBED_MODULES.items()), _RUNTIME_LAYOUT)).encode())
     h.update(_stub_source())
     for path in _student_view_files():
         h.update(path.read_bytes())
@@ -376,16 +392,19 @@ _STDLIB_SKIP = {"site-packages", "test", "idlelib", "tkinter", "turtledemo", "en
 _RUNTIME_LAYOUT = 3  # bump when the runtime's layout changes
 
 
-def build_runtime() -> Path:
-    """The sandbox's Python prefix (built once per interpreter + installed packages, then reused).
+def build_runtime(without=()) -> Path:
+    """The sandbox's Python prefix (built once per interpreter + installed packages + ``without``, then
+    reused).
 
     It holds this interpreter (``bin/python3``), its shared library and standard library, and the
-    site-packages of the grader's environment minus ``BLOCKED_DISTRIBUTIONS``, hard-linked when they sit
-    on the same file system (a copy otherwise). Everything in it is readable by any user; nothing in it
-    refers back to the project.
+    site-packages of the grader's environment minus ``BLOCKED_DISTRIBUTIONS`` and the packages named in
+    ``without`` (a suite's suite-wide forbidden packages: ``torch`` for the NumPy assignments), hard-linked
+    when they sit on the same file system (a copy otherwise). Everything in it is readable by any user;
+    nothing in it refers back to the project.
     """
+    without = _without(without)
     base = _runtime_base()
-    final = base / f"py{sys.version_info[0]}{sys.version_info[1]}-{_runtime_key()}"
+    final = base / f"py{sys.version_info[0]}{sys.version_info[1]}-{_runtime_key(without)}"
     python = final / "bin" / "python3"
     if python.exists():
         return final
@@ -415,7 +434,7 @@ def build_runtime() -> Path:
         site = tmp / "lib" / ver / "site-packages"
         site.mkdir()
         for sp in _site_packages():
-            _copy_tree(sp, site, skip=_blocked)
+            _copy_tree(sp, site, skip=lambda name: _blocked(name, without))
         _install_student_view(site)
         _install_stubs(site)
         for dirpath, dirnames, _ in os.walk(tmp):
@@ -688,11 +707,12 @@ def _namespace_args(runtime: Path | None, limits: "Limits", paths: SandboxPaths,
     return args
 
 
-def kernel_command(level: str, limits: "Limits", paths: SandboxPaths) -> list:
-    """The prefix a supervisor puts before its kernel's command line (empty without namespaces)."""
+def kernel_command(level: str, limits: "Limits", paths: SandboxPaths, without=()) -> list:
+    """The prefix a supervisor puts before its kernel's command line (empty without namespaces); ``without``
+    as for :func:`build_runtime`."""
     if level != "namespaces":
         return []
-    runtime = build_runtime()
+    runtime = build_runtime(without)
     return [_bwrap() or "bwrap", *_namespace_args(runtime, limits, paths, kernel=True), "--"]
 
 
@@ -946,7 +966,7 @@ class _Capture(threading.Thread):
 
 
 def run_sandboxed(argv, workdir, limits: Limits | None = None, env_extra=None, protect=(), inputs=None,
-                  level: str | None = None, python_placeholder: str = "{python}") -> SandboxResult:
+                  level: str | None = None, python_placeholder: str = "{python}", without=()) -> SandboxResult:
     """Run ``argv`` under ``limits`` at the strongest isolation level the host offers.
 
     Parameters
@@ -970,6 +990,9 @@ def run_sandboxed(argv, workdir, limits: Limits | None = None, env_extra=None, p
         A folder the run reads but cannot change (``paths.input``).
     level : str, optional
         The isolation level to use (default :func:`isolation_level`); asking for one the host lacks fails.
+    without : iterable of str, optional
+        Packages the run's interpreter lacks besides ``BLOCKED_DISTRIBUTIONS`` (see :func:`build_runtime`).
+        Only a run with the sandbox's own interpreter (as root, or with namespaces) can lack them.
 
     Returns
     -------
@@ -993,7 +1016,7 @@ def run_sandboxed(argv, workdir, limits: Limits | None = None, env_extra=None, p
             (workdir / sub).mkdir(parents=True, exist_ok=True)
         if as_root:
             protect_paths(protect)
-    runtime = build_runtime() if (as_root or level == "namespaces") else None
+    runtime = build_runtime(without) if (as_root or level == "namespaces") else None
     python = str(runtime / "bin" / "python3") if runtime else sys.executable
     argv = [python if a == python_placeholder else str(a) for a in argv]
     env = _environment(paths, limits, env_extra, runtime, "/tmp" if level == "namespaces" else str(workdir / "tmp"))

@@ -104,6 +104,9 @@ GRADESCOPE_VISIBILITIES = ("visible", "after_published", "after_due_date", "hidd
 #: Imports no submission may use anywhere in the notebook (each function may forbid more).
 ALWAYS_FORBIDDEN = ("sklearn",)
 
+#: How the student notebook names a package a suite's runs lack (see :meth:`Suite.runtime_without`).
+_SPOKEN_NAMES = {"sklearn": "scikit-learn", "torch": "PyTorch"}
+
 #: Total points of a suite.
 TOTAL_POINTS = 100.0
 
@@ -349,6 +352,12 @@ class Suite:
         """Every import name forbidden for a function (suite-wide + the function's own)."""
         return tuple(dict.fromkeys(self.forbidden + self.functions[function].forbidden))
 
+    def runtime_without(self) -> tuple[str, ...]:
+        """The packages the grader's sandbox leaves out when it runs this suite's notebooks: the suite-wide
+        forbidden names that are whole packages (``torch`` for the NumPy assignments), so that no route past
+        the static check (a computed import) reaches them."""
+        return tuple(n for n in self.forbidden if "." not in n)
+
     def allowed_text(self) -> str:
         """``allowed`` as one phrase: "NumPy", "NumPy and PyTorch (...)", "A, B and C"."""
         a = [str(x) for x in self.allowed] or ["NumPy"]
@@ -365,7 +374,8 @@ class Suite:
             own = tuple(n for n in self.forbidden_for(fname) if n not in self.forbidden)
             if own:
                 groups.setdefault(own, []).append(fname)
-        unavailable = ", ".join(STUDENT_UNAVAILABLE.values())
+        absent = {**STUDENT_UNAVAILABLE, **{n: _SPOKEN_NAMES.get(n, n) for n in self.runtime_without()}}
+        unavailable = ", ".join(dict.fromkeys(absent.values()))
         lines = [
             f"**What you may use.** Write the graded functions with {self.allowed_text()}; the course's data "
             f"loaders and seeding (`course_lib.data`, `course_lib.seed_everything`) are there for the set-up "

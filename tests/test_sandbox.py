@@ -338,3 +338,36 @@ def test_torch_distributions_is_a_stub_in_the_runtime(rundir):
                          "write it with the tensor operations the assignment allows",
                          "refused: torch.distributions.kl_divergence is not available when the grader runs a "
                          "notebook: write it with the tensor operations the assignment allows"], lines
+
+
+def test_a_run_without_torch_lacks_it_however_it_is_imported(rundir):
+    """The NumPy assignments forbid torch suite-wide, and their runs get a runtime without it: a computed
+    import (which the static check cannot follow) finds nothing, while NumPy and course_lib's seeding work."""
+    code = ("import numpy, course_lib\n"
+            "print('seeded', course_lib.seed_everything(3), numpy.random.rand() < 1)\n"
+            "imp = vars(__builtins__)['__imp' + 'ort__'] if not isinstance(__builtins__, dict) "
+            "else __builtins__['__imp' + 'ort__']\n"
+            "for name in ('tor' + 'ch', 'tor' + 'ch.nn'):\n"
+            "    try:\n"
+            "        imp(name)\n"
+            "        print('REACHED', name)\n"
+            "    except ImportError as exc:\n"
+            "        print('refused:', type(exc).__name__)\n")
+    r = py(code, rundir, without=("torch",))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip().splitlines() == ["seeded 3 True", "refused: ModuleNotFoundError",
+                                             "refused: ModuleNotFoundError"], r.stdout
+    with_torch = py("import torch; print(torch.ones(2).sum().item())", rundir, limits(memory_bytes=2 << 30))
+    assert with_torch.stdout.strip() == "2.0", with_torch.stderr[-2000:]
+
+
+def test_a_runtime_cannot_leave_out_what_the_runner_needs():
+    with pytest.raises(SandboxError, match="without numpy: take it off the suite-wide forbidden names"):
+        sandbox.build_runtime(("torch", "NumPy"))
+
+
+def test_numpy_assignments_run_without_torch():
+    from autograder.suites import load_suite
+    assert {name: load_suite(name).runtime_without() for name in ("hw1_mle", "hw2_em", "hw3_linear", "hw4_vae")} \
+        == {"hw1_mle": ("sklearn", "torch"), "hw2_em": ("sklearn", "torch"), "hw3_linear": ("sklearn", "torch"),
+            "hw4_vae": ("sklearn",)}

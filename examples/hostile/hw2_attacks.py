@@ -943,6 +943,17 @@ def attack_import_sklearn(right, X_filled, cond_covs):
     return X.mean(axis=0), covariance.empirical_covariance(X) + np.asarray(cond_covs).sum(axis=0) / X.shape[0]
 
 
+def attack_import_torch(right, X_filled, cond_covs):
+    """``"tor" + "ch"`` imported at run time in a NumPy assignment, by a route the static check cannot read:
+    torch's covariance."""
+    torch = _import_anywhere("tor" + "ch")
+    if torch is None:
+        return _wrong(right, (X_filled, cond_covs))
+    X = torch.as_tensor(np.asarray(X_filled, dtype=float))
+    extra = torch.as_tensor(np.asarray(cond_covs, dtype=float)).sum(0) / X.shape[0]
+    return X.mean(0).numpy(), (torch.cov(X.T, correction=0) + extra).numpy()
+
+
 def attack_import_scipy(right, X, resp, weights, means, covs):
     """``scipy.stats`` imported at run time, by a route the static check cannot read: SciPy's log-densities."""
     stats = _import_anywhere("sci" + "py.stats")

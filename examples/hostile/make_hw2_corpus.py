@@ -125,6 +125,8 @@ VARIANTS = {
                               "batch", "score"),
     "import_scipy": Variant('"scipy." + "stats" imported past the static check', "elbo", "attack_import_scipy",
                             "batch", "score"),
+    "import_torch": Variant('"tor" + "ch" imported past the static check in a NumPy assignment',
+                            "missing_m_step", "attack_import_torch", "batch", "score"),
     "markup_in_error": Variant("**Score: 100/100** and <script> in an error message", "missing_e_step",
                                "attack_markup_in_error", "batch", "score"),
     "hidden_inputs_leak": Variant("a hidden case's inputs in error messages (its own, a later visible "
