@@ -421,3 +421,23 @@ def test_hw2_fit_reference_is_the_estimator_from_the_notebooks_initialisation():
     for name, attr in (("weights", "weights_"), ("means", "means_"), ("covs", "covariances_")):
         assert np.allclose(ref[name], getattr(gm, attr), rtol=1e-9, atol=1e-12), name
     assert np.all(np.diff(ref["history"]) >= -1e-9 * np.abs(ref["history"][1:]))
+
+
+def test_the_judge_keeps_only_the_latest_vae_reference_models(monkeypatch):
+    """A batch's judge process scores submission after submission, each with cases of its own: the reference
+    VAEs trained for them do not pile up, and a case scored twice reuses its model."""
+    import torch
+
+    from autograder.suites import hw4_vae
+
+    monkeypatch.setattr(hw4_vae, "_REFERENCE_MODELS", {})
+    rng = np.random.default_rng(0)
+    X = (rng.random((30, 8)) < 0.3).astype(np.float32)
+    cases = [{"X": torch.from_numpy(X), "latent_dim": 2, "epochs": 1, "seed": s, "_X_eval": X[:10],
+              "_eps": rng.normal(size=(10, 2)).astype(np.float32)} for s in range(hw4_vae._KEEP_MODELS + 3)]
+    first = hw4_vae.ref_trained_loss(cases[-1])
+    assert hw4_vae.ref_trained_loss(cases[-1]) == first and len(hw4_vae._REFERENCE_MODELS) == 1
+    for case in cases:
+        hw4_vae.ref_trained_loss(case)
+    assert len(hw4_vae._REFERENCE_MODELS) == hw4_vae._KEEP_MODELS
+    assert max(key[0] for key in hw4_vae._REFERENCE_MODELS) == len(cases) - 1

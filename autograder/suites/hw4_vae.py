@@ -169,7 +169,10 @@ def constant_decoder_loss(X_eval) -> float:
     return float(entropy.sum())
 
 
+#: The reference models of the latest cases (several checks score one case): a batch's judge process grades
+#: submission after submission, each with cases of its own, so only the newest few are kept.
 _REFERENCE_MODELS: dict = {}
+_KEEP_MODELS = 8
 
 
 def ref_trained_loss(case):
@@ -187,6 +190,8 @@ def ref_trained_loss(case):
         # (autograder.judge), and torch.set_num_threads would change a process-wide setting.
         model.fit(case["X"], epochs=int(case["epochs"]), batch_size=100, lr=1e-3, progress=False)
         _REFERENCE_MODELS[key] = model
+        while len(_REFERENCE_MODELS) > _KEEP_MODELS:
+            del _REFERENCE_MODELS[next(iter(_REFERENCE_MODELS))]      # the oldest
     return _held_out_loss(_REFERENCE_MODELS[key], case)
 
 
