@@ -328,14 +328,17 @@ def _isolation_level(res: dict):
 
 # ------------------------------------------------------------------------------------------ the tests
 def test_corpus_in_git_is_in_sync_with_its_generator(tmp_path):
+    """The corpus follows the solution notebook and the released rules (a change to either changes it):
+    regenerate it with ``python examples/hostile/make_hw2_corpus.py``."""
     corpus.build(tmp_path)
     committed = corpus.DEFAULT_OUT
+    stale = "is out of date: run python examples/hostile/make_hw2_corpus.py"
     fresh_manifest = json.loads((tmp_path / "MANIFEST.json").read_text())
-    assert fresh_manifest == json.loads((committed / "MANIFEST.json").read_text())
+    assert fresh_manifest == json.loads((committed / "MANIFEST.json").read_text()), f"MANIFEST.json {stale}"
     for name in MANIFEST:
         fresh = nbformat.read(str(tmp_path / f"{name}.ipynb"), as_version=4)
         ours = nbformat.read(str(committed / f"{name}.ipynb"), as_version=4)
-        assert [c.source for c in ours.cells] == [c.source for c in fresh.cells], name
+        assert [c.source for c in ours.cells] == [c.source for c in fresh.cells], f"{name}.ipynb {stale}"
         assert not any(c.get("outputs") for c in ours.cells), f"{name} has outputs"
 
 
