@@ -23,7 +23,8 @@ Importing the same results again changes nothing. With ``--course-dir`` (an nbgr
 default layout, ``<step>/<student>/<assignment>``), a student whose notebook is in ``submitted/<student>/HW/``
 and is byte for byte the notebook ``course grade`` graded (``extra_data["submission_sha256"]``) also gets it
 copied to ``autograded/<student>/HW/`` with its ``timestamp.txt``, and the submission's timestamp from it:
-formgrader lists a submission as graded only then. A submitted notebook that differs (handed in again after
+formgrader lists a submission as graded only then. The copy lacks any grade or solution mark that names a cell
+the gradebook does not have (formgrader's notebook view would fail on it; :func:`formgrader_copy`). A submitted notebook that differs (handed in again after
 grading) is not copied, and the command says so.
 
 Usage::
@@ -35,6 +36,7 @@ Usage::
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import stat
@@ -43,7 +45,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = ["GRADE_CELL_PREFIX", "function_points", "grade_cell_name", "student_id", "function_scores",
-           "read_results", "database_url", "ImportSummary", "import_results", "gradebook_command"]
+           "read_results", "database_url", "ImportSummary", "import_results", "gradebook_command",
+           "gradebook_cells", "formgrader_copy"]
 
 #: A graded function's grade cell in the gradebook is ``test_<function>``, the grade_id of its test cell.
 GRADE_CELL_PREFIX = "test_"
@@ -199,8 +202,42 @@ def _read_small(path: Path, limit: int) -> bytes | None:
         os.close(fd)
 
 
-def _sync_course_dir(course_dir: Path, suite, notebook: str, student: str, results: dict):
-    """Copy the graded notebook of ``student`` from ``submitted/`` to ``autograded/`` in an nbgrader course folder.
+def gradebook_cells(gb, notebook: str, assignment: str) -> dict:
+    """{"grade": names, "solution": names}: the grade and solution cells the gradebook has for ``notebook``
+    (what formgrader's notebook view looks up by a cell's grade_id)."""
+    nb = gb.find_notebook(notebook, assignment)
+    return {"grade": {c.name for c in nb.grade_cells}, "solution": {c.name for c in nb.solution_cells}}
+
+
+def formgrader_copy(data: bytes, cells: dict) -> bytes:
+    """The submitted notebook ``data`` as ``autograded/`` holds it for formgrader.
+
+    formgrader's notebook view looks up every cell marked as a grade or solution cell by its grade_id, and
+    fails on one the gradebook lacks: a notebook with made-up marks could not be opened there, nor a grade
+    changed by hand. Such a mark is dropped (a cell that names a grade cell of ``cells`` from
+    :func:`gradebook_cells` keeps its mark, once; the same for solution cells); every other byte of the
+    notebook is kept, and ``data`` comes back as it is when nothing is dropped."""
+    nb = json.loads(data)
+    seen, changed = set(), False
+    for cell in nb.get("cells") or []:
+        meta = cell.get("metadata") if isinstance(cell, dict) else None
+        mark = meta.get("nbgrader") if isinstance(meta, dict) else None
+        if not isinstance(mark, dict):
+            continue
+        roles = [role for role in ("grade", "solution") if mark.get(role)]
+        grade_id = mark.get("grade_id")
+        known = isinstance(grade_id, str) and all(grade_id in cells[role] for role in roles)
+        if roles and (not known or (grade_id, *roles) in seen):
+            del meta["nbgrader"]
+            changed = True
+        elif roles:
+            seen.add((grade_id, *roles))
+    return (json.dumps(nb, indent=1, ensure_ascii=False) + "\n").encode("utf-8") if changed else data
+
+
+def _sync_course_dir(course_dir: Path, suite, notebook: str, student: str, results: dict, cells: dict):
+    """Copy the graded notebook of ``student`` from ``submitted/`` to ``autograded/`` in an nbgrader course folder
+    (its nbgrader metadata made the gradebook's ``cells``: :func:`formgrader_copy`).
 
     Returns ``(timestamp, copied, problem)``: the UTC timestamp of the submitted ``timestamp.txt`` (None without
     one), whether a file in ``autograded/`` was written (not when it already held the same bytes), and one line
@@ -239,7 +276,8 @@ def _sync_course_dir(course_dir: Path, suite, notebook: str, student: str, resul
         if timestamp is None:
             return None, False, f"{where}/timestamp.txt is not a timestamp: {student}'s notebook was not copied"
     copied = False
-    for target, data in ((autograded / f"{notebook}.ipynb", sub.data), (autograded / "timestamp.txt", stamp_bytes)):
+    shown = formgrader_copy(sub.data, cells)
+    for target, data in ((autograded / f"{notebook}.ipynb", shown), (autograded / "timestamp.txt", stamp_bytes)):
         if data is not None and _read_small(target, len(data)) != data:
             report.write_atomic(target, data)
             copied = True
@@ -415,6 +453,7 @@ def import_results(assignment, results_dir, db: str | None = None, course_dir=No
         raise ValueError(f"cannot open the gradebook {_shown_url(url)}: {str(exc).splitlines()[0][:200]}") from None
     with gb:
         others = _ensure_structure(gb, suite, notebook)
+        cells = gradebook_cells(gb, notebook, suite.name)
         if others:
             summary.problems.append(f"the gradebook's notebook {notebook} also has grade cells {', '.join(others)}, "
                                     f"which course grade does not score: formgrader's totals include them")
@@ -425,7 +464,7 @@ def import_results(assignment, results_dir, db: str | None = None, course_dir=No
                 continue
             timestamp = None
             if course_dir is not None:
-                timestamp, copied, problem = _sync_course_dir(course_dir, suite, notebook, student, res)
+                timestamp, copied, problem = _sync_course_dir(course_dir, suite, notebook, student, res, cells)
                 if problem:
                     summary.problems.append(problem)
                 if copied:

@@ -275,3 +275,44 @@ def test_an_nbgrader_course_graded_by_course_grade_shows_in_formgrader(tmp_path,
         in capsys.readouterr().err
     shown = {s["student"]: s for s in _formgrader_api(course).get_submissions("fixture_hw")}
     assert shown["bob"]["autograded"] is False and shown["alice"]["autograded"] is True
+
+
+@pytest.mark.slow
+def test_made_up_nbgrader_marks_cannot_break_formgrader_s_view_of_a_notebook(tmp_path, monkeypatch, capsys):
+    """A student's notebook marks a cell as a grade cell the gradebook lacks (with points), and another as a
+    second copy of a solution cell: formgrader's notebook view would fail on them, so autograded/ gets the
+    notebook without those marks, and the view shows course grade's score. An honest notebook is copied byte
+    for byte (the test above)."""
+    from nbgrader.preprocessors import GetGrades
+
+    from autograder.grading import grade_batch
+
+    monkeypatch.setenv("COURSE_GRADER_SALT", "gradebook-salt")
+    monkeypatch.setenv("COURSE_GRADER_STATE", str(tmp_path / "state"))
+    course = tmp_path / "course"
+    sub = course / "submitted" / "mallory" / "fixture_hw"
+    sub.mkdir(parents=True)
+    nb = nbformat.read(str(FIXTURE / "submissions" / "complete.ipynb"), as_version=4)
+    solutions = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution")]
+    nb.cells[0].metadata["nbgrader"] = {"grade": True, "grade_id": "bonus", "points": 1000, "locked": True,
+                                        "solution": False, "schema_version": 3}
+    nb.cells[1].metadata["nbgrader"] = dict(solutions[0].metadata["nbgrader"])
+    nbformat.write(nb, str(sub / "fixture_hw.ipynb"))
+    out = tmp_path / "grades"
+    results = grade_batch([course / "submitted"], "fixture_hw", out, progress=False, allow_weak_isolation=True)
+    assert main(["gradebook", "fixture_hw", str(out), "--course-dir", str(course)]) == 0
+    assert "1 notebook(s) copied to autograded/" in capsys.readouterr().out
+
+    shown = nbformat.read(str(course / "autograded" / "mallory" / "fixture_hw" / "fixture_hw.ipynb"), as_version=4)
+    marks = [c.metadata.get("nbgrader", {}).get("grade_id") for c in shown.cells]
+    assert "bonus" not in marks and marks.count(solutions[0].metadata["nbgrader"]["grade_id"]) == 1
+    assert [c.source for c in shown.cells] == [c.source for c in nb.cells]
+    resources = {"nbgrader": {"notebook": "fixture_hw", "assignment": "fixture_hw", "student": "mallory",
+                              "db_url": f"sqlite:///{course / 'gradebook.db'}"}}
+    _, resources = GetGrades().preprocess(shown, resources)
+    assert resources["nbgrader"]["score"] == pytest.approx(results[0]["score"])
+    assert resources["nbgrader"]["max_score"] == pytest.approx(100.0)
+    # imported again: the copy in autograded/ is unchanged
+    stamp = (course / "autograded" / "mallory" / "fixture_hw" / "fixture_hw.ipynb").stat().st_mtime_ns
+    assert main(["gradebook", "fixture_hw", str(out), "--course-dir", str(course)]) == 0
+    assert (course / "autograded" / "mallory" / "fixture_hw" / "fixture_hw.ipynb").stat().st_mtime_ns == stamp
