@@ -500,8 +500,11 @@ def execute_submission(notebook_path, suite, cases, workdir, limits: Limits | No
                 "max_attempts": int(max_attempts or 2 * student_cells + len(names) * len(groups) + 2),
                 "cell_output_bytes": 100_000, "notebook_output_bytes": min(4_000_000, limits.file_size_bytes // 2),
                 "max_output_bytes": limits.file_size_bytes, "export_bytes": limits.disk_bytes,
-                "clear_between_attempts": level == "namespaces" or sandbox.privileged(),
-                "kernel_prefix": sandbox.kernel_command(level, limits, paths, suite.runtime_without())}
+                "clear_between_attempts": level == "namespaces" or sandbox.privileged()}
+        try:
+            plan["kernel_prefix"] = sandbox.kernel_command(level, limits, paths, suite.runtime_without())
+        except SandboxError as exc:
+            return not_run(f"the sandbox could not start: {exc}", duration=time.monotonic() - t0)
         (ro / "plan.json").write_text(json.dumps(plan))
         for dirpath, dirnames, filenames in os.walk(ro):
             os.chmod(dirpath, 0o755)

@@ -23,9 +23,9 @@ Importing the same results again changes nothing. With ``--course-dir`` (an nbgr
 default layout, ``<step>/<student>/<assignment>``), a student whose notebook is in ``submitted/<student>/HW/``
 and is byte for byte the notebook ``course grade`` graded (``extra_data["submission_sha256"]``) also gets it
 copied to ``autograded/<student>/HW/`` with its ``timestamp.txt``, and the submission's timestamp from it:
-formgrader lists a submission as graded only then. The copy lacks any grade or solution mark that names a cell
-the gradebook does not have (formgrader's notebook view would fail on it; :func:`formgrader_copy`). A submitted notebook that differs (handed in again after
-grading) is not copied, and the command says so.
+formgrader lists a submission as graded only then. The copy lacks any mark of a grade, solution or task cell
+that the gradebook does not have (formgrader's notebook view would fail on it; :func:`formgrader_copy`). A
+submitted notebook that differs (handed in again after grading) is not copied, and the command says so.
 
 Usage::
 
@@ -202,36 +202,60 @@ def _read_small(path: Path, limit: int) -> bytes | None:
         os.close(fd)
 
 
+#: The marks of a cell that formgrader's notebook view looks up in the gradebook by the cell's grade_id.
+_LOOKED_UP = ("grade", "solution", "task")
+
+
 def gradebook_cells(gb, notebook: str, assignment: str) -> dict:
-    """{"grade": names, "solution": names}: the grade and solution cells the gradebook has for ``notebook``
-    (what formgrader's notebook view looks up by a cell's grade_id)."""
+    """The cells the gradebook has for ``notebook``, by kind.
+
+    Returns
+    -------
+    dict
+        ``{"grade": names, "solution": names, "task": names}``: what formgrader's notebook view looks up by a
+        cell's grade_id.
+    """
     nb = gb.find_notebook(notebook, assignment)
-    return {"grade": {c.name for c in nb.grade_cells}, "solution": {c.name for c in nb.solution_cells}}
+    return {"grade": {c.name for c in nb.grade_cells}, "solution": {c.name for c in nb.solution_cells},
+            "task": {c.name for c in nb.task_cells}}
 
 
 def formgrader_copy(data: bytes, cells: dict) -> bytes:
-    """The submitted notebook ``data`` as ``autograded/`` holds it for formgrader.
+    """The submitted notebook as ``autograded/`` holds it for formgrader.
 
-    formgrader's notebook view looks up every cell marked as a grade or solution cell by its grade_id, and
-    fails on one the gradebook lacks: a notebook with made-up marks could not be opened there, nor a grade
-    changed by hand. Such a mark is dropped (a cell that names a grade cell of ``cells`` from
-    :func:`gradebook_cells` keeps its mark, once; the same for solution cells); every other byte of the
-    notebook is kept, and ``data`` comes back as it is when nothing is dropped."""
+    formgrader's notebook view looks up every cell marked as a grade, solution or task cell by its grade_id,
+    and fails on one the gradebook lacks (or on a mark that is not a dict): a notebook with made-up marks could
+    not be opened there, nor a grade be changed by hand. Such marks are dropped. When several cells carry the
+    same mark, the last keeps it, as nbgrader's own ``DeduplicateIds`` does. Every other byte is kept.
+
+    Parameters
+    ----------
+    data : bytes
+        The submitted notebook (JSON that ``autograder.grading.read_submission`` accepted).
+    cells : dict
+        The gradebook's cells, from :func:`gradebook_cells`.
+
+    Returns
+    -------
+    bytes
+        ``data`` itself when nothing is dropped, else the notebook without those marks.
+    """
     nb = json.loads(data)
     seen, changed = set(), False
-    for cell in nb.get("cells") or []:
+    for cell in reversed(nb.get("cells") or []):
         meta = cell.get("metadata") if isinstance(cell, dict) else None
-        mark = meta.get("nbgrader") if isinstance(meta, dict) else None
-        if not isinstance(mark, dict):
+        if not isinstance(meta, dict) or "nbgrader" not in meta:
             continue
-        roles = [role for role in ("grade", "solution") if mark.get(role)]
-        grade_id = mark.get("grade_id")
-        known = isinstance(grade_id, str) and all(grade_id in cells[role] for role in roles)
-        if roles and (not known or (grade_id, *roles) in seen):
+        mark = meta["nbgrader"]
+        roles = tuple(role for role in _LOOKED_UP if isinstance(mark, dict) and mark.get(role))
+        grade_id = mark.get("grade_id") if isinstance(mark, dict) else None
+        if not isinstance(mark, dict) or (roles and (
+                not isinstance(grade_id, str) or not all(grade_id in cells[role] for role in roles)
+                or grade_id in seen)):
             del meta["nbgrader"]
             changed = True
         elif roles:
-            seen.add((grade_id, *roles))
+            seen.add(grade_id)
     return (json.dumps(nb, indent=1, ensure_ascii=False) + "\n").encode("utf-8") if changed else data
 
 

@@ -97,6 +97,22 @@ def _pick_notebook(submission_dir: Path, assignment: str) -> tuple[Path | None, 
     return chosen, note
 
 
+def _suite_ref(config: Path) -> tuple[str, str]:
+    """(assignment, what ``load_suite`` takes) from ``grader.json``."""
+    cfg = json.loads(Path(config).read_text())
+    assignment = cfg["assignment"]
+    return assignment, str((Path(config).parent / cfg["suite"]).resolve()) if cfg.get("suite") else assignment
+
+
+def prepare(config: Path) -> Path:
+    """Build the sandbox's Python for the configured assignment (the one its runs use, without the packages
+    the suite forbids: :meth:`autograder.suite.Suite.runtime_without`); returns its folder."""
+    from autograder.sandbox import build_runtime
+    from autograder.suites import load_suite
+
+    return build_runtime(load_suite(_suite_ref(config)[1]).runtime_without())
+
+
 def run(config: Path, submission_dir: Path, results: Path) -> dict:
     """Grade the submission in ``submission_dir`` and write ``results``; returns the results dict."""
     from autograder import grading, report
@@ -104,8 +120,7 @@ def run(config: Path, submission_dir: Path, results: Path) -> dict:
 
     t0 = time.perf_counter()
     cfg = json.loads(Path(config).read_text())
-    assignment = cfg["assignment"]
-    suite_ref = str((Path(config).parent / cfg["suite"]).resolve()) if cfg.get("suite") else assignment
+    assignment, suite_ref = _suite_ref(config)
     grading.make_private(state_dir(), "state folder")
     nb, note = _pick_notebook(Path(submission_dir), assignment)
     try:   # Gradescope runs the hidden checks: they need the configured isolation level
@@ -141,9 +156,14 @@ def main(argv=None) -> int:
     b = sub.add_parser("build", help="build the autograder zip (same as `course gradescope`)")
     b.add_argument("assignment")
     b.add_argument("--out", default=None)
+    p = sub.add_parser("prepare", help="build the sandbox's Python for the configured assignment (setup.sh)")
+    p.add_argument("--config", default="/autograder/source/grader.json")
     args = parser.parse_args(argv)
     if args.cmd == "build":
         return gradescope_command(args)
+    if args.cmd == "prepare":
+        print(f"sandbox runtime: {prepare(Path(args.config))}")
+        return 0
     res = run(Path(args.config), Path(args.submission_dir), Path(args.results))
     print(f"score {res['score']:g}: {res['output'].splitlines()[0] if res['output'] else ''}")
     return 0

@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import functools
 import hashlib
 import os
 import random
@@ -51,9 +52,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 __all__ = [
-    "Limits", "SandboxResult", "SandboxError", "SandboxPaths", "run_sandboxed", "sandbox_python", "build_runtime",
+    "Limits", "SandboxResult", "SandboxError", "SandboxPaths", "run_sandboxed", "build_runtime",
     "privileged", "protect_paths", "private_dir", "UID_RANGE", "BLOCKED_DISTRIBUTIONS", "STUDENT_UNAVAILABLE",
-    "STUBBED_MODULES", "RUNNER_PACKAGES",
+    "STUBBED_MODULES", "RUNNER_DISTRIBUTIONS", "runner_needs",
     "describe_exit",
     "ISOLATION_LEVELS", "isolation_level", "sandbox_paths", "kernel_command",
 ]
@@ -79,10 +80,9 @@ BLOCKED_DISTRIBUTIONS = (
 #: working and fails on any other name taken from it).
 STUBBED_MODULES = {"torch.distributions": ("constraints",)}
 
-#: Packages the notebook runner itself needs (the supervisor, the kernel, the harvest cells): no runtime may
-#: leave them out (see :func:`build_runtime`).
-RUNNER_PACKAGES = ("numpy", "ipykernel", "ipython", "jupyter_client", "jupyter_core", "papermill", "nbformat",
-                   "nbclient", "zmq", "pyzmq", "tornado", "traitlets")
+#: The distributions the notebook runner starts from (the supervisor, the kernel, the harvest cells): no runtime
+#: may leave out one of them or anything they require (see :func:`build_runtime`, :func:`runner_needs`).
+RUNNER_DISTRIBUTIONS = ("papermill", "ipykernel", "nbformat", "numpy")
 
 _PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -280,21 +280,62 @@ def _site_packages() -> list:
     return paths
 
 
+def _matches(name: str, package: str) -> bool:
+    """Whether the site-packages entry (or import name) ``name`` belongs to ``package`` (both lower case)."""
+    return (name == package or name.startswith(package + "-") or name.startswith(package + ".")
+            or name.startswith(package + "_") or (package.startswith("__") and name.startswith(package)))
+
+
 def _blocked(name: str, without: tuple[str, ...] = ()) -> bool:
     low = name.lower()
-    return any(low == b or low.startswith(b + "-") or low.startswith(b + ".") or low.startswith(b + "_")
-               or (b.startswith("__") and low.startswith(b)) for b in (*BLOCKED_DISTRIBUTIONS, *without))
+    return any(_matches(low, b) for b in (*BLOCKED_DISTRIBUTIONS, *without))
+
+
+@functools.lru_cache(maxsize=1)
+def _runner_names() -> frozenset:
+    """The import names (lower case) of ``RUNNER_DISTRIBUTIONS`` and of every distribution they require."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    names, seen, todo = set(), set(), list(RUNNER_DISTRIBUTIONS)
+    while todo:
+        dist_name = canonicalize_name(todo.pop())
+        if dist_name in seen:
+            continue
+        seen.add(dist_name)
+        try:
+            dist = metadata.distribution(dist_name)
+        except metadata.PackageNotFoundError:
+            continue
+        names.add(dist_name.replace("-", "_"))
+        for f in dist.files or ():
+            top = f.parts[0] if f.parts else ""
+            if top and not top.endswith((".dist-info", ".egg-info", ".data")) and top not in ("..", "__pycache__"):
+                names.add(top.removesuffix(".py").lower())
+        for text in dist.requires or ():
+            req = Requirement(text)
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo.append(req.name)
+    return frozenset(names)
+
+
+def runner_needs(packages) -> list[str]:
+    """Those of ``packages`` that the notebook runner cannot do without (one of them, or what it requires,
+    would be left out of a runtime built without them), sorted."""
+    return sorted({str(p).lower() for p in packages if any(_matches(n, str(p).lower()) for n in _runner_names())})
 
 
 def _without(packages) -> tuple[str, ...]:
     """The packages a runtime leaves out besides ``BLOCKED_DISTRIBUTIONS``, as a sorted tuple of lower-case
-    names; SandboxError for one the notebook runner needs."""
-    names = tuple(sorted({str(p).lower() for p in packages}))
-    needed = [p for p in names if p in RUNNER_PACKAGES]
+    names (those ``BLOCKED_DISTRIBUTIONS`` already covers dropped, so the same runtime serves both); SandboxError
+    for one the notebook runner needs."""
+    needed = runner_needs(packages)
     if needed:
         raise SandboxError(f"the sandbox cannot run notebooks without {', '.join(needed)}: take "
                            f"{'it' if len(needed) == 1 else 'them'} off the suite-wide forbidden names")
-    return names
+    return tuple(sorted({p for p in (str(q).lower() for q in packages) if not _blocked(p)}))
 
 
 def _runtime_key(without: tuple[str, ...] = ()) -> str:
@@ -450,11 +491,6 @@ def build_runtime(without=()) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
-
-
-def sandbox_python() -> Path:
-    """The interpreter sandboxed code runs with (``<runtime>/bin/python3``)."""
-    return build_runtime() / "bin" / "python3"
 
 
 # ---------------------------------------------------------------------------------------- private users

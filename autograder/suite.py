@@ -85,6 +85,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
@@ -104,8 +105,9 @@ GRADESCOPE_VISIBILITIES = ("visible", "after_published", "after_due_date", "hidd
 #: Imports no submission may use anywhere in the notebook (each function may forbid more).
 ALWAYS_FORBIDDEN = ("sklearn",)
 
-#: How the student notebook names a package a suite's runs lack (see :meth:`Suite.runtime_without`).
-_SPOKEN_NAMES = {"sklearn": "scikit-learn", "torch": "PyTorch"}
+#: How the student notebook names a package a suite's runs lack (see :meth:`Suite.runtime_without`), where its
+#: import name is not what people call it (``autograder.sandbox.STUDENT_UNAVAILABLE`` has the others).
+_SPOKEN_NAMES = {"torch": "PyTorch"}
 
 #: Total points of a suite.
 TOTAL_POINTS = 100.0
@@ -334,6 +336,11 @@ class Suite:
             names.add(c.name)
             if c.function not in self.functions:
                 raise ValueError(f"suite {self.name}: check {c.name!r} grades unknown function {c.function!r}")
+        from autograder.sandbox import runner_needs
+        needed = runner_needs(self.runtime_without())
+        if needed:
+            raise ValueError(f"suite {self.name}: the grader cannot run notebooks without {', '.join(needed)}; "
+                             f"forbid {'it' if len(needed) == 1 else 'them'} per function, not suite-wide")
         total = sum(float(c.points) for c in self.checks)
         if abs(total - TOTAL_POINTS) > 1e-9:
             raise ValueError(f"suite {self.name}: check points sum to {total:g}, they must sum to 100")
@@ -354,9 +361,9 @@ class Suite:
 
     def runtime_without(self) -> tuple[str, ...]:
         """The packages the grader's sandbox leaves out when it runs this suite's notebooks: the suite-wide
-        forbidden names that are whole packages (``torch`` for the NumPy assignments), so that no route past
-        the static check (a computed import) reaches them."""
-        return tuple(n for n in self.forbidden if "." not in n)
+        forbidden names that are whole installed packages (``torch`` for the NumPy assignments; not modules of
+        the standard library), so that no route past the static check (a computed import) reaches them."""
+        return tuple(n for n in self.forbidden if "." not in n and n not in sys.stdlib_module_names)
 
     def allowed_text(self) -> str:
         """``allowed`` as one phrase: "NumPy", "NumPy and PyTorch (...)", "A, B and C"."""
@@ -374,8 +381,10 @@ class Suite:
             own = tuple(n for n in self.forbidden_for(fname) if n not in self.forbidden)
             if own:
                 groups.setdefault(own, []).append(fname)
-        absent = {**STUDENT_UNAVAILABLE, **{n: _SPOKEN_NAMES.get(n, n) for n in self.runtime_without()}}
-        unavailable = ", ".join(dict.fromkeys(absent.values()))
+        absent = dict(STUDENT_UNAVAILABLE)
+        for name in self.runtime_without():
+            absent.setdefault(name, _SPOKEN_NAMES.get(name, name))
+        unavailable = ", ".join(absent.values())
         lines = [
             f"**What you may use.** Write the graded functions with {self.allowed_text()}; the course's data "
             f"loaders and seeding (`course_lib.data`, `course_lib.seed_everything`) are there for the set-up "

@@ -41,8 +41,8 @@ def get_device(prefer: str | None = None) -> torch.device:
     The environment variable ``COURSE_DEVICE`` (e.g. ``cpu``) overrides the automatic choice.
     """
     if torch is None:
-        raise ImportError("get_device needs PyTorch, which is not installed here (the NumPy assignments are "
-                          "graded without it)")
+        raise ImportError("get_device needs PyTorch, which is not installed here: in the NumPy assignments "
+                          "(graded without PyTorch) leave it out and use NumPy arrays")
     choice = prefer or os.environ.get("COURSE_DEVICE")
     if choice:
         return torch.device(choice)

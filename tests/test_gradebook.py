@@ -279,9 +279,10 @@ def test_an_nbgrader_course_graded_by_course_grade_shows_in_formgrader(tmp_path,
 
 @pytest.mark.slow
 def test_made_up_nbgrader_marks_cannot_break_formgrader_s_view_of_a_notebook(tmp_path, monkeypatch, capsys):
-    """A student's notebook marks a cell as a grade cell the gradebook lacks (with points), and another as a
-    second copy of a solution cell: formgrader's notebook view would fail on them, so autograded/ gets the
-    notebook without those marks, and the view shows course grade's score. An honest notebook is copied byte
+    """A student's notebook marks cells as a grade cell and a task the gradebook lacks, carries a mark that is
+    no dict, and copies a solution cell's mark onto an earlier cell: formgrader's notebook view would fail on the
+    first three, so autograded/ gets the notebook without them, the solution cell keeps its mark (the last
+    copy, as nbgrader keeps it), and the view shows course grade's score. An honest notebook is copied byte
     for byte (the test above)."""
     from nbgrader.preprocessors import GetGrades
 
@@ -297,6 +298,8 @@ def test_made_up_nbgrader_marks_cannot_break_formgrader_s_view_of_a_notebook(tmp
     nb.cells[0].metadata["nbgrader"] = {"grade": True, "grade_id": "bonus", "points": 1000, "locked": True,
                                         "solution": False, "schema_version": 3}
     nb.cells[1].metadata["nbgrader"] = dict(solutions[0].metadata["nbgrader"])
+    nb.cells[2].metadata["nbgrader"] = {"task": True, "grade_id": "essay", "points": 50, "schema_version": 3}
+    nb.cells[-1].metadata["nbgrader"] = "grade"
     nbformat.write(nb, str(sub / "fixture_hw.ipynb"))
     out = tmp_path / "grades"
     results = grade_batch([course / "submitted"], "fixture_hw", out, progress=False, allow_weak_isolation=True)
@@ -305,7 +308,10 @@ def test_made_up_nbgrader_marks_cannot_break_formgrader_s_view_of_a_notebook(tmp
 
     shown = nbformat.read(str(course / "autograded" / "mallory" / "fixture_hw" / "fixture_hw.ipynb"), as_version=4)
     marks = [c.metadata.get("nbgrader", {}).get("grade_id") for c in shown.cells]
-    assert "bonus" not in marks and marks.count(solutions[0].metadata["nbgrader"]["grade_id"]) == 1
+    assert not {"bonus", "essay"} & set(marks) and "nbgrader" not in shown.cells[-1].metadata
+    first = solutions[0].metadata["nbgrader"]["grade_id"]
+    assert marks.count(first) == 1 and shown.cells[nb.cells.index(solutions[0])].metadata["nbgrader"]["grade_id"] \
+        == first
     assert [c.source for c in shown.cells] == [c.source for c in nb.cells]
     resources = {"nbgrader": {"notebook": "fixture_hw", "assignment": "fixture_hw", "student": "mallory",
                               "db_url": f"sqlite:///{course / 'gradebook.db'}"}}

@@ -23,6 +23,9 @@ REPO = Path(__file__).resolve().parents[1]
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="a private sandbox user needs a grader running as root")
 namespaces = pytest.mark.skipif(sandbox.isolation_level() != "namespaces",
                                 reason="this host offers no namespaces (install bubblewrap)")
+#: A run uses the sandbox's own Python (its runtime) only as root or with namespaces; else the grader's own.
+own_runtime = pytest.mark.skipif(os.geteuid() != 0 and sandbox.isolation_level() != "namespaces",
+                                 reason="runs use the sandbox's own Python only as root or with namespaces")
 FAST = Limits(wall_seconds=30, memory_bytes=1 << 30, max_processes=64, file_size_bytes=1 << 20,
               output_bytes=4096, cpu_seconds=20, disk_bytes=64 << 20)
 
@@ -313,6 +316,7 @@ def test_runtime_lacks_the_reference_and_sklearn():
     assert shipped == set(sandbox.STUDENT_VIEW)
 
 
+@own_runtime
 def test_torch_distributions_is_a_stub_in_the_runtime(rundir):
     """torch imports torch.distributions itself, so the runtime keeps a stub in its place: torch, torch.nn
     and torch.optim work, and any name of torch.distributions fails with one line, however it is reached
@@ -340,6 +344,7 @@ def test_torch_distributions_is_a_stub_in_the_runtime(rundir):
                          "notebook: write it with the tensor operations the assignment allows"], lines
 
 
+@own_runtime
 def test_a_run_without_torch_lacks_it_however_it_is_imported(rundir):
     """The NumPy assignments forbid torch suite-wide, and their runs get a runtime without it: a computed
     import (which the static check cannot follow) finds nothing, while NumPy and course_lib's seeding work."""
@@ -362,8 +367,20 @@ def test_a_run_without_torch_lacks_it_however_it_is_imported(rundir):
 
 
 def test_a_runtime_cannot_leave_out_what_the_runner_needs():
+    """What the notebook runner needs, or anything it requires (PyYAML for papermill; a prefix of a package,
+    which would take it along), cannot be left out; a suite that forbids one suite-wide is refused at once."""
     with pytest.raises(SandboxError, match="without numpy: take it off the suite-wide forbidden names"):
         sandbox.build_runtime(("torch", "NumPy"))
+    assert sandbox.runner_needs(["yaml", "jupyter", "torch", "statistics"]) == ["jupyter", "yaml"]
+    from dataclasses import replace
+
+    from autograder.suites import load_suite
+    with pytest.raises(ValueError, match="suite hw1_mle: the grader cannot run notebooks without numpy; forbid "
+                                         "it per function, not suite-wide"):
+        replace(load_suite("hw1_mle"), forbidden=("sklearn", "numpy"))
+    # a module of the standard library is no package to leave out (and the released rules do not name it)
+    stdlib = replace(load_suite("hw1_mle"), forbidden=("sklearn", "torch", "statistics"))
+    assert stdlib.runtime_without() == ("sklearn", "torch") and "statistics and" not in stdlib.rules_markdown()
 
 
 def test_numpy_assignments_run_without_torch():

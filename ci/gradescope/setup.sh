@@ -27,5 +27,6 @@ pip install "$SOURCE"
 chmod 700 "$SOURCE/state"
 chmod 600 "$SOURCE/state/salt"
 chmod +x "$SOURCE/run_autograder"
-# Build the sandbox's private Python now rather than during the first submission (a failure shows here).
-"$PYTHON" -c "from autograder.sandbox import build_runtime; build_runtime()"
+# Build the sandbox's private Python that the assignment's runs use now rather than during each submission
+# (each runs in a fresh container made from this image), so that a failure shows here.
+"$PYTHON" -m autograder.gradescope prepare --config "$SOURCE/grader.json"
