@@ -35,8 +35,10 @@ import errno
 import fcntl
 import functools
 import hashlib
+import json
 import os
 import random
+import re
 import resource
 import secrets
 import shutil
@@ -433,6 +435,29 @@ _STDLIB_SKIP = {"site-packages", "test", "idlelib", "tkinter", "turtledemo", "en
 _RUNTIME_LAYOUT = 3  # bump when the runtime's layout changes
 
 
+#: Beside each runtime ``<name>``, ``<name>.source`` names the site-packages it was built from.
+_SOURCE_SUFFIX = ".source"
+_RUNTIME_NAME = re.compile(r"py\d+-[0-9a-f]{16}")
+
+
+def _prune_stale_runtimes(base: Path) -> None:
+    """Remove the runtimes in ``base`` built from site-packages that no longer exist (an environment deleted,
+    such as a CI run's checkout): no grader can use them again, and each holds the only links to hundreds of
+    megabytes. A runtime without a ``.source`` file, or whose source is unreadable, is kept."""
+    for marker in base.glob(f"*{_SOURCE_SUFFIX}"):
+        runtime = base / marker.name[: -len(_SOURCE_SUFFIX)]
+        if not _RUNTIME_NAME.fullmatch(runtime.name):
+            continue
+        try:
+            sources = json.loads(marker.read_text())["site_packages"]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if isinstance(sources, list) and sources and not any(os.path.isdir(str(p)) for p in sources):
+            shutil.rmtree(runtime, ignore_errors=True)
+            if not runtime.exists():
+                marker.unlink(missing_ok=True)
+
+
 def build_runtime(without=()) -> Path:
     """The sandbox's Python prefix (built once per interpreter + installed packages + ``without``, then
     reused).
@@ -441,7 +466,8 @@ def build_runtime(without=()) -> Path:
     site-packages of the grader's environment minus ``BLOCKED_DISTRIBUTIONS`` and the packages named in
     ``without`` (a suite's suite-wide forbidden packages: ``torch`` for the NumPy assignments), hard-linked
     when they sit on the same file system (a copy otherwise). Everything in it is readable by any user;
-    nothing in it refers back to the project.
+    nothing in it refers back to the project. Building one removes those built from site-packages that no
+    longer exist (:func:`_prune_stale_runtimes`).
     """
     without = _without(without)
     base = _runtime_base()
@@ -455,8 +481,12 @@ def build_runtime(without=()) -> Path:
         raise SandboxError(f"{base} must be a directory owned by uid {os.geteuid()} and not writable by others; "
                            f"remove it or set COURSE_SANDBOX_RUNTIME")
     os.chmod(base, 0o755)
+    _prune_stale_runtimes(base)
     tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=base))
     try:
+        # what it was built from, beside it (not in it: the sandbox sees no path of the host)
+        source_file = base / f"{final.name}{_SOURCE_SUFFIX}"
+        source_file.write_text(json.dumps({"site_packages": [str(sp) for sp in _site_packages()]}))
         os.chmod(tmp, 0o755)
         ver = f"python{sys.version_info[0]}.{sys.version_info[1]}"
         base_prefix = Path(sys.base_prefix).resolve()

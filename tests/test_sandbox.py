@@ -388,3 +388,25 @@ def test_numpy_assignments_run_without_torch():
     assert {name: load_suite(name).runtime_without() for name in ("hw1_mle", "hw2_em", "hw3_linear", "hw4_vae")} \
         == {"hw1_mle": ("sklearn", "torch"), "hw2_em": ("sklearn", "torch"), "hw3_linear": ("sklearn", "torch"),
             "hw4_vae": ("sklearn",)}
+
+
+def test_building_a_runtime_removes_those_of_deleted_environments(tmp_path, monkeypatch):
+    """Each environment (a CI run's checkout, an upgrade) gets runtimes of its own, which hold the only links
+    to its files once it is deleted: building a runtime removes those whose site-packages are gone, and keeps
+    the others (and any it cannot tell about)."""
+    base = tmp_path / "runtimes"
+    base.mkdir(mode=0o755)
+    monkeypatch.setenv("COURSE_SANDBOX_RUNTIME", str(base))
+    fakes = {"py311-" + c * 16: source for c, source in
+             (("a", [str(tmp_path / "deleted-env" / "site-packages")]), ("b", [str(tmp_path)]), ("c", None))}
+    for name, source in fakes.items():
+        (base / name / "bin").mkdir(parents=True)
+        (base / name / "bin" / "python3").write_text("")
+        if source is not None:
+            (base / f"{name}.source").write_text(json.dumps({"site_packages": source}))
+    built = sandbox.build_runtime(("torch",))
+    assert (built / "bin" / "python3").exists()
+    assert json.loads((base / f"{built.name}.source").read_text())["site_packages"]
+    assert not (base / ("py311-" + "a" * 16)).exists() and not (base / ("py311-" + "a" * 16 + ".source")).exists()
+    assert (base / ("py311-" + "b" * 16)).exists() and (base / ("py311-" + "c" * 16)).exists()
+    assert not any("site-packages" in p.read_text() for p in built.rglob("*.source"))
