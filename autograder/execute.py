@@ -501,8 +501,9 @@ def execute_submission(notebook_path, suite, cases, workdir, limits: Limits | No
                 "cell_output_bytes": 100_000, "notebook_output_bytes": min(4_000_000, limits.file_size_bytes // 2),
                 "max_output_bytes": limits.file_size_bytes, "export_bytes": limits.disk_bytes,
                 "clear_between_attempts": level == "namespaces" or sandbox.privileged()}
+        without = suite.runtime_without()       # the packages the run's Python lacks, kernel and supervisor alike
         try:
-            plan["kernel_prefix"] = sandbox.kernel_command(level, limits, paths, suite.runtime_without())
+            plan["kernel_prefix"] = sandbox.kernel_command(level, limits, paths, without)
         except SandboxError as exc:
             return not_run(f"the sandbox could not start: {exc}", duration=time.monotonic() - t0)
         (ro / "plan.json").write_text(json.dumps(plan))
@@ -513,7 +514,7 @@ def execute_submission(notebook_path, suite, cases, workdir, limits: Limits | No
         try:
             sb = run_sandboxed(["{python}", "-I", f"{paths.input}/lib/course_driver.py"], outdir, limits,
                                protect=[workdir, *protect], inputs=ro, level=level,
-                               without=suite.runtime_without())
+                               without=without)
         except SandboxError as exc:
             return not_run(f"the sandbox could not start: {exc}", duration=time.monotonic() - t0)
         if not outdir.is_dir() or outdir.is_symlink():

@@ -247,15 +247,16 @@ def formgrader_copy(data: bytes, cells: dict) -> bytes:
         if not isinstance(meta, dict) or "nbgrader" not in meta:
             continue
         mark = meta["nbgrader"]
-        roles = tuple(role for role in _LOOKED_UP if isinstance(mark, dict) and mark.get(role))
-        grade_id = mark.get("grade_id") if isinstance(mark, dict) else None
-        if not isinstance(mark, dict) or (roles and (
-                not isinstance(grade_id, str) or not all(grade_id in cells[role] for role in roles)
-                or grade_id in seen)):
-            del meta["nbgrader"]
-            changed = True
-        elif roles:
-            seen.add(grade_id)
+        if isinstance(mark, dict):
+            roles = [role for role in _LOOKED_UP if mark.get(role)]
+            if not roles:
+                continue                                  # a mark formgrader does not look up
+            grade_id = mark.get("grade_id")
+            if isinstance(grade_id, str) and grade_id not in seen and all(grade_id in cells[r] for r in roles):
+                seen.add(grade_id)
+                continue
+        del meta["nbgrader"]
+        changed = True
     return (json.dumps(nb, indent=1, ensure_ascii=False) + "\n").encode("utf-8") if changed else data
 
 

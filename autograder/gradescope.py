@@ -97,11 +97,9 @@ def _pick_notebook(submission_dir: Path, assignment: str) -> tuple[Path | None, 
     return chosen, note
 
 
-def _suite_ref(config: Path) -> tuple[str, str]:
-    """(assignment, what ``load_suite`` takes) from ``grader.json``."""
-    cfg = json.loads(Path(config).read_text())
-    assignment = cfg["assignment"]
-    return assignment, str((Path(config).parent / cfg["suite"]).resolve()) if cfg.get("suite") else assignment
+def _suite_ref(cfg: dict, config: Path) -> str:
+    """What ``load_suite`` takes for the assignment of ``cfg``, read from the ``grader.json`` at ``config``."""
+    return str((Path(config).parent / cfg["suite"]).resolve()) if cfg.get("suite") else cfg["assignment"]
 
 
 def prepare(config: Path) -> Path:
@@ -110,7 +108,7 @@ def prepare(config: Path) -> Path:
     from autograder.sandbox import build_runtime
     from autograder.suites import load_suite
 
-    return build_runtime(load_suite(_suite_ref(config)[1]).runtime_without())
+    return build_runtime(load_suite(_suite_ref(json.loads(Path(config).read_text()), config)).runtime_without())
 
 
 def run(config: Path, submission_dir: Path, results: Path) -> dict:
@@ -120,7 +118,7 @@ def run(config: Path, submission_dir: Path, results: Path) -> dict:
 
     t0 = time.perf_counter()
     cfg = json.loads(Path(config).read_text())
-    assignment, suite_ref = _suite_ref(config)
+    assignment, suite_ref = cfg["assignment"], _suite_ref(cfg, config)
     grading.make_private(state_dir(), "state folder")
     nb, note = _pick_notebook(Path(submission_dir), assignment)
     try:   # Gradescope runs the hidden checks: they need the configured isolation level

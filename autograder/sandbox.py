@@ -333,11 +333,12 @@ def _without(packages) -> tuple[str, ...]:
     """The packages a runtime leaves out besides ``BLOCKED_DISTRIBUTIONS``, as a sorted tuple of lower-case
     names (those ``BLOCKED_DISTRIBUTIONS`` already covers dropped, so the same runtime serves both); SandboxError
     for one the notebook runner needs."""
-    needed = runner_needs(packages)
+    names = {str(p).lower() for p in packages}
+    needed = runner_needs(names)
     if needed:
         raise SandboxError(f"the sandbox cannot run notebooks without {', '.join(needed)}: take "
                            f"{'it' if len(needed) == 1 else 'them'} off the suite-wide forbidden names")
-    return tuple(sorted({p for p in (str(q).lower() for q in packages) if not _blocked(p)}))
+    return tuple(sorted(p for p in names if not _blocked(p)))
 
 
 def _runtime_key(without: tuple[str, ...] = ()) -> str:
