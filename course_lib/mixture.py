@@ -12,20 +12,20 @@ Each iteration maximises the bound J(θ, θ′) of ``course_lib.elbo``, so with 
 log-likelihood never goes down. ``completion="sampling"`` completes the data by drawing one component per
 point from its responsibilities instead (stochastic EM); the likelihood then wanders near a maximum.
 
-How it is computed (full covariances). Each component is held through the Cholesky factor U_m of its
-precision (U_m U_mᵀ = Σ_m⁻¹, U_m upper triangular, as in scikit-learn), so the Mahalanobis term is
-‖(x − μ_m) U_m‖². The data are taken relative to their mean c (e = x − c), so that a far-away origin costs
-no digits. With a column of ones in front, one matrix product ``[1, E] @ [[−m_1 U_1 … −m_K U_K], [U_1 … U_K]]``
-(m_k = μ_k − c) gives the whitened residuals of every point under every component at once. The M-step reuses
-them: weighted by the responsibilities and multiplied by ``[E, 1]`` they give, in one more product,
-Σ_n r_nm [e_n; 1] ((x_n − μ_m) U_m)ᵀ, from which the new means and covariances follow with small d × d
-products per component. Because U_m is triangular, the features are cut into two halves and each product into
-one per half: the first half of the residuals needs only the first half of the features, and the M-step needs
-only the lower blocks of the symmetric sums (the others follow by symmetry), which saves a quarter of the
-multiplications (by zero) without changing what is computed. The residuals are laid out feature-major (column
-i K + k), so their squares are summed over the features in one pass that runs along K contiguous numbers.
-Diagonal and spherical covariances need no residuals: the log-density is linear in [e², e, 1] (or
-[‖e‖², e, 1]), so each step is one product with that row, and the M-step's sums are one more.
+How it is computed (full covariances). Each component is held through the Cholesky factor U_m of its precision (U_m
+U_mᵀ = Σ_m⁻¹, U_m upper triangular, as in scikit-learn), so the Mahalanobis term is ‖(x − μ_m) U_m‖². The data are
+taken relative to their mean c (e = x − c), so that a far-away origin costs no digits. With a column of ones in
+front, one matrix product ``[1, E] @ [[−m_1 U_1 … −m_K U_K], [U_1 … U_K]]`` (m_k = μ_k − c) gives the whitened
+residuals of every point under every component at once. The M-step reuses them: weighted by the responsibilities
+and multiplied by ``E`` they give, in one more product, Σ_n r_nm e_n ((x_n − μ_m) U_m)ᵀ, from which, with N_m and
+Σ_n r_nm e_n (a small product ``Rᵀ [1, E]``), the new means and covariances follow with small d × d products per
+component. Because U_m is triangular, the features are cut into two halves and each product into one per half: the
+first half of the residuals needs only the first half of the features, and the M-step needs only the lower blocks
+of the symmetric sums (the others follow by symmetry), which saves a quarter of the multiplications (by zero)
+without changing what is computed. The residuals are laid out feature-major (column i K + k), so their squares are
+summed over the features in one pass that runs along K contiguous numbers. Diagonal and spherical covariances need
+no residuals: the log-density is linear in [e², e, 1] (or [‖e‖², e, 1]), so each step is one product with that row,
+and the M-step's sums are one more.
 
 The products are large, well-shaped matrix multiplications, and the work runs over blocks of samples sized to
 stay in the caches, made when used (nothing of the data's size is copied, no N × K × d array is formed). On a
@@ -275,8 +275,8 @@ class _Design:
     of a block are made when it is used, into a buffer of the thread's (:meth:`buffer`, :meth:`rows_of`), so
     nothing of the data's size is copied:
 
-    * full covariances: ``[1, x − c, 1]`` (d + 2 columns), so that the columns the E-step's product of each part
-      of the features needs (``[1, e_0 … e_j]``) and those the M-step's needs (``[e_j … e_d−1, 1]``) are both
+    * full covariances: ``[1, x − c]`` (d + 1 columns), so that the columns the E-step's product of each part
+      of the features needs (``[1, e_0 … e_j]``) and those the M-step's needs (``[e_j … e_d−1]``) are both
       contiguous (e = x − c);
     * diagonal and spherical: ``[q(e), e, 1]`` with q(e) the squares e² (diagonal) or ‖e‖² (spherical); the
       log-density is linear in these rows, and so are the sums the M-step needs.
@@ -288,7 +288,7 @@ class _Design:
         self.center = X.mean(0)
         if cov_type == "full":
             self.n_quad = 0
-            self.width = d + 2
+            self.width = d + 1
             self.whitened = _Whitened(d, n_components)
             per_row = n_components * d                # the whitened residuals of a row
         else:
@@ -303,23 +303,19 @@ class _Design:
     def buffer(self) -> torch.Tensor:
         """A buffer for the rows of one block, (block_rows, width), its constant columns set."""
         a = torch.empty(self.block_rows, self.width, dtype=self.X.dtype, device=self.X.device)
-        a[:, -1] = 1
-        if self.cov_type == "full":
-            a[:, 0] = 1
+        a[:, 0 if self.cov_type == "full" else -1] = 1
         return a
 
     def rows_of(self, start: int, stop: int, a: torch.Tensor) -> torch.Tensor:
-        """The rows of the points ``start`` … ``stop`` − 1, written into ``a`` (a :meth:`buffer`); that view."""
+        """Diagonal and spherical: the rows of the points ``start`` … ``stop`` − 1, written into ``a`` (a
+        :meth:`buffer`); that view. (Full covariances: :meth:`_FullBlock.load`.)"""
         d, q = self.d, self.n_quad
         a = a[:stop - start]
-        if self.cov_type == "full":
-            torch.sub(self.X[start:stop], self.center, out=a[:, 1:d + 1])
+        e = torch.sub(self.X[start:stop], self.center, out=a[:, q:q + d])
+        if self.cov_type == "diag":
+            torch.mul(e, e, out=a[:, :d])
         else:
-            e = torch.sub(self.X[start:stop], self.center, out=a[:, q:q + d])
-            if self.cov_type == "diag":
-                torch.mul(e, e, out=a[:, :d])
-            else:
-                torch.linalg.vecdot(e, e, out=a[:, 0])
+            torch.linalg.vecdot(e, e, out=a[:, 0])
         return a
 
 
@@ -352,17 +348,27 @@ class _Whitened:
         """The columns of part j."""
         return slice(j * self.h * self.K, (j + 1) * self.h * self.K)
 
-    def buffers(self, rows: int, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """Buffers for the residuals of a block and their squares, (rows, d K) each.
+    def blocks(self, a: torch.Tensor):
+        """The buffers of one thread for blocks of up to ``a.shape[0]`` points (``a``: a :meth:`_Design.buffer`):
+        a function of m that gives their views for a block of m points (a :class:`_FullBlock`, made once per m).
 
-        Their rows are padded by a cache line or three, so that a row is not a multiple of 4 KiB apart from the
-        next (d K = 512 doubles is exactly 4 KiB): such strides make the products' reads collide in the same
-        cache sets, and the squares' writes alias the residuals' reads; the float64 products were 9 % slower.
+        The residuals' and squares' buffers, (rows, d K) each, have their rows padded by a cache line or three,
+        so that a row is not a multiple of 4 KiB apart from the next (d K = 512 doubles is exactly 4 KiB): such
+        strides make the products' reads collide in the same cache sets, and the squares' writes alias the
+        residuals' reads; the float64 products were 9 % slower.
         """
+        rows, dtype, device = a.shape[0], a.dtype, a.device
         width, line = self.d * self.K, max(1, 64 // (torch.finfo(dtype).bits // 8))
         y = torch.empty(rows, width + line, dtype=dtype, device=device)[:, :width]
         sq = torch.empty(rows, width + 3 * line, dtype=dtype, device=device)[:, :width]
-        return y, sq
+        lj = torch.empty(rows, self.K, dtype=dtype, device=device)
+        made: dict[int, _FullBlock] = {}
+
+        def block(m: int) -> _FullBlock:
+            if m not in made:
+                made[m] = _FullBlock(self, a[:m], y[:m], sq[:m], lj[:m])
+            return made[m]
+        return block
 
     def weights(self, p: _Params, center: torch.Tensor) -> list[torch.Tensor]:
         """The E-step's product matrices, one per part j of the features.
@@ -386,32 +392,50 @@ class _Whitened:
             out.append(torch.cat([top.reshape(1, h * K), body.reshape(end, h * K)], dim=0))
         return out
 
-    def log_joint(self, a: torch.Tensor, Ws: list[torch.Tensor], const: torch.Tensor, y: torch.Tensor,
-                  sq: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        """log π_k + log N(x_n; μ_k, Σ_k) of a block's rows ``a`` (m, d + 2) into ``out`` (m, K); the whitened
-        residuals into ``y`` (m, d K), their squares into ``sq``."""
-        m = a.shape[0]
-        for j, Wj in enumerate(Ws):
-            torch.matmul(a[:, :Wj.shape[0]], Wj, out=y[:, self.columns(j)])
-        torch.mul(y, y, out=sq)
+    def log_joint(self, b: _FullBlock, Ws: list[torch.Tensor], const: torch.Tensor) -> torch.Tensor:
+        """log π_k + log N(x_n; μ_k, Σ_k) of the block ``b`` (its rows loaded) into ``b.lj`` (m, K), the whitened
+        residuals into ``b.y`` (m, d K), their squares into ``b.sq``."""
+        for (rows, y_j), Wj in zip(b.e_step, Ws):
+            torch.matmul(rows, Wj, out=y_j)
+        torch.mul(b.y, b.y, out=b.sq)
         if self.feature_major:                                                        # ‖(x − μ_k) U_k‖²
-            torch.sum(sq.view(m, self.d, self.K), dim=1, out=out)
+            torch.sum(b.sq_terms, dim=1, out=b.lj)
         else:
-            torch.sum(sq.view(m, self.parts, self.K, self.h).sum(3), dim=1, out=out)
-        return torch.add(const, out, alpha=-0.5, out=out)
-
-    def scale_(self, y: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-        """y_k ← r_k y_k for the responsibilities ``r`` (m, K)."""
-        m = y.shape[0]
-        if self.feature_major:
-            return y.view(m, self.d, self.K).mul_(r.view(m, 1, self.K))
-        return y.view(m, self.parts, self.K, self.h).mul_(r.view(m, 1, self.K, 1))
+            torch.sum(b.sq_terms.sum(3), dim=1, out=b.lj)
+        return torch.add(const, b.lj, alpha=-0.5, out=b.lj)
 
     def per_component(self, g: torch.Tensor) -> torch.Tensor:
         """Sums laid out like a part's columns, (rows, h K), as (K, rows, h)."""
         if self.feature_major:
             return g.view(-1, self.h, self.K).permute(2, 0, 1)
         return g.view(-1, self.K, self.h).permute(1, 0, 2)
+
+
+class _FullBlock:
+    """The views of one thread's buffers that the operations on a block of m points take (full covariances).
+
+    Made once per m (a fit has at most two: the block size and the last block's) and reused: taking a view
+    costs about as much as one of the small operations on the block, and a block takes some twenty views.
+    ``lj`` holds the log joint, then the responsibilities (m, K); the M-step's sums take ``r_e`` (rᵀ with
+    ``[1, e]``) and ``m_step`` (``e_(≥jh)ᵀ`` with the scaled residuals of part j).
+    """
+
+    def __init__(self, w: _Whitened, a: torch.Tensor, y: torch.Tensor, sq: torch.Tensor, lj: torch.Tensor):
+        m, d, K, h = a.shape[0], w.d, w.K, w.h
+        self.y, self.sq, self.lj = y, sq, lj
+        self.e = a[:, 1:d + 1]                                                        # x − c
+        self.e_step = [(a[:, :(j + 1) * h + 1], y[:, w.columns(j)]) for j in range(w.parts)]
+        self.m_step = [(a[:, 1 + j * h:d + 1].T, y[:, w.columns(j)]) for j in range(w.parts)]
+        self.r_e = (lj.T, a)
+        if w.feature_major:
+            self.sq_terms, self.y_terms, self.r_terms = sq.view(m, d, K), y.view(m, d, K), lj.view(m, 1, K)
+        else:
+            self.sq_terms = sq.view(m, w.parts, K, h)
+            self.y_terms, self.r_terms = y.view(m, w.parts, K, h), lj.view(m, 1, K, 1)
+
+    def load(self, X: torch.Tensor, center: torch.Tensor, start: int, stop: int) -> None:
+        """The rows of the points ``start`` … ``stop`` − 1: ``[1, x − c]``."""
+        torch.sub(X[start:stop], center, out=self.e)
 
 
 def _responsibilities_(lj: torch.Tensor, log_norm_out: torch.Tensor, dim: int = 1) -> torch.Tensor:
@@ -450,19 +474,20 @@ def _weighted_log_prob(X: torch.Tensor, p: _Params, cov_type: str) -> torch.Tens
     design = _Design(X, cov_type, K)
     const = _log_const(p, cov_type, d)
     out = torch.empty(design.n, K, dtype=X.dtype, device=X.device)
+    buf = design.buffer()
     if cov_type == "full":
-        Ws = design.whitened.weights(p, design.center)
-        y, sq = design.whitened.buffers(design.block_rows, X.dtype, X.device)
+        whitened = design.whitened
+        Ws, blocks = whitened.weights(p, design.center), whitened.blocks(buf)
     else:
         W = _diag_weights(p, design, const)
-    buf = design.buffer()
     for chunk in design.chunks:
         for start, stop in chunk:
-            a = design.rows_of(start, stop, buf)
             if cov_type == "full":
-                design.whitened.log_joint(a, Ws, const, y[:stop - start], sq[:stop - start], out[start:stop])
+                b = blocks(stop - start)
+                b.load(X, design.center, start, stop)
+                out[start:stop] = whitened.log_joint(b, Ws, const)
             else:
-                torch.matmul(a, W.T, out=out[start:stop])
+                torch.matmul(design.rows_of(start, stop, buf), W.T, out=out[start:stop])
     return out
 
 
@@ -501,8 +526,9 @@ def _em_iteration(design: _Design, p: _Params, reg_covar: float, sampling: bool,
             whitened = design.whitened
             n_parts, h = whitened.parts, whitened.h
             Ws = whitened.weights(p, design.center)
-            # part l of the M-step's sums: [e_lh … e_d−1, 1]ᵀ (r ⊙ y_l), (d − l h + 1, h K); then N_m (K,)
-            acc_shapes = [(d - l * h + 1, h * K) for l in range(n_parts)] + [(K,)]
+            # part l of the M-step's sums: [e_lh … e_d−1]ᵀ (r ⊙ y_l), (d − l h, h K); then rᵀ [1, e]: N_m and
+            # Σ r e, (K, d + 1)
+            acc_shapes = [(d - l * h, h * K) for l in range(n_parts)] + [(K, d + 1)]
         else:
             W = _diag_weights(p, design, const)
             acc_shapes = [(K, design.width)]
@@ -512,31 +538,30 @@ def _em_iteration(design: _Design, p: _Params, reg_covar: float, sampling: bool,
 
     def run(next_chunk):
         """E-step and M-step sums over the chunks ``next_chunk()`` hands out, each chunk into its own sums."""
-        rows = design.block_rows
         a_buf = design.buffer()
-        # the log joint, then the responsibilities: (m, K) for full covariances, (K, m) for the others
-        lj_buf = torch.empty(rows, K, dtype=dt, device=dev) if ct == "full" else torch.empty(K, rows, dtype=dt,
-                                                                                             device=dev)
-        y_buf, sq_buf = whitened.buffers(rows, dt, dev) if ct == "full" else (None, None)
+        if ct == "full":
+            blocks = whitened.blocks(a_buf)
+        else:
+            lj_buf = torch.empty(K, design.block_rows, dtype=dt, device=dev)   # the log joint, (K, m)
         while (c := next_chunk()) is not None:
             accs = [torch.zeros(shape, dtype=dt, device=dev) for shape in acc_shapes]
             for start, stop in design.chunks[c]:
-                m = stop - start
-                a = design.rows_of(start, stop, a_buf)
                 if ct == "full":
-                    y = y_buf[:m]                                                    # (m, d K)
-                    lj = whitened.log_joint(a, Ws, const, y, sq_buf[:m], lj_buf[:m])  # log π + log N, (m, K)
+                    b = blocks(stop - start)
+                    b.load(design.X, design.center, start, stop)
+                    lj = whitened.log_joint(b, Ws, const)                            # log π + log N, (m, K)
                 else:
-                    lj = torch.matmul(W, a.T, out=lj_buf[:, :m])                    # (K, m)
+                    a = design.rows_of(start, stop, a_buf)
+                    lj = torch.matmul(W, a.T, out=lj_buf[:, :stop - start])          # (K, m)
                 r = _responsibilities_(lj, log_norm[start:stop], k_dim)
                 if sampling:
                     z = torch.multinomial(r if k_dim == 1 else r.T, 1, generator=gen)   # (m, 1)
                     r.zero_().scatter_(k_dim, z if k_dim == 1 else z.T, 1.0)
                 if ct == "full":
-                    whitened.scale_(y, r)
-                    for l in range(n_parts):                       # Σ [e_lh…; 1] r ((x − μ_k) U_k)_lᵀ
-                        accs[l].addmm_(a[:, 1 + l * h:].T, y[:, whitened.columns(l)])
-                    accs[-1] += r.sum(0)
+                    accs[-1].addmm_(*b.r_e)                        # Σ r [1, e]
+                    b.y_terms.mul_(b.r_terms)                      # y_k ← r_k y_k
+                    for acc, (rows, y_l) in zip(accs, b.m_step):   # Σ e_(≥lh) r ((x − μ_k) U_k)_lᵀ
+                        acc.addmm_(rows, y_l)
                 else:
                     accs[0].addmm_(r, a)             # Σ r [q(e), e, 1]; its last column is N_m
             sums.add(c, accs)
@@ -562,7 +587,7 @@ def _m_from_sums(acc: list[torch.Tensor], design: _Design, p: _Params, reg_covar
     """The M-step from the fused sums of :func:`_em_iteration` (see the module docstring)."""
     ct, d, q = design.cov_type, design.d, design.n_quad
     K = p.means.shape[0]
-    nk_raw = acc[-1] if ct == "full" else acc[0][:, -1]
+    nk_raw = acc[-1][:, 0] if ct == "full" else acc[0][:, -1]
     eps = torch.finfo(nk_raw.dtype).eps
     empty = nk_raw <= 10 * eps
     if bool(empty.any()):
@@ -579,20 +604,17 @@ def _m_from_sums(acc: list[torch.Tensor], design: _Design, p: _Params, reg_covar
         h = d // n_parts
         L = p.cov_chol                                         # U_k⁻ᵀ, lower: (e − m) = y Lᵀ
         c = p.means - design.center                            # m_k = μ_k − c
-        # G_l = Σ r [e_lh…; 1] y_lᵀ per k, (K, d − l h + 1, h); e_i (e − m)_jᵀ for i ≥ j, and (e − m)_j, follow
-        # from the G_l with l ≤ j ((e − m)_j = Σ_(l ≤ j) y_l L_jlᵀ, L lower triangular)
+        s = acc[-1][:, 1:] - nk_raw[:, None] * c                # Σ r (e − m)
+        # G_l = Σ r e_(≥lh) y_lᵀ per k, (K, d − l h, h); e_i (e − m)_jᵀ for i ≥ j follows from the G_l with
+        # l ≤ j ((e − m)_j = Σ_(l ≤ j) y_l L_jlᵀ, L lower triangular)
         G = [design.whitened.per_component(g) for g in acc[:-1]]
         S = torch.empty(K, d, d, dtype=nk.dtype, device=nk.device)
-        s = torch.empty(K, d, dtype=nk.dtype, device=nk.device)
         for j in range(n_parts):
             cols = slice(j * h, (j + 1) * h)
-            M_j = s_j = 0
+            M_j = 0
             for l in range(j + 1):
-                L_jl = L[:, cols, l * h:(l + 1) * h].mT                              # (K, h, h)
-                M_j = M_j + G[l][:, (j - l) * h:-1] @ L_jl                           # Σ r e_(≥jh) (e − m)_jᵀ
-                s_j = s_j + G[l][:, -1:] @ L_jl                                      # Σ r (e − m)_j
-            s[:, cols] = s_j.squeeze(1)
-            S[:, j * h:, cols] = M_j - c[:, j * h:, None] * s_j                      # Σ r (e − m)_(≥jh) (e − m)_jᵀ
+                M_j = M_j + G[l][:, (j - l) * h:] @ L[:, cols, l * h:(l + 1) * h].mT   # Σ r e_(≥jh) (e − m)_jᵀ
+            S[:, j * h:, cols] = M_j - c[:, j * h:, None] * s[:, None, cols]          # Σ r (e − m)_(≥jh) (e − m)_jᵀ
         below = torch.ones(n_parts, n_parts, dtype=torch.bool, device=S.device).tril()
         below = below.repeat_interleave(h, 0).repeat_interleave(h, 1)
         S = torch.where(below, S, S.mT)                        # the blocks above the diagonal by symmetry
