@@ -783,8 +783,8 @@ def grade_batch(items, suite_name, out_dir, workers: int = 1, scheduler: str | N
     if workers < 1:
         raise ValueError(f"--workers must be at least 1, got {workers}")
     minimum = resolve_min_isolation(min_isolation)
-    subs = collect_submissions(items, suite.name)
     expected = read_roster(roster) if roster else []
+    subs = collect_submissions(items, suite.name, expected)
     students = {sub.name: sub.student for sub in subs}
     check_names = [c.name for c in suite.checks]
     suite_ref = suite_reference(suite)

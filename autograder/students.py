@@ -71,10 +71,12 @@ def student_of(path, assignment: str | None = None, root=None) -> str | None:
     return m.group("student") if m else None
 
 
-def collect_submissions(items, assignment: str | None = None) -> list:
+def collect_submissions(items, assignment: str | None = None, expected=()) -> list:
     """Expand files and folders (``*.ipynb``, recursively, checkpoints skipped) to ``Submission``s, names unique.
 
-    A student has one submission: where several notebooks are theirs, the one named ``<assignment>.ipynb``
+    A file that is no student's never takes a student's name: not that of a student found here, nor that of one
+    in ``expected`` (the roster's ids), whatever the order; a loose ``bob.ipynb`` becomes ``bob-2`` and bob keeps
+    ``bob``. A student has one submission: where several notebooks are theirs, the one named ``<assignment>.ipynb``
     nearest the top of their folder is graded when there is exactly one such, else their submission gets
     ``problem`` (one line) and a score of 0. Raises ValueError (one line) for a path that does not exist or
     a folder without notebooks; a file named directly is kept whatever it holds (grading gives it a row
@@ -97,6 +99,7 @@ def collect_submissions(items, assignment: str | None = None) -> list:
         if student is not None:
             mine.setdefault(student, []).append(p)
     out, used, seen = [], set(), set()
+    students = {safe_name(s) for s in [*mine, *expected]}
     for p, student in found:
         problem = None
         if student is not None:
@@ -116,7 +119,7 @@ def collect_submissions(items, assignment: str | None = None) -> list:
                            f"{assignment or 'after the assignment'}.ipynb")
         base = safe_name(student if student is not None else p.stem)
         name, k = base, 2
-        while name in used:             # files without a student (or a student id that a safe name merges)
+        while name in used or (student is None and name in students):   # (or ids that a safe name merges)
             name, k = f"{base}-{k}", k + 1
         used.add(name)
         out.append(Submission(name, p, student, problem))

@@ -111,3 +111,17 @@ def test_no_file_name_becomes_one_of_the_graders_own_files(tmp_path):
     names = [s.name for s in collect_submissions([tmp_path], "hw1_mle")]
     assert sorted(names) == ["_", "_hidden", "alice", "grades_csv"], names
     assert not any("." in n for n in names)
+
+
+def test_a_file_of_no_student_never_takes_a_students_name(tmp_path):
+    """A loose notebook named after a student (found before or after them, or only on the roster) gets another
+    name: the student's own row keeps theirs."""
+    _notebook(tmp_path / "a_bob.ipynb")                          # sorts before hw2_em-bob/
+    _notebook(tmp_path / "bob.ipynb")
+    _notebook(tmp_path / "carol.ipynb")
+    _notebook(tmp_path / "hw2_em-bob" / "hw2_em.ipynb")
+    subs = collect_submissions([tmp_path], "hw2_em", expected=["carol"])
+    names = {s.name: (s.student, s.path.relative_to(tmp_path).as_posix()) for s in subs}
+    assert names["bob"] == ("bob", "hw2_em-bob/hw2_em.ipynb")
+    assert names["bob-2"] == (None, "bob.ipynb") and names["carol-2"] == (None, "carol.ipynb")
+    assert "carol" not in names and names["a_bob"] == (None, "a_bob.ipynb")
