@@ -260,15 +260,19 @@ _RESAVE = "submit the .ipynb file you worked in (saved from JupyterLab)"
 #: translation of magics, Python's parser) takes time in proportion, before any sandbox runs. A
 #: course's notebooks hold tens of thousands.
 MAX_CODE_CHARS = 1_000_000
+#: The most lines of IPython syntax (``!cmd``, ``%magic``, ``obj?``, autocalls) a notebook may hold: each
+#: becomes a call some forty characters long, so a million characters of ``!a`` lines would be read as
+#: fourteen million characters of Python. A course's notebooks hold a handful.
+MAX_ESCAPE_LINES = 5_000
 
 
-def _code_chars(cell) -> int:
-    """Characters of a code cell's source (a string or a list of strings, as nbformat allows); 0 otherwise."""
+def _code_source(cell) -> str:
+    """A code cell's source (a string or a list of strings, as nbformat allows); "" for any other cell."""
     if not isinstance(cell, dict) or cell.get("cell_type") != "code":
-        return 0
+        return ""
     source = cell.get("source", "")
     lines = [source] if isinstance(source, str) else source if isinstance(source, list) else []
-    return sum(len(line) for line in lines if isinstance(line, str))
+    return "".join(line for line in lines if isinstance(line, str))
 
 
 def parse_notebook(data: bytes) -> tuple[dict | None, str | None]:
@@ -287,13 +291,27 @@ def parse_notebook(data: bytes) -> tuple[dict | None, str | None]:
                       f"{exc.colno}: {exc.msg}): {_RESAVE}")
     except (ValueError, RecursionError):
         return None, f"the file is not a Jupyter notebook (JSON nested too deeply to read): {_RESAVE}"
-    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
+    if not isinstance(nb, dict):
         return None, f"the file is JSON but not a Jupyter notebook (it has no list of cells): {_RESAVE}"
-    code = sum(_code_chars(c) for c in nb["cells"])
+    version = nb.get("nbformat")
+    # Format 4 only: Jupyter converts older formats (and a file without "nbformat" counts as format 1) when it
+    # reads them, and their code sits elsewhere ("worksheets", "input", "code"), unseen by the size limit.
+    if version != 4 and (version is not None or isinstance(nb.get("cells"), list)):
+        shown = f"format {version}" if type(version) is int and 0 <= version < 100 else "no known format"
+        return None, f"the notebook is in {shown} (nbformat), and the grader reads format 4 only: {_RESAVE}"
+    if not isinstance(nb.get("cells"), list):
+        return None, f"the file is JSON but not a Jupyter notebook (it has no list of cells): {_RESAVE}"
+    code = sum(len(_code_source(c)) for c in nb["cells"])
     if code > MAX_CODE_CHARS:
         return None, (f"the notebook's code cells hold {code / 1e6:.1f} million characters, more than the "
                       f"{MAX_CODE_CHARS / 1e6:g} million the grader reads: keep data out of the code (load it "
                       f"from a file) and remove generated code")
+    from autograder.static_check import escape_lines
+    escapes = sum(escape_lines(_code_source(c)) for c in nb["cells"])
+    if escapes > MAX_ESCAPE_LINES:
+        return None, (f"the notebook's code cells hold {escapes} lines of IPython syntax (starting with !, %, ?, "
+                      f"',', ';' or '/', or ending with ?), more than the {MAX_ESCAPE_LINES} the grader reads: "
+                      f"write such commands as Python")
     return nb, None
 
 

@@ -155,11 +155,19 @@ def cell_sources(notebook) -> list:
     return out
 
 
-#: A physical line that may hold an IPython escape: ``!cmd``, ``%magic``, ``x = !cmd``, ``x = %magic``, ``obj?``.
-_ESCAPE_LINE = re.compile(r"^\s*(?:[!%](?!=)|[\w.]+\s*=\s*[!%](?!=))|\?\s*$", re.M)
+#: A physical line that may hold an IPython escape: one that starts with any of IPython's escapes (``!cmd``,
+#: ``%magic``, ``?obj``, and the autocalls ``,f``, ``;f``, ``/f``), assigns one (``x[0] = !cmd``, ``a, b =
+#: %magic``) or ends with ``?`` (``obj?``). A superset of the lines IPython transforms: a line it misses would
+#: let a cell of many escapes cost one pass over the whole cell each.
+_ESCAPE_LINE = re.compile(r"^\s*[!%?,;/](?!=)|(?<![=!<>])=\s*[!%](?!=)|\?\s*$", re.M)
 #: IPython finds one escape per pass over the whole cell (re-tokenising it each time): past this many
 #: escapes times characters, each escape line is translated on its own, in linear time.
 _ESCAPE_WORK = 2_000_000
+
+
+def escape_lines(source: str) -> int:
+    """How many lines of ``source`` may hold an IPython escape (a superset of those IPython translates)."""
+    return len(_ESCAPE_LINE.findall(source))
 
 
 def _transform(source: str) -> str:
@@ -175,7 +183,7 @@ def _to_python(source) -> str:
     if isinstance(source, list):
         source = "".join(source)
     try:
-        escapes = len(_ESCAPE_LINE.findall(source))
+        escapes = escape_lines(source)
         if escapes * len(source) <= _ESCAPE_WORK or source.lstrip().startswith("%%"):
             return _transform(source)
         return "".join(_transform(line) if _ESCAPE_LINE.search(line) else line

@@ -268,24 +268,28 @@ BAD_FILES = {   # name: (content, what the one line must say)
     "deep.ipynb": (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
     "object.ipynb": (b"{}", "it has no list of cells"),
     "list.ipynb": (b"[1, 2]", "it has no list of cells"),
+    "v3.ipynb": (b'{"nbformat": 3, "nbformat_minor": 0, "metadata": {}, "worksheets": []}', "in format 3 (nbformat)"),
+    "unversioned.ipynb": (b'{"cells": []}', "in no known format (nbformat)"),
 }
 
 
-def _magic_heavy(n_magic: int, n_lines: int) -> dict:
-    """The fixture's correct notebook with one more cell: ``n_magic`` shell escapes, then ``n_lines`` lines
-    of 100 additions each (IPython re-tokenises the whole cell once per escape)."""
+def _magic_heavy(n_magic: int, n_lines: int, escape: str = "!true") -> dict:
+    """The fixture's correct notebook with one more cell: ``n_magic`` lines ``<escape> i`` (shell escapes by
+    default), then ``n_lines`` lines of 100 additions each (IPython re-tokenises the whole cell once per escape)."""
     nb = json.loads((SUBS / "complete.ipynb").read_text())
-    src = "".join(f"!true {i}\n" for i in range(n_magic)) + ("_p = " + "+".join(["1"] * 100) + "\n") * n_lines
+    src = "".join(f"{escape} {i}\n" for i in range(n_magic)) + ("_p = " + "+".join(["1"] * 100) + "\n") * n_lines
     nb["cells"].insert(2, {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
                            "source": src})
     return nb
 
 
-def test_a_notebook_full_of_magics_is_read_in_linear_time(tmp_path):
+@pytest.mark.parametrize("escape", ["!true", ";str", ",str", "/str", "x[0] = !true", "a, b = %time"])
+def test_a_notebook_full_of_magics_is_read_in_linear_time(tmp_path, escape):
     """250 shell escapes in a 680 kB cell took IPython's translation 10 minutes (one pass over the cell per
-    escape); code past a million characters is refused with one line before anything reads it."""
+    escape), and so do IPython's autocalls (``;f``) and assignments of escapes to any target, which the count of
+    escapes once missed; code past a million characters is refused with one line before anything reads it."""
     from autograder.static_check import check_notebook
-    nb = _magic_heavy(250, 3_000)
+    nb = _magic_heavy(250, 3_000, escape)
     t0 = time.monotonic()
     rep = check_notebook(nbformat.from_dict(nb), ["sample_mean"], ["sklearn"])
     assert time.monotonic() - t0 < 60 and rep.ok and not rep.missing, rep
@@ -293,6 +297,32 @@ def test_a_notebook_full_of_magics_is_read_in_linear_time(tmp_path):
     big.write_text(json.dumps(_magic_heavy(500, 5_000)))
     sub = read_submission(big)
     assert sub.data is None and "million characters" in sub.problem and "\n" not in sub.problem, sub.problem
+    many = tmp_path / "many.ipynb"          # short lines of escapes: each is read as some forty characters
+    many.write_text(json.dumps(_magic_heavy(grading.MAX_ESCAPE_LINES + 1, 0, escape)))
+    sub = read_submission(many)
+    assert sub.data is None and f"{grading.MAX_ESCAPE_LINES + 1} lines of IPython syntax" in sub.problem, sub.problem
+    fine = tmp_path / "fine.ipynb"
+    fine.write_text(json.dumps(_magic_heavy(grading.MAX_ESCAPE_LINES - 10, 0, escape)))
+    assert read_submission(fine).problem is None
+
+
+def test_code_in_an_older_notebook_format_cannot_pass_the_size_limit_unseen(tmp_path):
+    """Jupyter converts a format-3 notebook (code in ``worksheets``/``input``) or one without ``nbformat`` (read as
+    format 1, code in ``code``) to format 4 when it reads it; an empty top-level ``cells`` list once let such a
+    notebook carry 17 million characters of code past the limit, into hours of reading before any sandbox."""
+    nb = nbformat.read(SUBS / "complete.ipynb", as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell("_p = 1\n" * 200_000))           # 1.4 million characters
+    v1 = {"cells": [{"cell_type": "code", "code": c.source} for c in nb.cells if c.cell_type == "code"]}
+    v3 = json.loads(nbformat.writes(nbformat.convert(nb, 3), version=3))
+    v3["cells"] = []
+    for name, hidden, says in (("v3", v3, "in format 3 (nbformat)"), ("v1", v1, "in no known format")):
+        data = json.dumps(hidden).encode()
+        if name == "v3":     # the attack is real: what Jupyter reads holds all the code
+            read = nbformat.reads(data.decode(), as_version=4)
+            assert sum(len(c.source) for c in read.cells if c.cell_type == "code") > grading.MAX_CODE_CHARS
+        (tmp_path / f"{name}.ipynb").write_bytes(data)
+        sub = read_submission(tmp_path / f"{name}.ipynb")
+        assert sub.data is None and says in sub.problem and "\n" not in sub.problem, (name, sub.problem)
 
 
 def test_check_and_grade_give_the_same_line_for_a_bad_file(tmp_path, capsys):
@@ -490,7 +520,7 @@ def test_notebook_limit_settings(monkeypatch):
 
 def test_read_submission_is_bounded_and_follows_no_link(tmp_path):
     big = tmp_path / "big.ipynb"
-    data = b'{"cells": [], "pad": "' + b"x" * 4976 + b'"}'
+    data = b'{"nbformat": 4, "cells": [], "pad": "' + b"x" * 4961 + b'"}'
     big.write_bytes(data)
     r = grading.read_submission(big, limit=1000)
     assert r.data is None and r.size == 5000 and "at most 1 kB" in r.problem
