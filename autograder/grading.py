@@ -264,6 +264,9 @@ MAX_CODE_CHARS = 1_000_000
 #: becomes a call some forty characters long, so a million characters of ``!a`` lines would be read as
 #: fourteen million characters of Python. A course's notebooks hold a handful.
 MAX_ESCAPE_LINES = 5_000
+#: The most cells a notebook may have: each costs the grader (and papermill) some kilobytes and time, even
+#: empty, and empty cells count nothing towards the limits above. A course's notebooks have about a hundred.
+MAX_CELLS = 2_000
 
 
 def _code_source(cell) -> str:
@@ -301,6 +304,9 @@ def parse_notebook(data: bytes) -> tuple[dict | None, str | None]:
         return None, f"the notebook is in {shown} (nbformat), and the grader reads format 4 only: {_RESAVE}"
     if not isinstance(nb.get("cells"), list):
         return None, f"the file is JSON but not a Jupyter notebook (it has no list of cells): {_RESAVE}"
+    if len(nb["cells"]) > MAX_CELLS:
+        return None, (f"the notebook has {len(nb['cells'])} cells, more than the {MAX_CELLS} the grader reads: "
+                      f"merge cells and delete empty ones")
     code = sum(len(_code_source(c)) for c in nb["cells"])
     if code > MAX_CODE_CHARS:
         return None, (f"the notebook's code cells hold {code / 1e6:.1f} million characters, more than the "
@@ -921,39 +927,45 @@ def _stop_pool(pool, futures) -> None:
                 p.join(1.0)
 
 
-def _run_pool(todo, workers, record, failed, suite_ref) -> None:
-    """Grade in a pool of spawned processes; if a worker dies, the unfinished tasks get one more pool.
+def _run_pool(todo, workers, record, failed, suite_ref, run=None) -> None:
+    """Grade in a pool of spawned processes. If a worker dies, each task the pool had not finished is graded
+    again in a pool of its own, so that a submission that kills its worker (memory, a crash) takes no other
+    submission down with it: it alone gets "grader error".
 
     Workers die with this process (parent-death signal); on an exception here (GradingInterrupted, a grader
     fault) the pool is stopped before it propagates.
     """
+    run = run or _grade_task
+    for name, task in _pool_round(todo, workers, record, None, suite_ref, run):
+        _pool_round([(name, task)], 1, record, failed, suite_ref, run)
+
+
+def _pool_round(pending, workers, record, failed, suite_ref, run) -> list:
+    """One pool running ``run(task)`` for ``pending``; records each outcome. A task whose worker died is recorded
+    as ``failed`` when that is given, else returned (the list of such tasks)."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    pending = list(todo)
-    for attempt in range(2):
-        lost, futures = [], {}
-        pool = ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=mp.get_context("spawn"),
-                                   initializer=_pool_worker_init, initargs=(suite_ref, os.getpid()))
-        try:
-            futures = {pool.submit(_grade_task, task): (name, task) for name, task in pending}
-            for fut in as_completed(futures):
-                name, task = futures[fut]
-                try:
-                    outcome = fut.result()
-                except Exception as exc:      # BrokenProcessPool: a worker died with this task
-                    if attempt == 0:
-                        lost.append((name, task))
-                        continue
-                    outcome = failed(name, task, exc)
-                record(name, outcome)
-        except BaseException:
-            _stop_pool(pool, futures)
-            raise
-        pool.shutdown(wait=True)
-        if not lost:
-            return
-        pending = lost
+    lost, futures = [], {}
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(pending)), mp_context=mp.get_context("spawn"),
+                               initializer=_pool_worker_init, initargs=(suite_ref, os.getpid()))
+    try:
+        futures = {pool.submit(run, task): (name, task) for name, task in pending}
+        for fut in as_completed(futures):
+            name, task = futures[fut]
+            try:
+                outcome = fut.result()
+            except Exception as exc:      # BrokenProcessPool: a worker died with this task
+                if failed is None:
+                    lost.append((name, task))
+                    continue
+                outcome = failed(name, task, exc)
+            record(name, outcome)
+    except BaseException:
+        _stop_pool(pool, futures)
+        raise
+    pool.shutdown(wait=True)
+    return lost
 
 
 # ---------------------------------------------------------------------- Dask

@@ -27,26 +27,59 @@ from pathlib import Path
 #: CPython's AST constructor is not safe when two threads build trees at once ("AST constructor recursion
 #: depth mismatch", seen with a Dask worker grading in several threads): one parse at a time.
 _AST_LOCK = threading.RLock()
-#: The deepest syntax tree the check walks (its visitor recurses; a person writes trees a few dozen deep).
-_MAX_TREE_DEPTH = 400
+#: The deepest syntax tree the check walks: its visitor takes about three stack frames per level, and Python
+#: allows a thousand. A person writes trees a few dozen deep.
+_MAX_TREE_DEPTH = 250
+#: The longest dotted name the check keeps (``course_lib.mixture.GaussianMixture`` is 34 characters): a
+#: longer one stands for everything below its top module, so that an alias of a name half a million
+#: characters long, used a hundred thousand times, cannot make the check build that name each time.
+_MAX_NAME = 256
+
+
+class _TooDeep(RecursionError):
+    """A syntax tree deeper than :data:`_MAX_TREE_DEPTH` (``tree``): Python runs it, the check does not walk it."""
+
+    def __init__(self, tree: ast.Module):
+        super().__init__("syntax tree too deep")
+        self.tree = tree
 
 
 def _depth_ok(tree) -> None:
-    """RecursionError when ``tree`` is deeper than :data:`_MAX_TREE_DEPTH` (checked without recursion)."""
+    """:class:`_TooDeep` when ``tree`` is deeper than :data:`_MAX_TREE_DEPTH` (checked without recursion)."""
     stack = [(tree, 1)]
     while stack:
         node, depth = stack.pop()
         if depth > _MAX_TREE_DEPTH:
-            raise RecursionError("syntax tree too deep")
+            raise _TooDeep(tree)
         stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
 
 
 def _parse(source: str) -> ast.Module:
-    """``ast.parse``, one at a time; RecursionError or MemoryError for code nested too deeply to walk."""
+    """``ast.parse``, one at a time; RecursionError or MemoryError for code nested too deeply for Python to
+    read, :class:`_TooDeep` (a RecursionError) for code Python reads but the check does not walk."""
     with _AST_LOCK:
         tree = ast.parse(source)
     _depth_ok(tree)
     return tree
+
+
+def _bounded(name: str) -> str:
+    """``name`` when it is at most :data:`_MAX_NAME` long, else everything below its top module (``top.?``, or
+    ``?`` when the top module's name is that long itself): failing closed."""
+    if len(name) <= _MAX_NAME:
+        return name
+    top = name[:_MAX_NAME + 1].partition(".")[0]
+    return f"{top}.{DYNAMIC}" if len(top) <= _MAX_NAME and top != DYNAMIC else DYNAMIC
+
+
+def _join(base: str, *parts: str) -> str:
+    """The name ``base.part…``, bounded without building it longer than :data:`_MAX_NAME`; below a name that
+    stands for everything under it (``?``, ``top.?``) is that name itself."""
+    if base == DYNAMIC or base.endswith("." + DYNAMIC):
+        return base
+    if len(base) + sum(len(p) + 1 for p in parts) > _MAX_NAME:
+        return f"{base.partition('.')[0]}.{DYNAMIC}"
+    return ".".join([base, *parts])
 
 
 __all__ = ["FunctionInfo", "Violation", "StaticReport", "check_notebook", "check_submission", "cell_sources",
@@ -83,6 +116,9 @@ class Violation:
     @property
     def message(self) -> str:
         where = f"cell {self.cell + 1}, line {self.line}"
+        if self.used == TOO_DEEP:
+            return (f"{where}: the code is nested too deeply for the grader to check it against what this "
+                    f"assignment does not allow (no {self.forbidden}); write it with fewer nested levels")
         if self.used == DYNAMIC:
             return (f"{where} imports or runs code named at run time (a computed __import__, import_module, "
                     f"exec or eval), so the grader cannot check it against what this assignment does not allow "
@@ -216,6 +252,9 @@ def _is_stub(node) -> bool:
 #: ``?`` (a computed import, ``exec``/``eval`` of a computed string) every forbidden name. Failing closed:
 #: a graded function may not reach a forbidden module by a name built at run time.
 DYNAMIC = "?"
+#: What a cell's code uses when it is nested too deeply for the check to walk (Python still runs it): every
+#: forbidden name, at the top level (it could bind a name any function uses).
+TOO_DEEP = "?deep"
 _DYNAMIC_CALLS = ("getattr", "vars")
 _EXEC_CALLS = ("exec", "eval", "compile")
 
@@ -229,23 +268,25 @@ class _Uses(ast.NodeVisitor):
         self.found = []     # (dotted, line)
 
     def _resolve(self, node) -> str | None:
-        """The dotted name an expression stands for (``np.linalg`` -> ``numpy.linalg``), or None."""
+        """The dotted name an expression stands for (``np.linalg`` -> ``numpy.linalg``), or None; bounded (see
+        :func:`_bounded`), and never built longer than that."""
         chain = []
         while isinstance(node, ast.Attribute):
             chain.append(node.attr)
             node = node.value
         if isinstance(node, ast.Name) and node.id in self.aliases:
-            return ".".join([self.aliases[node.id], *reversed(chain)])
+            return _join(self.aliases[node.id], *reversed(chain))
         return None
 
     def visit_Import(self, node):
         for a in node.names:
-            self.found.append((a.name, node.lineno))
+            name = _bounded(a.name)
+            self.found.append((name, node.lineno))
             if a.asname:
-                self.aliases[a.asname] = a.name
+                self.aliases[a.asname] = name
             else:
-                top = a.name.split(".")[0]
-                self.aliases[top] = top
+                top = a.name.partition(".")[0]
+                self.aliases[top] = _bounded(top)
         self.generic_visit(node)
 
     def visit_ImportFrom(self, node):
@@ -253,7 +294,7 @@ class _Uses(ast.NodeVisitor):
             return
         mod = node.module or ""
         for a in node.names:
-            full = f"{mod}.{a.name}" if a.name != "*" else f"{mod}.*"
+            full = _bounded(f"{mod}.{a.name}") if a.name != "*" else _bounded(f"{mod}.*")
             self.found.append((full, node.lineno))
             if a.name != "*":
                 self.aliases[a.asname or a.name] = full
@@ -273,7 +314,7 @@ class _Uses(ast.NodeVisitor):
         first = node.args[0] if node.args else None
         constant = isinstance(first, ast.Constant) and isinstance(first.value, str)
         if name in ("__import__", "import_module") and first is not None:
-            self.found.append((first.value if constant else DYNAMIC, node.lineno))
+            self.found.append((_bounded(first.value) if constant else DYNAMIC, node.lineno))
         elif name in _EXEC_CALLS and isinstance(f, ast.Name) and first is not None:
             try:                                        # exec("import x"): the code it runs
                 code = _parse(first.value) if constant else None
@@ -290,16 +331,16 @@ class _Uses(ast.NodeVisitor):
             if target is not None:
                 key = node.args[1] if len(node.args) > 1 else None
                 if name == "getattr" and isinstance(key, ast.Constant) and isinstance(key.value, str):
-                    self.found.append((f"{target}.{key.value}", node.lineno))
+                    self.found.append((_join(target, key.value), node.lineno))
                 else:
-                    self.found.append((f"{target}.{DYNAMIC}", node.lineno))
+                    self.found.append((_join(target, DYNAMIC), node.lineno))
         self.generic_visit(node)
 
     def visit_Subscript(self, node):
         if self._resolve(node.value) == "sys.modules":      # sys.modules["a.b"] / sys.modules[computed]
             key = node.slice
             constant = isinstance(key, ast.Constant) and isinstance(key.value, str)
-            self.found.append((key.value if constant else DYNAMIC, node.lineno))
+            self.found.append((_bounded(key.value) if constant else DYNAMIC, node.lineno))
         self.generic_visit(node)
 
     def visit_Attribute(self, node):
@@ -312,7 +353,7 @@ class _Uses(ast.NodeVisitor):
 
 
 def _matches(used: str, forbidden: str) -> bool:
-    if used == DYNAMIC:       # a computed import, exec of a computed string: could be anything
+    if used in (DYNAMIC, TOO_DEEP):   # a computed import, exec of a computed string, code not walked: anything
         return True
     if used == forbidden or used.startswith(forbidden + "."):
         return True
@@ -355,9 +396,14 @@ def check_notebook(notebook, functions=(), forbidden=()) -> StaticReport:
             where = f" near `{text[:80]}`" if text else ""
             report.syntax_errors.append(f"cell {index + 1}, line {exc.lineno}: {exc.msg}{where}")
             continue
+        except _TooDeep as exc:                  # Python runs it; the check does not walk it: fail closed
+            tree = exc.tree
+            _record(report, forbidden, TOO_DEEP, index, 1, None)
         except (RecursionError, MemoryError):   # Python's parser gives up on code nested thousands deep
             report.syntax_errors.append(f"cell {index + 1}: its code is nested too deeply for Python to read")
             continue
+        else:
+            _walk(tree, index, uses, report, forbidden)
         for node in tree.body:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name in wanted:
                 args = tuple(a.arg for a in node.args.posonlyargs + node.args.args + node.args.kwonlyargs)
@@ -367,18 +413,32 @@ def check_notebook(notebook, functions=(), forbidden=()) -> StaticReport:
                     if isinstance(t, ast.Name) and t.id in wanted:
                         args = tuple(a.arg for a in node.value.args.args)
                         report.functions[t.id] = FunctionInfo(t.id, index, node.lineno, args, False)
-        for node in tree.body:
-            start = len(uses.found)
-            uses.visit(node)
-            scope = node.name if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and not any(
-                isinstance(n, (ast.Global, ast.Nonlocal)) for n in ast.walk(node)) else None
-            for used, line in uses.found[start:]:
-                report.used.append((used, index, line))
-                for f in forbidden:
-                    if _matches(used, f):
-                        report.violations.append(Violation(used, f, index, line, scope))
     report.missing = sorted(wanted - set(report.functions))
     return report
+
+
+def _record(report: StaticReport, forbidden, used: str, cell: int, line: int, scope: str | None) -> None:
+    report.used.append((used, cell, line))
+    for f in forbidden:
+        if _matches(used, f):
+            report.violations.append(Violation(used, f, cell, line, scope))
+
+
+def _walk(tree: ast.Module, cell: int, uses: _Uses, report: StaticReport, forbidden) -> None:
+    """The names each top-level statement of a cell uses, into ``report``; a statement whose walk runs out of
+    stack (``exec`` strings nested in deep code) uses everything (:data:`TOO_DEEP`), at the top level."""
+    for node in tree.body:
+        start = len(uses.found)
+        try:
+            uses.visit(node)
+        except RecursionError:
+            del uses.found[start:]
+            _record(report, forbidden, TOO_DEEP, cell, node.lineno, None)
+            continue
+        scope = node.name if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and not any(
+            isinstance(n, (ast.Global, ast.Nonlocal)) for n in ast.walk(node)) else None
+        for used, line in uses.found[start:]:
+            _record(report, forbidden, used, cell, line, scope)
 
 
 def check_submission(notebook, suite) -> StaticReport:

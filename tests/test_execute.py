@@ -122,6 +122,40 @@ def test_code_nested_too_deeply_is_one_line_not_a_grader_error(source):
     assert "sample_mean" in rep.functions and definitions_only(source) is None
 
 
+def test_an_alias_of_a_huge_name_used_many_times_costs_no_memory():
+    """An alias of a name half a million characters long, used 120,000 times, once made the check build that
+    name at every use: gigabytes in the grader's own process, which killed it. Names are bounded: past 256
+    characters a name stands for everything below its top module, so the check still fails closed."""
+    source = ("import numpy\ndef _unused():\n    a = numpy." + "y" * 100_000 + "\n    " + "a.b;" * 2_000 + "a.b\n"
+              "def sample_mean(X):\n    return X.mean(0)\n")
+    rep = check_notebook(_nb(source, "import numpy as np\nc = getattr(np, '" + "c" * 100_000 + "')"),
+                         ["sample_mean"], ["numpy.cov"])
+    assert max(len(used) for used, _, _ in rep.used) <= 300 and len(rep.used) > 2_000
+    assert {v.used for v in rep.violations} == {"numpy.?"} and all(len(v.message) < 400 for v in rep.violations)
+    assert "sample_mean" in rep.functions
+
+
+def test_code_too_deep_to_walk_fails_closed():
+    """Code Python runs but the check does not walk (an attribute chain 450 deep) uses every forbidden name, at
+    the top level: an alias it binds could reach any function. It once counted as a syntax error and was skipped,
+    so ``from numpy import cov as c`` there went unseen; 340 deep, the walk itself ran out of stack."""
+    deep = "from numpy import cov as c\n_z = None if True else a" + ".b" * 450 + "\n"
+    rep = check_notebook(_nb(deep, "def sample_mean(X):\n    return c(X)"), ["sample_mean"], ["numpy.cov"])
+    assert not rep.syntax_errors and [(v.used, v.function) for v in rep.violations] == [("?deep", None)]
+    assert "nested too deeply for the grader to check" in rep.violations[0].message
+    assert "sample_mean" in rep.functions
+
+
+def test_a_walk_that_runs_out_of_stack_fails_closed(monkeypatch):
+    """The walk recurses (exec strings in deep code add to its depth): a statement it cannot finish uses every
+    forbidden name, at the top level, instead of ending the check with a RecursionError."""
+    from autograder import static_check
+    monkeypatch.setattr(static_check, "_MAX_TREE_DEPTH", 100_000)
+    source = "def helper():\n    return a" + ".b" * 600 + "\ndef sample_mean(X):\n    return X.mean(0)"
+    rep = check_notebook(_nb(source), ["sample_mean"], ["numpy.cov"])
+    assert [(v.used, v.function, v.line) for v in rep.violations] == [("?deep", None, 1)]
+
+
 def test_static_check_of_a_suite_and_of_the_corpus():
     suite = _suite()
     rep = check_submission(REPO / suite.notebook, suite)

@@ -325,6 +325,35 @@ def test_code_in_an_older_notebook_format_cannot_pass_the_size_limit_unseen(tmp_
         assert sub.data is None and says in sub.problem and "\n" not in sub.problem, (name, sub.problem)
 
 
+def _exit_on_bomb(task):
+    """Runs in the grading pool's workers: the task "bomb" kills its worker, as a submission that exhausts the
+    grader's memory would; the others take a moment."""
+    if task == "bomb":
+        os._exit(3)
+    time.sleep(0.3)
+    return task
+
+
+def test_a_submission_that_kills_its_worker_costs_no_other_its_result():
+    """The tasks a dead worker's pool had not finished are graded again, each in a pool of its own: only the
+    submission that kills its worker gets "grader error" (a shared second pool once lost every one again)."""
+    got = {}
+    names = ["a", "bomb", "b", "c", "d", "e"]
+    grading._run_pool([(n, n) for n in names], 2, got.__setitem__,
+                      lambda name, task, exc: f"failed: {type(exc).__name__}", "fixture_hw", run=_exit_on_bomb)
+    assert got == {**{n: n for n in names}, "bomb": "failed: BrokenProcessPool"}, got
+
+
+def test_a_notebook_of_too_many_cells_is_one_line(tmp_path):
+    """240,000 empty cells (empty cells count nothing towards the code limits) cost the grader 2.2 GB."""
+    nb = nbformat.read(SUBS / "complete.ipynb", as_version=4)
+    nb.cells += [nbformat.v4.new_code_cell("") for _ in range(grading.MAX_CELLS)]
+    path = tmp_path / "cells.ipynb"
+    nbformat.write(nb, str(path))
+    sub = read_submission(path)
+    assert sub.data is None and f"{len(nb.cells)} cells, more than the {grading.MAX_CELLS}" in sub.problem
+
+
 def test_check_and_grade_give_the_same_line_for_a_bad_file(tmp_path, capsys):
     """A .py, an empty file, broken JSON...: `course check` prints the very line `course grade` records,
     and grading still writes a row for each (one bad file does not stop the batch)."""
