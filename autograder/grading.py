@@ -850,6 +850,12 @@ def grade_batch(items, suite_name, out_dir, workers: int = 1, scheduler: str | N
             elif sub.problem:
                 settled.append((name, {"results": report.error_results(
                     suite.name, name, sub.problem, {"submission_sha256": sub.sha256, "isolation": level})}))
+            elif _deaths(out_dir, name, sub.sha256) >= _MAX_DEATHS:
+                _grading_marker(out_dir, name).unlink(missing_ok=True)
+                settled.append((name, {"results": report.error_results(suite.name, name, (
+                    f"grader error: the grading process died {_MAX_DEATHS} times while it graded this notebook "
+                    f"(out of memory or a crash), so it is not graded again; delete the folder {name} in the "
+                    "results folder to try once more"), {"submission_sha256": sub.sha256, "isolation": level})}))
             else:
                 todo.append((name, (sub.data, name, suite_ref, submission_seeds(sub.data, salt))))
         with stop.writing():
@@ -899,14 +905,41 @@ def grade_batch(items, suite_name, out_dir, workers: int = 1, scheduler: str | N
                 _run_pool(todo, workers, record, failed, suite_ref)
             else:
                 for name, task in todo:
+                    # in this process: a submission that kills it would stop every rerun of the batch at the
+                    # same place, so a marker says which one it was (see _died_grading)
+                    marker, sha = _grading_marker(out_dir, name), hashlib.sha256(task[0]).hexdigest()
+                    marker.write_text(f"{sha} {_deaths(out_dir, name, sha) + 1}")
                     try:
                         outcome = _grade_task(task)
                     except Exception as exc:   # grade_one never raises; belt and braces
                         outcome = failed(name, task, exc)
+                    except BaseException:      # interrupted: graded again next time
+                        marker.unlink(missing_ok=True)
+                        raise
                     record(name, outcome)
+                    marker.unlink(missing_ok=True)
         finally:
             bar.close()
     return [done[name] for name in students if name in done]
+
+
+def _grading_marker(out_dir: Path, name: str) -> Path:
+    """The file that says ``name`` is being graded in the coordinating process (names have no dot)."""
+    return out_dir / f".{name}.grading"
+
+
+#: Runs that may die while grading one notebook in the coordinating process before it is recorded as a grader
+#: error (a run killed from outside, SIGKILL or a reboot, leaves the same marker as one the notebook killed).
+_MAX_DEATHS = 2
+
+
+def _deaths(out_dir: Path, name: str, sha256: str) -> int:
+    """How many earlier runs died while they graded this very notebook (the count its marker holds)."""
+    try:
+        sha, _, count = _grading_marker(out_dir, name).read_text().partition(" ")
+        return int(count) if sha == sha256 else 0
+    except (OSError, ValueError):
+        return 0
 
 
 def _stop_pool(pool, futures) -> None:

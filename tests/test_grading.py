@@ -1,6 +1,7 @@
 """Grading end to end: resume after SIGKILL, workers=2 and Dask (over TLS) give the same scores; seeds that
 nothing student-visible reveals; suites by registered name only; size limits; isolation levels; private folders."""
 import csv
+import hashlib
 import json
 import os
 import shutil
@@ -342,6 +343,30 @@ def test_a_submission_that_kills_its_worker_costs_no_other_its_result():
     grading._run_pool([(n, n) for n in names], 2, got.__setitem__,
                       lambda name, task, exc: f"failed: {type(exc).__name__}", "fixture_hw", run=_exit_on_bomb)
     assert got == {**{n: n for n in names}, "bomb": "failed: BrokenProcessPool"}, got
+
+
+def test_a_notebook_that_killed_the_grader_twice_gets_a_row_and_the_batch_goes_on(tmp_path, capsys):
+    """With one worker a notebook is graded in the grading process itself, so one that kills it (memory, a
+    crash) would stop every rerun of the batch at the same place. A marker counts the runs that died on it: after
+    one death it is graded again (the run may have been killed from outside); after two it gets a row saying so,
+    and the others are graded. A finished batch leaves no marker."""
+    out = tmp_path / "out"
+    out.mkdir(mode=0o700)
+    sha = hashlib.sha256((SUBS / "broken.ipynb").read_bytes()).hexdigest()
+    (out / ".broken.grading").write_text(f"{sha} 2")
+    (out / ".partial.grading").write_text(f"{hashlib.sha256((SUBS / 'partial.ipynb').read_bytes()).hexdigest()} 1")
+    argv = ["grade", str(SUBS / "partial.ipynb"), str(SUBS / "broken.ipynb"), "--assignment", "fixture_hw",
+            "--out", str(out)]
+    assert cli.main(argv) == 0
+    capsys.readouterr()
+    assert _scores(out) == {"partial": EXPECTED["partial"], "broken": 0.0}
+    reason = json.loads((out / "broken" / "results.json").read_text())["extra_data"]["reason"]
+    assert "died 2 times while it graded this notebook" in reason and "delete the folder broken" in reason
+    assert not list(out.glob(".*.grading"))
+    shutil.rmtree(out / "broken")                        # as the row says: graded once more
+    assert cli.main(argv) == 0
+    capsys.readouterr()
+    assert _scores(out) == {"partial": EXPECTED["partial"], "broken": EXPECTED["broken"]}
 
 
 def test_a_notebook_of_too_many_cells_is_one_line(tmp_path):
