@@ -264,6 +264,10 @@ MAX_CODE_CHARS = 1_000_000
 #: becomes a call some forty characters long, so a million characters of ``!a`` lines would be read as
 #: fourteen million characters of Python. A course's notebooks hold a handful.
 MAX_ESCAPE_LINES = 5_000
+#: The most work IPython's translation of a notebook may take, in characters re-read: it reads a whole cell again
+#: for each line of IPython syntax in it (the static check translates a cell line by line past 2 million, but
+#: fifty cells just under that took minutes). A course's notebooks need some ten thousand.
+MAX_ESCAPE_WORK = 4_000_000
 #: The most cells a notebook may have: each costs the grader (and papermill) some kilobytes and time, even
 #: empty, and empty cells count nothing towards the limits above. A course's notebooks have about a hundred.
 MAX_CELLS = 2_000
@@ -312,12 +316,18 @@ def parse_notebook(data: bytes) -> tuple[dict | None, str | None]:
         return None, (f"the notebook's code cells hold {code / 1e6:.1f} million characters, more than the "
                       f"{MAX_CODE_CHARS / 1e6:g} million the grader reads: keep data out of the code (load it "
                       f"from a file) and remove generated code")
-    from autograder.static_check import escape_lines
-    escapes = sum(escape_lines(_code_source(c)) for c in nb["cells"])
+    from autograder.static_check import escape_lines, translation_work
+    sources = [_code_source(c) for c in nb["cells"]]
+    per_cell = [escape_lines(src) for src in sources]
+    escapes = sum(per_cell)
     if escapes > MAX_ESCAPE_LINES:
         return None, (f"the notebook's code cells hold {escapes} lines of IPython syntax (starting with !, %, ?, "
                       f"',', ';' or '/', or ending with ?), more than the {MAX_ESCAPE_LINES} the grader reads: "
                       f"write such commands as Python")
+    if sum(translation_work(src, n) for n, src in zip(per_cell, sources)) > MAX_ESCAPE_WORK:
+        return None, ("the notebook's lines of IPython syntax (starting with !, %, ?, ',', ';' or '/', or ending "
+                      "with ?) sit in long cells, and reading them would take the grader minutes: move them into "
+                      "short cells of their own, or write them as Python")
     return nb, None
 
 

@@ -206,6 +206,13 @@ def escape_lines(source: str) -> int:
     return len(_ESCAPE_LINE.findall(source))
 
 
+def translation_work(source: str, escapes: int) -> int:
+    """About how many characters :func:`_to_python` re-reads to translate ``source`` holding ``escapes`` escape
+    lines: the whole cell once per escape, or, past :data:`_ESCAPE_WORK`, each line once."""
+    work = escapes * len(source)
+    return work if work <= _ESCAPE_WORK else len(source)
+
+
 def _transform(source: str) -> str:
     from IPython.core.inputtransformer2 import TransformerManager
     return TransformerManager().transform_cell(source)

@@ -305,6 +305,12 @@ def test_a_notebook_full_of_magics_is_read_in_linear_time(tmp_path, escape):
     fine = tmp_path / "fine.ipynb"
     fine.write_text(json.dumps(_magic_heavy(grading.MAX_ESCAPE_LINES - 10, 0, escape)))
     assert read_submission(fine).problem is None
+    # fifty cells, each just under the size where the check translates line by line, took minutes
+    spread = _magic_heavy(100, 60, escape)
+    spread["cells"] += [dict(spread["cells"][2], id=f"c{i}") for i in range(49)]
+    (tmp_path / "spread.ipynb").write_text(json.dumps(spread))
+    sub = read_submission(tmp_path / "spread.ipynb")
+    assert sub.data is None and "would take the grader minutes" in sub.problem, sub.problem
 
 
 def test_code_in_an_older_notebook_format_cannot_pass_the_size_limit_unseen(tmp_path):
