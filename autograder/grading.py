@@ -311,13 +311,13 @@ def parse_notebook(data: bytes) -> tuple[dict | None, str | None]:
     if len(nb["cells"]) > MAX_CELLS:
         return None, (f"the notebook has {len(nb['cells'])} cells, more than the {MAX_CELLS} the grader reads: "
                       f"merge cells and delete empty ones")
-    code = sum(len(_code_source(c)) for c in nb["cells"])
+    sources = [_code_source(c) for c in nb["cells"]]
+    code = sum(len(src) for src in sources)
     if code > MAX_CODE_CHARS:
         return None, (f"the notebook's code cells hold {code / 1e6:.1f} million characters, more than the "
                       f"{MAX_CODE_CHARS / 1e6:g} million the grader reads: keep data out of the code (load it "
                       f"from a file) and remove generated code")
     from autograder.static_check import escape_lines, translation_work
-    sources = [_code_source(c) for c in nb["cells"]]
     per_cell = [escape_lines(src) for src in sources]
     escapes = sum(per_cell)
     if escapes > MAX_ESCAPE_LINES:
@@ -916,7 +916,7 @@ def grade_batch(items, suite_name, out_dir, workers: int = 1, scheduler: str | N
             else:
                 for name, task in todo:
                     # in this process: a submission that kills it would stop every rerun of the batch at the
-                    # same place, so a marker says which one it was (see _died_grading)
+                    # same place, so a marker says which one it was (see _deaths)
                     marker, sha = _grading_marker(out_dir, name), hashlib.sha256(task[0]).hexdigest()
                     marker.write_text(f"{sha} {_deaths(out_dir, name, sha) + 1}")
                     try:
