@@ -3,18 +3,21 @@ it uses, and which cells do not parse.
 
 The check is on the code's syntax tree (``ast``), after IPython's own translation of magics
 (``%matplotlib``, ``!pip``) into Python, so it sees what the kernel would run. It never executes anything.
-It fails closed on the dynamic tricks it can see (below), but not on every one (an importer fetched from the
-builtins under a computed key): the sandbox's runtime is what holds, with no course_lib estimators, no
-scikit-learn or SciPy, and ``torch.distributions`` a stub.
+It fails closed on every dynamic trick it can see (below), but one route stays open on purpose: ``getattr``
+with a computed name on an object that is not a module (students write ``getattr(model, name)``; a builtin's
+``__self__`` reached that way is the builtins module). The sandbox's runtime is what holds there, with no
+course_lib estimators, no scikit-learn or SciPy, and ``torch.distributions`` a stub.
 
 A name is *used* when it is imported (``import a.b``, ``from a import b`` → ``a.b``), imported by a call with
 a constant string (``__import__("a")``, ``importlib.import_module("a.b")``, ``sys.modules["a"]``, code in
 ``exec("...")``), or reached as an attribute of an imported module or of a name assigned from one
 (``import numpy as np`` ... ``np.cov`` → ``numpy.cov``; ``getattr(np, "cov")`` too). A name computed at run
 time counts as every name it could reach (:data:`DYNAMIC`): ``getattr(torch, "distri" + "butions")`` uses
-whatever ``torch`` forbids below it. A used name ``U`` matches a
-forbidden name ``F`` when ``U == F`` or ``U`` lies below ``F`` (``sklearn.mixture`` below ``sklearn``), or
-when ``U`` is a star import of a package containing ``F``.
+whatever ``torch`` forbids below it, and so does ``torch`` handed on as a value (``f(torch)``). An importer or
+the builtins used other than by a call the check reads (``f = __import__``, ``globals()``, ``len.__self__``,
+``importlib.util``, ``%run``) counts as every forbidden name; the code in ``%time``/``%%capture``-style magics
+is read like a cell's. A used name ``U`` matches a forbidden name ``F`` when ``U == F`` or ``U`` lies below
+``F`` (``sklearn.mixture`` below ``sklearn``), or when ``U`` is a star import of a package containing ``F``.
 """
 from __future__ import annotations
 
@@ -120,12 +123,13 @@ class Violation:
             return (f"{where}: the code is nested too deeply for the grader to check it against what this "
                     f"assignment does not allow (no {self.forbidden}); write it with fewer nested levels")
         if self.used == DYNAMIC:
-            return (f"{where} imports or runs code named at run time (a computed __import__, import_module, "
-                    f"exec or eval), so the grader cannot check it against what this assignment does not allow "
-                    f"(no {self.forbidden}); write the import out")
+            return (f"{where} imports or runs code the grader cannot read (a computed __import__, import_module, "
+                    f"exec or eval, an importer or the builtins used as a value, a magic such as %run), so it "
+                    f"cannot check it against what this assignment does not allow (no {self.forbidden}); "
+                    f"write the import out")
         if self.used.endswith("." + DYNAMIC):
-            return (f"{where} reaches into {self.used[:-2]} by a name computed at run time (getattr, vars or "
-                    f"__dict__), so the grader cannot check it against what this assignment does not allow "
+            return (f"{where} reaches into {self.used[:-2]} by a name computed at run time (getattr, vars, "
+                    f"__dict__, or the module handed on as a value), so the grader cannot check it against what this assignment does not allow "
                     f"(no {self.forbidden}); write the name out")
         return (f"{where} uses {self.used}, which this assignment does not allow (no {self.forbidden})")
 
@@ -255,15 +259,49 @@ def _is_stub(node) -> bool:
 
 
 #: What a name becomes when the check cannot tell what it reaches: ``M.?`` (a computed attribute of module
-#: ``M``: ``getattr(M, name)``, ``vars(M)``, ``M.__dict__``) matches every forbidden name below ``M``, and
-#: ``?`` (a computed import, ``exec``/``eval`` of a computed string) every forbidden name. Failing closed:
-#: a graded function may not reach a forbidden module by a name built at run time.
+#: ``M``: ``getattr(M, name)``, ``vars(M)``, ``M.__dict__``, or ``M`` handed to code as a value) matches every
+#: forbidden name below ``M``, and ``?`` (a computed import, ``exec``/``eval`` of a computed string, an importer
+#: used other than by a call the check reads) every forbidden name. Failing closed: a graded function may not
+#: reach a forbidden module by a name built at run time.
 DYNAMIC = "?"
 #: What a cell's code uses when it is nested too deeply for the check to walk (Python still runs it): every
 #: forbidden name, at the top level (it could bind a name any function uses).
 TOO_DEEP = "?deep"
-_DYNAMIC_CALLS = ("getattr", "vars")
-_EXEC_CALLS = ("exec", "eval", "compile")
+#: The builtins that import, run code given as data, or hand out a namespace holding the importer, as the check
+#: names them (``builtins.exec``). Called as the check can read (``__import__("a")``, ``exec("import a")``,
+#: ``getattr(np, "cov")``) they are followed; used any other way (``f = exec`` passed on, ``globals()``) they
+#: are :data:`DYNAMIC`. ``get_ipython`` is the kernel's: the magics it runs are read (:meth:`_Uses._ipython`).
+_BUILTINS = frozenset({"__import__", "exec", "eval", "compile", "getattr", "vars", "globals", "locals", "breakpoint",
+                       "__builtins__", "__loader__", "__spec__", "get_ipython"})
+_IMPORT_CALLS = ("builtins.__import__", "importlib.import_module", "importlib.__import__")
+_EXEC_CALLS = ("builtins.exec", "builtins.eval", "builtins.compile")
+_DYNAMIC_CALLS = ("builtins.getattr", "builtins.vars")
+#: Modules (and attributes of ``sys``) that reach any module by a name given as data: any use of a name below
+#: one of them, other than the calls above, is :data:`DYNAMIC`, also as an attribute of another module
+#: (``os.sys.modules``). Importing one is not a use.
+_IMPORTERS = ("builtins", "importlib", "pkgutil", "runpy", "imp", "zipimport", "sys.modules", "sys.meta_path",
+              "sys.path_hooks", "sys._getframe", "gc")
+#: Attributes that lead from any object to the builtins, a module's globals or every class loaded (a
+#: function's ``__globals__``, a builtin's ``__self__``, a frame's ``f_globals``, ``object.__subclasses__()``):
+#: used on anything, by name or as a constant key, they are :data:`DYNAMIC`. What stays open is ``getattr``
+#: with a computed name on an object that is not a module (students write ``getattr(model, name)``): the
+#: sandbox's runtime, which lacks the forbidden modules, is what holds there.
+_ESCAPES = frozenset({"__builtins__", "__import__", "__globals__", "__self__", "__subclasses__", "__getattribute__",
+                      "__loader__", "__spec__", "__reduce__", "__reduce_ex__", "f_globals", "f_builtins", "f_locals",
+                      "f_back", "gi_frame", "cr_frame", "ag_frame", "tb_frame"})
+#: IPython magics (``%name`` / ``%%name``, as ``get_ipython().run_line_magic`` / ``run_cell_magic``), by what
+#: they run. Code (:func:`_magic_code`): Python read like a cell's. Imports: the line names modules
+#: (``%load_ext m``). Inert: no Python of the notebook's and no import. Any other magic (``%run``, ``%store``,
+#: an extension's) is :data:`DYNAMIC`.
+_CODE_MAGICS = ("time", "timeit", "prun", "capture")
+_IMPORT_MAGICS = ("load_ext", "aimport", "reload_ext")
+_INERT_MAGICS = frozenset({
+    "matplotlib", "config", "precision", "pwd", "ls", "who", "whos", "who_ls", "xmode", "pinfo", "pinfo2",
+    "pdoc", "pdef", "psearch", "autoreload", "reset", "history", "pprint", "colors", "automagic", "pip", "conda",
+    "lsmagic", "magic", "quickref", "env", "writefile", "html", "markdown", "latex", "svg", "javascript", "js",
+    "bash", "sh", "script", "system", "sx", "sc", "python", "python3", "perl", "ruby"})
+#: How deep the check reads code inside code (``exec`` strings, magics' bodies): each level is read again.
+_MAX_NESTED = 2
 
 
 class _Uses(ast.NodeVisitor):
@@ -273,17 +311,49 @@ class _Uses(ast.NodeVisitor):
     def __init__(self):
         self.aliases = {}   # local name -> dotted module/attribute name
         self.found = []     # (dotted, line)
+        self.nested = 0     # levels of code read from strings (exec, magics)
 
     def _resolve(self, node) -> str | None:
-        """The dotted name an expression stands for (``np.linalg`` -> ``numpy.linalg``), or None; bounded (see
-        :func:`_bounded`), and never built longer than that."""
+        """The dotted name an expression stands for (``np.linalg`` -> ``numpy.linalg``, ``exec`` ->
+        ``builtins.exec``), or None; bounded (see :func:`_bounded`), and never built longer than that."""
         chain = []
         while isinstance(node, ast.Attribute):
             chain.append(node.attr)
             node = node.value
-        if isinstance(node, ast.Name) and node.id in self.aliases:
+        if not isinstance(node, ast.Name):
+            return None
+        if node.id in self.aliases:
             return _join(self.aliases[node.id], *reversed(chain))
+        if node.id in _BUILTINS:
+            return _join(f"builtins.{node.id}", *reversed(chain))
         return None
+
+    def _use(self, dotted: str, line: int) -> None:
+        """Record ``dotted`` as used, or :data:`DYNAMIC` when it lies below an importer (see :data:`_IMPORTERS`)."""
+        padded = f".{dotted}."                 # os.sys.modules is sys.modules too
+        if any(f".{m}." in padded for m in _IMPORTERS) or any(p in _ESCAPES for p in dotted.split(".")[1:]):
+            dotted = DYNAMIC
+        self.found.append((dotted, line))
+
+    def _read(self, code: str | None, line: int, magics: bool = False) -> None:
+        """Walk code given as a string (``exec``'s, a magic's); :data:`DYNAMIC` when it is not a constant, is
+        nested too deep, or is too deep to parse."""
+        tree = None
+        if code is not None and self.nested < _MAX_NESTED:
+            try:
+                tree = _parse(_to_python(code) if magics else code)
+            except SyntaxError:
+                tree = ast.Module(body=[], type_ignores=[])
+            except (RecursionError, MemoryError):   # too deep to read: as unreadable as a computed string
+                tree = None
+        if tree is None:
+            self.found.append((DYNAMIC, line))
+            return
+        self.nested += 1
+        try:
+            self.visit(tree)
+        finally:
+            self.nested -= 1
 
     def visit_Import(self, node):
         for a in node.names:
@@ -309,54 +379,135 @@ class _Uses(ast.NodeVisitor):
 
     def visit_Assign(self, node):
         target = self._resolve(node.value)     # t = torch; d = torch.distributions: t and d are aliases too
-        if target is not None:
+        if target is not None and all(isinstance(t, ast.Name) for t in node.targets):
             for t in node.targets:
-                if isinstance(t, ast.Name):
-                    self.aliases[t.id] = target
+                self.aliases[t.id] = target
+            if isinstance(node.value, ast.Name):   # an alias of a name: used where the alias is used
+                return
         self.generic_visit(node)
+
+    def visit_Name(self, node):
+        dotted = self._resolve(node)      # a module or an importer as a value: handed to code the check can't follow
+        if dotted is not None and isinstance(node.ctx, ast.Load):
+            self._use(dotted if dotted.startswith("builtins.") else _join(dotted, DYNAMIC), node.lineno)
 
     def visit_Call(self, node):
         f = node.func
-        name = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else None
+        callee = self._resolve(f)
         first = node.args[0] if node.args else None
         constant = isinstance(first, ast.Constant) and isinstance(first.value, str)
-        if name in ("__import__", "import_module") and first is not None:
+        if callee in _IMPORT_CALLS and first is not None:
             self.found.append((_bounded(first.value) if constant else DYNAMIC, node.lineno))
-        elif name in _EXEC_CALLS and isinstance(f, ast.Name) and first is not None:
-            try:                                        # exec("import x"): the code it runs
-                code = _parse(first.value) if constant else None
-            except SyntaxError:
-                code = ast.Module(body=[], type_ignores=[])
-            except (RecursionError, MemoryError):      # too deep to read: as unreadable as a computed string
-                code = None
-            if code is None:
+        elif callee in _EXEC_CALLS and first is not None:
+            self._read(first.value if constant else None, node.lineno)
+        elif callee in _DYNAMIC_CALLS and first is not None:
+            key = node.args[1] if len(node.args) > 1 else None
+            named = callee == "builtins.getattr" and isinstance(key, ast.Constant) and isinstance(key.value, str)
+            if named and key.value in _ESCAPES:
                 self.found.append((DYNAMIC, node.lineno))
-            else:
-                self.visit(code)
-        elif name in _DYNAMIC_CALLS and isinstance(f, ast.Name) and first is not None:
             target = self._resolve(first)
             if target is not None:
-                key = node.args[1] if len(node.args) > 1 else None
-                if name == "getattr" and isinstance(key, ast.Constant) and isinstance(key.value, str):
-                    self.found.append((_join(target, key.value), node.lineno))
-                else:
-                    self.found.append((_join(target, DYNAMIC), node.lineno))
-        self.generic_visit(node)
+                self._use(_join(target, key.value if named else DYNAMIC), node.lineno)
+                if isinstance(first, ast.Name):   # the module read here is not handed on
+                    first = None
+            for arg in (node.args[1:] if first is None else node.args) + [k.value for k in node.keywords]:
+                self.visit(arg)
+            return
+        elif self._ipython(node):
+            return
+        elif callee in ("builtins.globals", "builtins.locals", "builtins.vars"):   # the namespace with the builtins
+            self.found.append((DYNAMIC, node.lineno))
+        elif isinstance(f, ast.Name):
+            if callee is not None:
+                self._use(callee, node.lineno)
+        else:
+            self.generic_visit(node)
+            return
+        for arg in node.args + [k.value for k in node.keywords]:   # the callee was read above: not a value
+            self.visit(arg)
+
+    def _ipython(self, node) -> bool:
+        """Read ``get_ipython().<method>(...)``, what IPython makes of ``!cmd`` and ``%magic`` (see
+        :data:`_CODE_MAGICS`); True when ``node`` is such a call (read, or :data:`DYNAMIC`)."""
+        f = node.func
+        if not (isinstance(f, ast.Attribute) and isinstance(f.value, ast.Call) and not f.value.args
+                and self._resolve(f.value.func) == "builtins.get_ipython"):
+            return False
+        args = [a.value if isinstance(a, ast.Constant) and isinstance(a.value, str) else None for a in node.args]
+        line = node.lineno
+        if f.attr in ("system", "getoutput") and args and args[0] is not None:    # !cmd: a shell, not Python
+            return True
+        if f.attr not in ("run_line_magic", "run_cell_magic") or len(args) < 2 or None in args or node.keywords:
+            self.found.append((DYNAMIC, line))
+            return True
+        name, text, body = args[0], args[1], (args[2] if len(args) > 2 else None)
+        if name in _INERT_MAGICS:
+            return True
+        if name in _IMPORT_MAGICS:
+            for module in text.split():
+                if not module.startswith("-"):
+                    self.found.append((_bounded(module), line))
+            return True
+        if name not in _CODE_MAGICS:
+            self.found.append((DYNAMIC, line))
+            return True
+        code = _magic_code(name, text, body)
+        if code is None:
+            self.found.append((DYNAMIC, line))
+            return True
+        for source in code:
+            self._read(source, line, magics=True)
+        return True
 
     def visit_Subscript(self, node):
+        key = node.slice
+        constant = isinstance(key, ast.Constant) and isinstance(key.value, str)
         if self._resolve(node.value) == "sys.modules":      # sys.modules["a.b"] / sys.modules[computed]
-            key = node.slice
-            constant = isinstance(key, ast.Constant) and isinstance(key.value, str)
             self.found.append((_bounded(key.value) if constant else DYNAMIC, node.lineno))
+            self.visit(key)
+            return
+        if constant and key.value in _ESCAPES:             # globals()["__builtins__"], f.__globals__[...]
+            self.found.append((DYNAMIC, node.lineno))
         self.generic_visit(node)
 
     def visit_Attribute(self, node):
         dotted = self._resolve(node)
         if dotted is not None:
             head, sep, _ = dotted.partition(".__dict__")
-            self.found.append((f"{head}.{DYNAMIC}" if sep else dotted, node.lineno))
+            self._use(f"{head}.{DYNAMIC}" if sep else dotted, node.lineno)
             return  # the inner attributes are prefixes of this one
+        if node.attr in _ESCAPES:
+            self.found.append((DYNAMIC, node.lineno))
         self.generic_visit(node)
+
+
+class _OptionParser:
+    """What IPython's option parser needs of a magic (its table of default options: none)."""
+    options_table: dict = {}
+
+
+def _magic_code(name: str, line: str, body: str | None) -> list | None:
+    """The Python a code magic runs (``%time``, ``%timeit``, ``%prun``, ``%%capture``): its line after
+    IPython's options, parsed by IPython's own parser with the options each magic takes, and its cell's body;
+    None when IPython would not read the line either."""
+    from IPython.core.error import UsageError
+    from IPython.core.magic import Magics
+    if name == "capture":                      # %%capture: the line names a variable
+        return [body] if body is not None else None
+    try:
+        if name == "timeit":                  # %%timeit: the line is the setup
+            _, stmt = Magics.parse_options(_OptionParser(), line, "n:r:tcp:qov:", posix=False, strict=False,
+                                           preserve_non_opts=True)
+        elif name == "prun":
+            _, stmt = Magics.parse_options(_OptionParser(), line, "D:l:rs:T:q", list_all=True, posix=False)
+        else:                                   # %time takes long options only (--no-raise-error)
+            words = line.split()
+            while words and words[0].startswith("--"):
+                words.pop(0)
+            stmt = " ".join(words) if words != line.split() else line
+    except (UsageError, ValueError):
+        return None
+    return [stmt] if body is None else [stmt, body]
 
 
 def _matches(used: str, forbidden: str) -> bool:

@@ -90,6 +90,71 @@ def test_static_check_fails_closed_on_names_computed_at_run_time(source, caught)
     assert all("\n" not in v.message and "write" in v.message or "uses" in v.message for v in rep.violations)
 
 
+_EVERY = {"sklearn", "torch.distributions", "numpy.cov"}
+
+
+@pytest.mark.parametrize("source, caught", [
+    # an importer under another name: followed where the check can read the call, else everything
+    ("f = __import__\nm = f('sklearn.mixture')", {"sklearn"}),
+    ("f = __import__\nm = f(name)", _EVERY),
+    ("e = exec\ne('import sklearn')", {"sklearn"}),
+    ("from importlib import import_module as im\nm = im('sklearn')", {"sklearn"}),
+    ("from importlib import import_module as im\nm = im(name)", _EVERY),
+    ("def f(load=__import__):\n    return load(name)", _EVERY),
+    ("loaders = [exec]", _EVERY),
+    ("import importlib\nmatch importlib:\n    case m:\n        m.import_module(name)", _EVERY),
+    # the importer fetched from the builtins, a namespace, a frame or a module's attributes
+    ("m = getattr(__builtins__, '__import__')(name)", _EVERY),
+    ("import builtins\nm = builtins.__dict__['__imp' + 'ort__'](name)", _EVERY),
+    ("m = globals()['__builtins__']", _EVERY),
+    ("m = vars()['x']", _EVERY),
+    ("f = len.__self__", _EVERY),
+    ("g = (lambda: 0).__globals__", _EVERY),
+    ("c = ().__class__.__base__.__subclasses__()", _EVERY),
+    ("c = getattr(object, '__subclasses__')()", _EVERY),
+    ("import sys\nm = sys.modules.get('sklearn')", _EVERY),
+    ("import os\nm = os.sys.modules['sklearn']", _EVERY),
+    ("import importlib.util\ns = importlib.util.find_spec(name)", _EVERY),
+    ("import pkgutil\nf = pkgutil.resolve_name(name)", _EVERY),
+    ("import torch\nm = torch.__spec__.loader", _EVERY),
+    # a module handed on as a value reaches anything below it
+    ("import torch\ndef f(m):\n    return m.distributions\nd = f(torch)", {"torch.distributions"}),
+    # the kernel's own entry points: code in magics is read, other uses of get_ipython are everything
+    ("get_ipython().run_cell('import sklearn')", _EVERY),
+    ("ip = get_ipython()", _EVERY),
+    ("%time import sklearn", {"sklearn"}),
+    ("%%time\nfrom sklearn import mixture", {"sklearn"}),
+    ("%timeit -n 1 -r 1 from sklearn import mixture", {"sklearn"}),
+    ("%%timeit from sklearn import mixture\npass", {"sklearn"}),
+    ("%%capture out\n%%time\nimport sklearn", {"sklearn"}),
+    ("%prun -l 3 import sklearn", {"sklearn"}),
+    ("%load_ext sklearn", {"sklearn"}),
+    ("%run helper.py", _EVERY),
+    ("%store -r x", _EVERY),
+    ("%%time\n%%time\n%%time\n%%time\nimport numpy", _EVERY),     # code nested too deep to read again
+])
+def test_static_check_fails_closed_on_importers_used_as_values(source, caught):
+    """Every way round the check the attack rounds found (an importer under another name, the builtins reached
+    through a namespace, a frame or a dunder, a module handed on as a value, code inside a magic) is caught:
+    by the name it reaches where the check can read it, else as every forbidden name."""
+    rep = check_notebook(_nb(source), [], sorted(_EVERY))
+    assert {v.forbidden for v in rep.violations} == caught, [v.message for v in rep.violations]
+    assert all("\n" not in v.message for v in rep.violations)
+
+
+def test_static_check_leaves_ordinary_notebook_code_alone():
+    """What students write beside the graded functions costs nothing: magics that run no notebook code, shell
+    lines, timing their own code, ``getattr`` on their own objects, ``model.eval()``, an alias of a module."""
+    source = ("%matplotlib inline\n%config InlineBackend.figure_format = 'retina'\n%load_ext autoreload\n"
+              "%autoreload 2\n!ls\nfiles = !ls\nimport numpy as np\nimport torch\nimport re\nt = torch\n"
+              "x = t.zeros(3)\nf = getattr(np, 'mean')\ng = getattr(model, name)\nmodel.eval()\nre.compile(p)\n"
+              "%time y = np.mean(x)\n%timeit -n 3 -r 1 np.mean(x)\nisinstance(x, torch.Tensor)\n"
+              "def train(model, X):\n    for name in ('fc1', 'fc2'):\n        getattr(model, name).reset_parameters()\n"
+              "    return model\n")
+    rep = check_notebook(_nb(source, "%%capture out\ny = np.mean(x)"), [], sorted(_EVERY))
+    assert not rep.violations and not rep.syntax_errors, [v.message for v in rep.violations]
+
+
 def test_a_forbidden_name_costs_every_function_that_can_reach_it():
     """Used inside a graded function's body it costs that function only; at the top level of any cell (even
     that function's own), in a helper, or in a function that declares globals, every function that forbids

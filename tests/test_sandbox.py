@@ -320,7 +320,7 @@ def test_runtime_lacks_the_reference_and_sklearn():
 def test_torch_distributions_is_a_stub_in_the_runtime(rundir):
     """torch imports torch.distributions itself, so the runtime keeps a stub in its place: torch, torch.nn
     and torch.optim work, and any name of torch.distributions fails with one line, however it is reached
-    (the static check cannot follow ``getattr(__builtins__, "__imp" + "ort__")``)."""
+    (this code also fails the static check; the runtime holds on its own)."""
     code = ("import torch, torch.nn, torch.optim\n"
             "m = torch.nn.Linear(3, 2)\n"
             "torch.optim.Adam(m.parameters(), lr=1e-3)\n"

@@ -72,11 +72,12 @@ def _wrong(right, args):
 
 
 def _builtin(name):
-    """A builtin found under a computed key. The static check fails closed on the imports and ``exec`` it can
-    read; these attacks go round it on purpose, since what they test is the sandbox (which lacks the
-    reference, scikit-learn and SciPy, and runs nothing outside), not the check."""
-    table = __builtins__ if isinstance(__builtins__, dict) else vars(__builtins__)
-    return table[name]
+    """A builtin found under a computed name. The static check fails closed on the imports, ``exec``, importers
+    and ways to the builtins it can read; these attacks go round it on purpose, by the one route it leaves open
+    (``getattr`` with a computed name on an object that is not a module: a builtin's ``__self__`` is the
+    builtins module), since what they test is the sandbox (which lacks the reference, scikit-learn and SciPy,
+    and runs nothing outside), not the check."""
+    return getattr(getattr(len, "__se" + "lf__"), name)
 
 
 def _import(name):
@@ -91,7 +92,7 @@ def _modules():
 
 def _once(key, make):
     """``make()``, computed once per process (a forked child computes it again)."""
-    store = globals().setdefault("_hostile_once", {})
+    store = _builtin("glob" + "als")().setdefault("_hostile_once", {})
     k = (key, os.getpid())
     if k not in store:
         store[k] = make()
@@ -100,7 +101,7 @@ def _once(key, make):
 
 def _loot(key, make):
     """``make()``, computed once and kept by forked children (what one process learnt, the next reuses)."""
-    store = globals().setdefault("_hostile_loot", {})
+    store = _builtin("glob" + "als")().setdefault("_hostile_loot", {})
     if key not in store:
         store[key] = make()
     return store[key]
@@ -371,7 +372,7 @@ def _try_source(source, name, sane, seconds=3.0):
     if pid == 0:
         ok = b"0"
         try:
-            scope = {"np": np}
+            scope = {"np": _import("numpy")}
             _builtin("ex" + "ec")(source, scope)
             ok = b"1" if sane(scope[name]) else b"0"
         except BaseException:
@@ -413,7 +414,7 @@ def _steal(name, sane, seconds):
                     continue
                 tried.add(src)
                 if _try_source(src, name, sane):
-                    globals().setdefault("_hostile_loot", {})["stolen"] = src
+                    _builtin("glob" + "als")().setdefault("_hostile_loot", {})["stolen"] = src
                     return src
         time.sleep(0.5)
     return None
@@ -422,11 +423,11 @@ def _steal(name, sane, seconds):
 def attack_other_run(right, *args):
     """Find another submission's run (grading with several workers), take its function, run it."""
     name = _baked()["function"]
-    loot = globals().setdefault("_hostile_loot", {})
+    loot = _builtin("glob" + "als")().setdefault("_hostile_loot", {})
     source = loot.get("stolen") or _once("steal", lambda: _steal(name, _sane_missing_e_step, 15.0))
     if source is None:
         return _wrong(right, args)
-    scope = {"np": np}
+    scope = {"np": _import("numpy")}
     _builtin("ex" + "ec")(source, scope)
     return scope[name](*args)
 
@@ -447,9 +448,10 @@ def attack_decoy_course(right, X, resp, weights, means, covs):
         if path is None:
             return None
         alias = f"_copy_{abs(hash(path)) & 0xFFFFFF:x}"
-        spec = importlib.util.spec_from_file_location(alias, os.path.join(path, "__init__.py"),
-                                                      submodule_search_locations=[path])
-        module = importlib.util.module_from_spec(spec)
+        util = _import("importlib" + ".util")
+        spec = util.spec_from_file_location(alias, os.path.join(path, "__init__.py"),
+                                            submodule_search_locations=[path])
+        module = util.module_from_spec(spec)
         _modules()[alias] = module
         spec.loader.exec_module(module)
         return _import(alias + ".elbo"), _import(alias + "._gaussian")
@@ -779,7 +781,7 @@ def _tamper(kind):
     """Replace this function's output files under the working folder: zips by bombs, or JSON by JSON
     nested 200,000 deep. Returns how many files were replaced."""
     name = _baked()["function"]
-    done = globals().setdefault("_hostile_tampered", set())
+    done = _builtin("glob" + "als")().setdefault("_hostile_tampered", set())
     count = 0
     for path, is_dir in _walk([os.getcwd()], 3, 1.0):
         base = os.path.basename(path)
@@ -981,7 +983,7 @@ def attack_hidden_inputs_leak(right, X, resp, weights, means, covs):
     """Carry a hidden case's inputs into a visible case's error message (a global, files, and the record of
     a later function's visible case, rewritten in place); a hidden case's own error message carries them too."""
     X = np.asarray(X, dtype=float)
-    store = globals().setdefault("_hostile_hidden_inputs", [])
+    store = _builtin("glob" + "als")().setdefault("_hostile_hidden_inputs", [])
     if X.shape[1] != 2:                          # the hidden cases are the larger ones
         text = "HIDDEN-INPUTS " + " ".join(f"{v:.6g}" for v in X.ravel()[:8])
         store.append(text)
