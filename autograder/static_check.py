@@ -6,7 +6,9 @@ The check is on the code's syntax tree (``ast``), after IPython's own translatio
 It fails closed on every dynamic trick it can see (below), but one route stays open on purpose: ``getattr``
 with a computed name on an object that is not a module (students write ``getattr(model, name)``; a builtin's
 ``__self__`` reached that way is the builtins module). The sandbox's runtime is what holds there, with no
-course_lib estimators, no scikit-learn or SciPy, and ``torch.distributions`` a stub.
+course_lib estimators, no scikit-learn or SciPy, and ``torch.distributions`` a stub. Neither sees code the
+notebook brings itself: a library's source pasted in, or packed into a string and run, is the student's code
+to any grader; telling it from their own work is a review for copying, not a check of names.
 
 A name is *used* when it is imported (``import a.b``, ``from a import b`` → ``a.b``), imported by a call with
 a constant string (``__import__("a")``, ``importlib.import_module("a.b")``, ``sys.modules["a"]``, code in
@@ -231,12 +233,24 @@ def _to_python(source) -> str:
         source = "".join(source)
     try:
         escapes = escape_lines(source)
-        if escapes * len(source) <= _ESCAPE_WORK or source.lstrip().startswith("%%"):
+        if escapes * len(source) <= _ESCAPE_WORK or _is_cell_magic(source):
             return _transform(source)
         return "".join(_transform(line) if _ESCAPE_LINE.search(line) else line
                        for line in source.splitlines(keepends=True))
     except Exception:  # IPython missing or confused: fall back to the raw text
         return source
+
+
+def _is_cell_magic(source: str) -> bool:
+    """Whether IPython reads ``source`` as one cell magic (``%%name`` first, after its own clean-up of leading
+    blank lines, indentation and prompts): translated in one pass, the body left as a string. Its own test,
+    not ``str.lstrip``: a no-break space before ``%%`` is stripped by one and not by the other, and a cell
+    taken for a cell magic that is not one costs IPython a pass over the cell per escape line."""
+    from IPython.core.inputtransformer2 import TransformerManager
+    lines = (source if source.endswith("\n") else source + "\n").splitlines(keepends=True)
+    for transform in TransformerManager().cleanup_transforms:
+        lines = transform(lines)
+    return bool(lines) and lines[0].startswith("%%") and not re.match(r"%%\w+\?", lines[0])
 
 
 def _is_stub(node) -> bool:
@@ -280,7 +294,7 @@ _DYNAMIC_CALLS = ("builtins.getattr", "builtins.vars")
 #: one of them, other than the calls above, is :data:`DYNAMIC`, also as an attribute of another module
 #: (``os.sys.modules``). Importing one is not a use.
 _IMPORTERS = ("builtins", "importlib", "pkgutil", "runpy", "imp", "zipimport", "sys.modules", "sys.meta_path",
-              "sys.path_hooks", "sys._getframe", "gc")
+              "sys.path_hooks", "sys._getframe", "gc.get_objects", "gc.get_referents", "gc.get_referrers")
 #: Attributes that lead from any object to the builtins, a module's globals or every class loaded (a
 #: function's ``__globals__``, a builtin's ``__self__``, a frame's ``f_globals``, ``object.__subclasses__()``):
 #: used on anything, by name or as a constant key, they are :data:`DYNAMIC`. What stays open is ``getattr``
@@ -293,15 +307,25 @@ _ESCAPES = frozenset({"__builtins__", "__import__", "__globals__", "__self__", "
 #: they run. Code (:func:`_magic_code`): Python read like a cell's. Imports: the line names modules
 #: (``%load_ext m``). Inert: no Python of the notebook's and no import. Any other magic (``%run``, ``%store``,
 #: an extension's) is :data:`DYNAMIC`.
-_CODE_MAGICS = ("time", "timeit", "prun", "capture")
-_IMPORT_MAGICS = ("load_ext", "aimport", "reload_ext")
+_CODE_MAGICS = ("time", "timeit", "prun", "capture", "debug", "writefile", "file")
+_IMPORT_MAGICS = {"load_ext": None, "aimport": None, "reload_ext": None, "pylab": ("pylab.*", "numpy.*")}
 _INERT_MAGICS = frozenset({
-    "matplotlib", "config", "precision", "pwd", "ls", "who", "whos", "who_ls", "xmode", "pinfo", "pinfo2",
-    "pdoc", "pdef", "psearch", "autoreload", "reset", "history", "pprint", "colors", "automagic", "pip", "conda",
-    "lsmagic", "magic", "quickref", "env", "writefile", "html", "markdown", "latex", "svg", "javascript", "js",
-    "bash", "sh", "script", "system", "sx", "sc", "python", "python3", "perl", "ruby"})
+    "matplotlib", "config", "precision", "pwd", "cd", "who", "whos", "who_ls", "xmode", "pinfo", "pinfo2", "pdoc",
+    "pdef", "psearch", "autoreload", "reset", "history", "pprint", "colors", "automagic", "pip", "conda", "lsmagic",
+    "magic", "quickref", "env", "set_env", "pdb", "tb", "autosave", "tensorboard", "html", "markdown", "latex",
+    "svg", "javascript", "js", "bash", "sh", "script", "system", "sx", "sc", "python", "python3", "perl", "ruby",
+    "cat", "cp", "ldir", "less", "lf", "lk", "ll", "ls", "lx", "man", "mkdir", "more", "mv", "rm", "rmdir", "clear"})
+#: The most options the check hands to IPython's option parser (``getopt``, quadratic in their number).
+_MAX_OPTIONS = 32
 #: How deep the check reads code inside code (``exec`` strings, magics' bodies): each level is read again.
 _MAX_NESTED = 2
+
+
+def _importer(dotted: str) -> bool:
+    """Whether a dotted name lies below an importer (:data:`_IMPORTERS`, also as another module's attribute:
+    ``os.sys.modules``) or passes through an attribute that leads to the builtins (:data:`_ESCAPES`)."""
+    padded = f".{dotted}."
+    return any(f".{m}." in padded for m in _IMPORTERS) or any(p in _ESCAPES for p in dotted.split(".")[1:])
 
 
 class _Uses(ast.NodeVisitor):
@@ -320,6 +344,12 @@ class _Uses(ast.NodeVisitor):
         while isinstance(node, ast.Attribute):
             chain.append(node.attr)
             node = node.value
+        if isinstance(node, ast.Call) and len(node.args) == 2 and not node.keywords:   # getattr(F, "torch").x
+            key = node.args[1]
+            if (isinstance(key, ast.Constant) and isinstance(key.value, str)
+                    and self._resolve(node.func) == "builtins.getattr"):
+                base = self._resolve(node.args[0])
+                return None if base is None else _join(base, key.value, *reversed(chain))
         if not isinstance(node, ast.Name):
             return None
         if node.id in self.aliases:
@@ -329,11 +359,8 @@ class _Uses(ast.NodeVisitor):
         return None
 
     def _use(self, dotted: str, line: int) -> None:
-        """Record ``dotted`` as used, or :data:`DYNAMIC` when it lies below an importer (see :data:`_IMPORTERS`)."""
-        padded = f".{dotted}."                 # os.sys.modules is sys.modules too
-        if any(f".{m}." in padded for m in _IMPORTERS) or any(p in _ESCAPES for p in dotted.split(".")[1:]):
-            dotted = DYNAMIC
-        self.found.append((dotted, line))
+        """Record ``dotted`` as used, or :data:`DYNAMIC` when it reaches an importer (:func:`_importer`)."""
+        self.found.append((DYNAMIC if _importer(dotted) else dotted, line))
 
     def _read(self, code: str | None, line: int, magics: bool = False) -> None:
         """Walk code given as a string (``exec``'s, a magic's); :data:`DYNAMIC` when it is not a constant, is
@@ -387,9 +414,9 @@ class _Uses(ast.NodeVisitor):
         self.generic_visit(node)
 
     def visit_Name(self, node):
-        dotted = self._resolve(node)      # a module or an importer as a value: handed to code the check can't follow
-        if dotted is not None and isinstance(node.ctx, ast.Load):
-            self._use(dotted if dotted.startswith("builtins.") else _join(dotted, DYNAMIC), node.lineno)
+        dotted = self._resolve(node)      # an importer as a value (f = exec handed on, match importlib: case m)
+        if dotted is not None and isinstance(node.ctx, ast.Load) and _importer(dotted):
+            self.found.append((DYNAMIC, node.lineno))
 
     def visit_Call(self, node):
         f = node.func
@@ -444,9 +471,8 @@ class _Uses(ast.NodeVisitor):
         if name in _INERT_MAGICS:
             return True
         if name in _IMPORT_MAGICS:
-            for module in text.split():
-                if not module.startswith("-"):
-                    self.found.append((_bounded(module), line))
+            for module in _IMPORT_MAGICS[name] or [w for w in text.split() if not w.startswith("-")]:
+                self.found.append((_bounded(module), line))
             return True
         if name not in _CODE_MAGICS:
             self.found.append((DYNAMIC, line))
@@ -487,23 +513,31 @@ class _OptionParser:
 
 
 def _magic_code(name: str, line: str, body: str | None) -> list | None:
-    """The Python a code magic runs (``%time``, ``%timeit``, ``%prun``, ``%%capture``): its line after
-    IPython's options, parsed by IPython's own parser with the options each magic takes, and its cell's body;
-    None when IPython would not read the line either."""
+    """The Python a code magic runs (``%time``, ``%timeit``, ``%prun``, ``%debug``, ``%%capture``, and the
+    file ``%%writefile`` writes, which the notebook may import): its line after IPython's options, parsed by
+    IPython's own parser with the options each magic takes, and its cell's body; None when IPython would not
+    read the line either, or when it holds more options than the check parses (:data:`_MAX_OPTIONS`)."""
     from IPython.core.error import UsageError
     from IPython.core.magic import Magics
-    if name == "capture":                      # %%capture: the line names a variable
+    if name in ("capture", "writefile", "file"):   # the line names a variable or a file; a .py file is imported
         return [body] if body is not None else None
+    if name in ("timeit", "prun") and sum(w.startswith("-") for w in line.split()) > _MAX_OPTIONS:
+        return None
     try:
         if name == "timeit":                  # %%timeit: the line is the setup
             _, stmt = Magics.parse_options(_OptionParser(), line, "n:r:tcp:qov:", posix=False, strict=False,
                                            preserve_non_opts=True)
         elif name == "prun":
             _, stmt = Magics.parse_options(_OptionParser(), line, "D:l:rs:T:q", list_all=True, posix=False)
-        else:                                   # %time takes long options only (--no-raise-error)
+        else:          # %time's one option (--no-raise-error, or a prefix), %debug's (--breakpoint/-b FILE:LINE)
             words = line.split()
-            while words and words[0].startswith("--"):
-                words.pop(0)
+            while words:
+                if name == "time" and len(words[0]) > 2 and "--no-raise-error".startswith(words[0]):
+                    del words[0]
+                elif name == "debug" and words[0] in ("-b", "--breakpoint"):
+                    del words[:2]
+                else:
+                    break
             stmt = " ".join(words) if words != line.split() else line
     except (UsageError, ValueError):
         return None
@@ -513,8 +547,8 @@ def _magic_code(name: str, line: str, body: str | None) -> list | None:
 def _matches(used: str, forbidden: str) -> bool:
     if used in (DYNAMIC, TOO_DEEP):   # a computed import, exec of a computed string, code not walked: anything
         return True
-    if used == forbidden or used.startswith(forbidden + "."):
-        return True
+    if used == forbidden or used.startswith(forbidden + ".") or f".{forbidden}." in f".{used}.":
+        return True       # torch.nn.functional.torch.distributions: a module's own import of another
     if used.endswith((".*", "." + DYNAMIC)):  # from package import *, getattr(package, name): anything below it
         pkg = used[:-2]
         return forbidden == pkg or forbidden.startswith(pkg + ".")

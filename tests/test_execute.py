@@ -117,8 +117,10 @@ _EVERY = {"sklearn", "torch.distributions", "numpy.cov"}
     ("import importlib.util\ns = importlib.util.find_spec(name)", _EVERY),
     ("import pkgutil\nf = pkgutil.resolve_name(name)", _EVERY),
     ("import torch\nm = torch.__spec__.loader", _EVERY),
-    # a module handed on as a value reaches anything below it
-    ("import torch\ndef f(m):\n    return m.distributions\nd = f(torch)", {"torch.distributions"}),
+    # a forbidden module as another module's attribute (torch.nn.functional imports torch)
+    ("import torch.nn.functional as F\nN = F.torch.distributions.Normal", {"torch.distributions"}),
+    ("import torch.nn.functional as F\nt = getattr(F, 'torch')\nN = t.distributions", {"torch.distributions"}),
+    ("import gc\nobjects = gc.get_objects()", _EVERY),
     # the kernel's own entry points: code in magics is read, other uses of get_ipython are everything
     ("get_ipython().run_cell('import sklearn')", _EVERY),
     ("ip = get_ipython()", _EVERY),
@@ -129,6 +131,11 @@ _EVERY = {"sklearn", "torch.distributions", "numpy.cov"}
     ("%%capture out\n%%time\nimport sklearn", {"sklearn"}),
     ("%prun -l 3 import sklearn", {"sklearn"}),
     ("%load_ext sklearn", {"sklearn"}),
+    ("%pylab inline", {"numpy.cov"}),
+    ("%debug -b x.py:1 import sklearn", {"sklearn"}),
+    ("%time -__import__('sklearn')", {"sklearn"}),
+    ("%%writefile helper.py\nfrom sklearn import mixture", {"sklearn"}),
+    ("%timeit " + "-q " * 40 + "pass", _EVERY),                  # more options than the check parses
     ("%run helper.py", _EVERY),
     ("%store -r x", _EVERY),
     ("%%time\n%%time\n%%time\n%%time\nimport numpy", _EVERY),     # code nested too deep to read again
@@ -150,8 +157,13 @@ def test_static_check_leaves_ordinary_notebook_code_alone():
               "x = t.zeros(3)\nf = getattr(np, 'mean')\ng = getattr(model, name)\nmodel.eval()\nre.compile(p)\n"
               "%time y = np.mean(x)\n%timeit -n 3 -r 1 np.mean(x)\nisinstance(x, torch.Tensor)\n"
               "def train(model, X):\n    for name in ('fc1', 'fc2'):\n        getattr(model, name).reset_parameters()\n"
-              "    return model\n")
-    rep = check_notebook(_nb(source, "%%capture out\ny = np.mean(x)"), [], sorted(_EVERY))
+              "    return model\n"
+              # found by attack round 6 as costing every point: modules as values, gc, magics that run nothing
+              "import gc\ngc.collect()\nif hasattr(torch, 'compile'):\n    pass\nfor lib in (np, torch):\n"
+              "    print(lib.__version__)\nprint(torch)\n%cd ..\n%pdb on\n%debug\n%autosave 0\n%set_env A=1\n%tb\n"
+              "%mkdir -p out\n%tensorboard --logdir runs\n%time --no-raise-error y = 1\ntorch\n")
+    rep = check_notebook(_nb(source, "%%capture out\ny = np.mean(x)", "%%file data.csv\na,b\n1,2"), [],
+                         sorted(_EVERY))
     assert not rep.violations and not rep.syntax_errors, [v.message for v in rep.violations]
 
 

@@ -313,6 +313,25 @@ def test_a_notebook_full_of_magics_is_read_in_linear_time(tmp_path, escape):
     assert sub.data is None and "would take the grader minutes" in sub.problem, sub.problem
 
 
+@pytest.mark.parametrize("cell", [
+    "\xa0%%capture\n" + "!true\n" * 400 + "_p = 1\n" * 10_000,   # not a cell magic to IPython: 28 s
+    "%timeit " + "-q " * 80_000 + "pass\n",                       # getopt is quadratic in the options: 33 s
+])
+def test_what_looks_like_a_magic_is_read_in_linear_time(tmp_path, cell):
+    """Attack round 6: a no-break space before ``%%`` made the check translate the cell whole (``str.lstrip``
+    drops it, IPython does not, so IPython re-read the cell once per escape line), and a ``%timeit`` line of
+    80,000 options went to IPython's option parser. Both notebooks pass the input limits."""
+    from autograder.static_check import check_notebook
+    nb = json.loads((SUBS / "complete.ipynb").read_text())
+    nb["cells"].insert(2, {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [], "source": cell})
+    path = tmp_path / "nb.ipynb"
+    path.write_text(json.dumps(nb))
+    assert read_submission(path).problem is None
+    t0 = time.monotonic()
+    rep = check_notebook(nbformat.from_dict(nb), ["sample_mean"], ["sklearn"])
+    assert time.monotonic() - t0 < 8 and not rep.missing, rep
+
+
 def test_code_in_an_older_notebook_format_cannot_pass_the_size_limit_unseen(tmp_path):
     """Jupyter converts a format-3 notebook (code in ``worksheets``/``input``) or one without ``nbformat`` (read as
     format 1, code in ``code``) to format 4 when it reads it; an empty top-level ``cells`` list once let such a
