@@ -350,3 +350,95 @@ def test_responsibilities_below_the_smallest_normal_number_are_zero(dtype):
     torch.testing.assert_close(log_norm, torch.logsumexp(lj, 1), rtol=tol, atol=tol)
     exact = torch.softmax(lj.double(), 1)
     assert float((resp.double() - exact).abs().max()) < (1e-6 if dtype == torch.float32 else 1e-14)
+
+
+@pytest.mark.parametrize("covariance_type", TYPES)
+def test_an_em_iteration_reads_the_device_once(covariance_type, monkeypatch):
+    """On a GPU each read of a tensor's value by the host waits for the device: an EM iteration reads once (its
+    checks and its log-likelihood in one transfer), counted here on the CPU by the methods that read."""
+    X = blobs(n=400, d=4, k=3, seed=2)
+    init = initial_params(X, 3, covariance_type, seed=3)
+    reads = []
+    for name in ("item", "tolist", "__bool__", "__float__", "__int__", "numpy"):
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _original=original, **kwargs):
+            reads.append(1)
+            return _original(self, *args, **kwargs)
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    Xt = torch.as_tensor(X)
+    per_fit = []
+    for iters in (1, 5):
+        reads.clear()
+        GaussianMixture(3, covariance_type=covariance_type, max_iter=iters, tol=0, **init).fit(Xt)
+        per_fit.append(len(reads))
+    assert (per_fit[1] - per_fit[0]) / 4 == 1
+
+
+def test_an_iteration_whose_quick_check_misfires_goes_on():
+    """The quick check of an iteration (one transfer) only decides whether to run the full checks, which raise
+    only for what is wrong: on sound values they pass."""
+    from course_lib import mixture
+    X = torch.as_tensor(blobs(n=200, d=3, k=2, seed=1))
+    init = initial_params(X.numpy(), 2, "full")
+    gm = GaussianMixture(2, max_iter=1, **init).fit(X)
+    p = gm._fitted_params()
+    nk = torch.tensor([120.0, 80.0], dtype=torch.float64)
+    L, info = torch.linalg.cholesky_ex(p.covariances)
+    new = mixture._Params(p.weights, p.means, p.covariances, torch.linalg.inv(L).mT, L)
+    mixture._check_iteration(torch.tensor(-500.0, dtype=torch.float64), nk, new, info, "full", 1e-6, False)
+
+
+def test_gpu_blocks_are_capped_by_the_size_of_the_data():
+    """Off the CPU the blocks are large (fewer kernel launches), but all of a block's buffers together take at
+    most about max(_GPU_WORKSPACE_PER_DATA x the data, _GPU_WORKSPACE_MIN) bytes, and the blocks run in one chunk
+    (chunks are for CPU threads). The CPU's blocks are sized for its caches, whatever the data."""
+    from course_lib import mixture
+    meta = torch.device("meta")
+    for n, d, k, dtype in [(100_000, 32, 16, torch.float64), (100_000, 32, 16, torch.float32),
+                           (1_000_000, 64, 64, torch.float64), (2_000_000, 4, 3, torch.float32),
+                           (50, 2, 2, torch.float64)]:
+        X = torch.empty(n, d, dtype=dtype, device=meta)
+        design = mixture._Design(X, "full", k)
+        item = X.element_size()
+        line = 64 // item
+        row_bytes = (2 * (k * d + 2 * line) + d + 1 + k) * item
+        data = n * d * item
+        budget = max(mixture._GPU_WORKSPACE_PER_DATA * data, mixture._GPU_WORKSPACE_MIN)
+        assert design.block_rows * row_bytes <= budget
+        assert design.block_rows * k * d <= mixture._GPU_BLOCK_NUMBERS
+        assert design.block_rows == min(n, mixture._GPU_BLOCK_NUMBERS // (k * d), int(budget // row_bytes))
+        assert len(design.chunks) == 1 and sum(len(c) for c in design.chunks) == -(-n // design.block_rows)
+    # n = 100,000, d = 32, float64 (25.6 MB): the workspace takes at most the 256 MiB floor, not the uncapped
+    # 2^25-number buffers (65,536 rows, 555 MB measured on an H200); at 1M x 64, K = 64 the data caps it
+    assert mixture._Design(torch.empty(100_000, 32, dtype=torch.float64, device=meta), "full", 16).block_rows < 32768
+    cpu = mixture._Design(torch.zeros(100_000, 32, dtype=torch.float64), "full", 16)
+    assert cpu.block_rows == mixture._BLOCK_BYTES // (16 * 32 * 8) and len(cpu.chunks) > 1
+
+
+def test_benchmark_compares_gpu_workspaces_and_profiles(capsys, monkeypatch):
+    """The benchmark's options for the one-shot GPU run, on the CPU: the blocks sized as on a GPU, the
+    workspace caps compared, an iteration profiled, scikit-learn timed on one iteration."""
+    from course_lib import mixture
+    spec = importlib.util.spec_from_file_location("bench_gmm", ROOT / "benchmarks" / "bench_gmm.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    gpu_rows = mixture._block_rows
+    monkeypatch.setattr(mixture, "_block_rows", lambda n, w, dt, dev, *a: gpu_rows(n, w, dt, torch.device("meta"), *a))
+    monkeypatch.setattr(bench, "_workspace_applies", lambda dev: True)
+    floor = mixture._GPU_WORKSPACE_MIN
+    results = bench.main(["--quick", "--gpu-block-bytes", "default,uncapped,200K", "--profile",
+                          "--sklearn-one-iteration"])
+    assert results["ok"], results["loglik"]
+    assert mixture._GPU_WORKSPACE_MIN == floor                       # restored
+    rows = results["workspace_variants"]
+    assert [(r["workspace"], r["contender"]) for r in rows] == [
+        (w, c) for w in ("default", "uncapped", 200 * 1024) for c in ("course_lib float64", "course_lib float32")]
+    assert rows[0]["blocks"] == 1 and rows[4]["blocks"] > 1
+    assert all(r["seconds_per_iter"] > 0 for r in rows)
+    assert abs(rows[4]["loglik"] - rows[0]["loglik"]) < 1e-10 * abs(rows[0]["loglik"])
+    assert results["profile"]["course_lib float64"]["torch ops (top level)"] > 0
+    out = capsys.readouterr().out
+    assert "--gpu-block-bytes" in out and "one EM iteration of course_lib" in out
+    with pytest.raises(SystemExit):
+        bench.main(["--gpu-block-bytes", "lots"])
