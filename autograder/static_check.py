@@ -15,7 +15,7 @@ a constant string (``__import__("a")``, ``importlib.import_module("a.b")``, ``sy
 ``exec("...")``), or reached as an attribute of an imported module or of a name assigned from one
 (``import numpy as np`` ... ``np.cov`` → ``numpy.cov``; ``getattr(np, "cov")`` too). A name computed at run
 time counts as every name it could reach (:data:`DYNAMIC`): ``getattr(torch, "distri" + "butions")`` uses
-whatever ``torch`` forbids below it, and so does ``torch`` handed on as a value (``f(torch)``). An importer or
+whatever ``torch`` forbids below it. An importer or
 the builtins used other than by a call the check reads (``f = __import__``, ``globals()``, ``len.__self__``,
 ``importlib.util``, ``%run``) counts as every forbidden name; the code in ``%time``/``%%capture``-style magics
 is read like a cell's. A used name ``U`` matches a forbidden name ``F`` when ``U == F`` or ``U`` lies below
@@ -200,8 +200,9 @@ def cell_sources(notebook) -> list:
 #: A physical line that may hold an IPython escape: one that starts with any of IPython's escapes (``!cmd``,
 #: ``%magic``, ``?obj``, and the autocalls ``,f``, ``;f``, ``/f``), assigns one (``x[0] = !cmd``, ``a, b =
 #: %magic``) or ends with ``?`` (``obj?``). A superset of the lines IPython transforms: a line it misses would
-#: let a cell of many escapes cost one pass over the whole cell each.
-_ESCAPE_LINE = re.compile(r"^\s*[!%?,;/](?!=)|(?<![=!<>])=\s*[!%](?!=)|\?\s*$", re.M)
+#: let a cell of many escapes cost one pass over the whole cell each. Matched one line at a time, the lines cut as
+#: IPython cuts them (``str.splitlines``): over the whole cell, ``^\s*`` ran across blank lines, quadratic in them.
+_ESCAPE_LINE = re.compile(r"^\s*[!%?,;/](?!=)|(?<![=!<>])=\s*[!%](?!=)|\?\s*$")
 #: IPython finds one escape per pass over the whole cell (re-tokenising it each time): past this many
 #: escapes times characters, each escape line is translated on its own, in linear time.
 _ESCAPE_WORK = 2_000_000
@@ -209,7 +210,7 @@ _ESCAPE_WORK = 2_000_000
 
 def escape_lines(source: str) -> int:
     """How many lines of ``source`` may hold an IPython escape (a superset of those IPython translates)."""
-    return len(_ESCAPE_LINE.findall(source))
+    return sum(1 for line in source.splitlines() if _ESCAPE_LINE.search(line))
 
 
 def translation_work(source: str, escapes: int) -> int:
@@ -235,10 +236,17 @@ def _to_python(source) -> str:
         escapes = escape_lines(source)
         if escapes * len(source) <= _ESCAPE_WORK or _is_cell_magic(source):
             return _transform(source)
-        return "".join(_transform(line) if _ESCAPE_LINE.search(line) else line
+        return "".join(_translate_line(line) if _ESCAPE_LINE.search(line) else line
                        for line in source.splitlines(keepends=True))
     except Exception:  # IPython missing or confused: fall back to the raw text
         return source
+
+
+def _translate_line(line: str) -> str:
+    """One line translated on its own, its indentation kept (IPython's translation of a cell removes the
+    indentation common to its lines, which for one line is all of it)."""
+    body = line.lstrip(" \t")
+    return line[:len(line) - len(body)] + _transform(body)
 
 
 def _is_cell_magic(source: str) -> bool:
@@ -287,14 +295,22 @@ TOO_DEEP = "?deep"
 #: are :data:`DYNAMIC`. ``get_ipython`` is the kernel's: the magics it runs are read (:meth:`_Uses._ipython`).
 _BUILTINS = frozenset({"__import__", "exec", "eval", "compile", "getattr", "vars", "globals", "locals", "breakpoint",
                        "__builtins__", "__loader__", "__spec__", "get_ipython"})
-_IMPORT_CALLS = ("builtins.__import__", "importlib.import_module", "importlib.__import__")
+_IMPORT_CALLS = ("builtins.__import__", "importlib.import_module", "importlib.__import__",
+                 "importlib.util.find_spec")
+#: Builtins of ``_BUILTINS`` that students also use as names of their own (``vars`` for variances, an ``eval``
+#: flag): bound by the notebook, they are its own names (a builtin assigned to one stays an alias of it).
+_SHADOWABLE = frozenset({"vars", "eval", "compile"})
+_GET_IPYTHON = ("builtins.get_ipython", "IPython.get_ipython", "IPython.core.getipython.get_ipython")
 _EXEC_CALLS = ("builtins.exec", "builtins.eval", "builtins.compile")
 _DYNAMIC_CALLS = ("builtins.getattr", "builtins.vars")
 #: Modules (and attributes of ``sys``) that reach any module by a name given as data: any use of a name below
 #: one of them, other than the calls above, is :data:`DYNAMIC`, also as an attribute of another module
 #: (``os.sys.modules``). Importing one is not a use.
 _IMPORTERS = ("builtins", "importlib", "pkgutil", "runpy", "imp", "zipimport", "sys.modules", "sys.meta_path",
-              "sys.path_hooks", "sys._getframe", "gc.get_objects", "gc.get_referents", "gc.get_referrers")
+              "sys.path_hooks", "sys._getframe", "gc.get_objects", "gc.get_referents", "gc.get_referrers",
+              "IPython.get_ipython", "IPython.core.getipython")
+#: Names below an importer that import nothing new: a package's version, reloading a module already imported.
+_NOT_IMPORTERS = ("importlib.metadata.version", "importlib.metadata.PackageNotFoundError", "importlib.reload")
 #: Attributes that lead from any object to the builtins, a module's globals or every class loaded (a
 #: function's ``__globals__``, a builtin's ``__self__``, a frame's ``f_globals``, ``object.__subclasses__()``):
 #: used on anything, by name or as a constant key, they are :data:`DYNAMIC`. What stays open is ``getattr``
@@ -314,7 +330,10 @@ _INERT_MAGICS = frozenset({
     "pdef", "psearch", "autoreload", "reset", "history", "pprint", "colors", "automagic", "pip", "conda", "lsmagic",
     "magic", "quickref", "env", "set_env", "pdb", "tb", "autosave", "tensorboard", "html", "markdown", "latex",
     "svg", "javascript", "js", "bash", "sh", "script", "system", "sx", "sc", "python", "python3", "perl", "ruby",
-    "cat", "cp", "ldir", "less", "lf", "lk", "ll", "ls", "lx", "man", "mkdir", "more", "mv", "rm", "rmdir", "clear"})
+    "cat", "cp", "ldir", "less", "lf", "lk", "ll", "ls", "lx", "man", "mkdir", "more", "mv", "rm", "rmdir", "clear",
+    "pushd", "popd", "dirs", "dhist", "bookmark", "unload_ext", "gui", "doctest_mode", "page", "notebook", "load",
+    "recall", "rerun", "store", "logstart", "logstop", "logon", "logoff", "logstate", "alias", "unalias",
+    "reset_selective", "killbgscripts", "pycat"})
 #: The most options the check hands to IPython's option parser (``getopt``, quadratic in their number).
 _MAX_OPTIONS = 32
 #: How deep the check reads code inside code (``exec`` strings, magics' bodies): each level is read again.
@@ -325,7 +344,9 @@ def _importer(dotted: str) -> bool:
     """Whether a dotted name lies below an importer (:data:`_IMPORTERS`, also as another module's attribute:
     ``os.sys.modules``) or passes through an attribute that leads to the builtins (:data:`_ESCAPES`)."""
     padded = f".{dotted}."
-    return any(f".{m}." in padded for m in _IMPORTERS) or any(p in _ESCAPES for p in dotted.split(".")[1:])
+    if any(p in _ESCAPES for p in dotted.split(".")[1:]):
+        return True
+    return any(f".{m}." in padded for m in _IMPORTERS) and not any(f".{m}." in padded for m in _NOT_IMPORTERS)
 
 
 class _Uses(ast.NodeVisitor):
@@ -336,6 +357,22 @@ class _Uses(ast.NodeVisitor):
         self.aliases = {}   # local name -> dotted module/attribute name
         self.found = []     # (dotted, line)
         self.nested = 0     # levels of code read from strings (exec, magics)
+        self.shadowed = set()   # names of _SHADOWABLE the notebook binds itself
+
+    def bind(self, tree) -> None:
+        """Note which of :data:`_SHADOWABLE` the code of ``tree`` binds (a variable, a parameter, a function;
+        not ``vars = vars``, an alias that keeps the builtin)."""
+        kept, bound = set(), []
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Name):
+                kept.update(id(t) for t in node.targets)
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                bound.append((id(node), node.id))
+            elif isinstance(node, ast.arg):
+                bound.append((None, node.arg))
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                bound.append((None, node.name))
+        self.shadowed.update(name for key, name in bound if name in _SHADOWABLE and key not in kept)
 
     def _resolve(self, node) -> str | None:
         """The dotted name an expression stands for (``np.linalg`` -> ``numpy.linalg``, ``exec`` ->
@@ -354,7 +391,7 @@ class _Uses(ast.NodeVisitor):
             return None
         if node.id in self.aliases:
             return _join(self.aliases[node.id], *reversed(chain))
-        if node.id in _BUILTINS:
+        if node.id in _BUILTINS and node.id not in self.shadowed:
             return _join(f"builtins.{node.id}", *reversed(chain))
         return None
 
@@ -458,7 +495,7 @@ class _Uses(ast.NodeVisitor):
         :data:`_CODE_MAGICS`); True when ``node`` is such a call (read, or :data:`DYNAMIC`)."""
         f = node.func
         if not (isinstance(f, ast.Attribute) and isinstance(f.value, ast.Call) and not f.value.args
-                and self._resolve(f.value.func) == "builtins.get_ipython"):
+                and self._resolve(f.value.func) in _GET_IPYTHON):
             return False
         args = [a.value if isinstance(a, ast.Constant) and isinstance(a.value, str) else None for a in node.args]
         line = node.lineno
@@ -484,6 +521,16 @@ class _Uses(ast.NodeVisitor):
         for source in code:
             self._read(source, line, magics=True)
         return True
+
+    def visit_Compare(self, node):
+        """``"google.colab" in sys.modules`` reads names only: not a use of the importer."""
+        if all(isinstance(op, (ast.In, ast.NotIn)) for op in node.ops):
+            for value in (node.left, *node.comparators):
+                dotted = self._resolve(value)
+                if not (dotted == "sys.modules" or (dotted or "").endswith(".sys.modules")):
+                    self.visit(value)
+            return
+        self.generic_visit(node)
 
     def visit_Subscript(self, node):
         key = node.slice
@@ -521,8 +568,10 @@ def _magic_code(name: str, line: str, body: str | None) -> list | None:
     from IPython.core.magic import Magics
     if name in ("capture", "writefile", "file"):   # the line names a variable or a file; a .py file is imported
         return [body] if body is not None else None
-    if name in ("timeit", "prun") and sum(w.startswith("-") for w in line.split()) > _MAX_OPTIONS:
-        return None
+    if name in ("timeit", "prun"):                 # one word may pack many options (-tttt)
+        options = [w for w in line.split() if w.startswith("-")]
+        if len(options) > _MAX_OPTIONS or sum(map(len, options)) > 8 * _MAX_OPTIONS:
+            return None
     try:
         if name == "timeit":                  # %%timeit: the line is the setup
             _, stmt = Magics.parse_options(_OptionParser(), line, "n:r:tcp:qov:", posix=False, strict=False,
@@ -530,15 +579,15 @@ def _magic_code(name: str, line: str, body: str | None) -> list | None:
         elif name == "prun":
             _, stmt = Magics.parse_options(_OptionParser(), line, "D:l:rs:T:q", list_all=True, posix=False)
         else:          # %time's one option (--no-raise-error, or a prefix), %debug's (--breakpoint/-b FILE:LINE)
-            words = line.split()
-            while words:
-                if name == "time" and len(words[0]) > 2 and "--no-raise-error".startswith(words[0]):
-                    del words[0]
-                elif name == "debug" and words[0] in ("-b", "--breakpoint"):
-                    del words[:2]
+            words, i = line.split(), 0
+            while i < len(words):
+                if name == "time" and len(words[i]) > 2 and "--no-raise-error".startswith(words[i]):
+                    i += 1
+                elif name == "debug" and words[i] in ("-b", "--breakpoint"):
+                    i += 2
                 else:
                     break
-            stmt = " ".join(words) if words != line.split() else line
+            stmt = " ".join(words[i:]) if i else line
     except (UsageError, ValueError):
         return None
     return [stmt] if body is None else [stmt, body]
@@ -619,6 +668,7 @@ def _record(report: StaticReport, forbidden, used: str, cell: int, line: int, sc
 def _walk(tree: ast.Module, cell: int, uses: _Uses, report: StaticReport, forbidden) -> None:
     """The names each top-level statement of a cell uses, into ``report``; a statement whose walk runs out of
     stack (``exec`` strings nested in deep code) uses everything (:data:`TOO_DEEP`), at the top level."""
+    uses.bind(tree)
     for node in tree.body:
         start = len(uses.found)
         try:

@@ -137,8 +137,14 @@ _EVERY = {"sklearn", "torch.distributions", "numpy.cov"}
     ("%%writefile helper.py\nfrom sklearn import mixture", {"sklearn"}),
     ("%timeit " + "-q " * 40 + "pass", _EVERY),                  # more options than the check parses
     ("%run helper.py", _EVERY),
-    ("%store -r x", _EVERY),
+    ("s = 'import sklearn'\n%macro m s", _EVERY),          # a macro runs a string variable's code
     ("%%time\n%%time\n%%time\n%%time\nimport numpy", _EVERY),     # code nested too deep to read again
+    # attack round 6b: IPython's own get_ipython, a builtin kept under its own name, find_spec
+    ("from IPython import get_ipython\nget_ipython().run_cell(code)", _EVERY),
+    ("import IPython\nIPython.get_ipython().run_line_magic('run', path)", _EVERY),
+    ("vars = vars\nhelper(vars)", _EVERY),
+    ("import importlib.util\nfound = importlib.util.find_spec('sklearn') is not None", {"sklearn"}),
+    ("import sys\nm = sys.modules.get('sklearn') if 'sklearn' in sys.modules else None", _EVERY),
 ])
 def test_static_check_fails_closed_on_importers_used_as_values(source, caught):
     """Every way round the check the attack rounds found (an importer under another name, the builtins reached
@@ -161,10 +167,29 @@ def test_static_check_leaves_ordinary_notebook_code_alone():
               # found by attack round 6 as costing every point: modules as values, gc, magics that run nothing
               "import gc\ngc.collect()\nif hasattr(torch, 'compile'):\n    pass\nfor lib in (np, torch):\n"
               "    print(lib.__version__)\nprint(torch)\n%cd ..\n%pdb on\n%debug\n%autosave 0\n%set_env A=1\n%tb\n"
-              "%mkdir -p out\n%tensorboard --logdir runs\n%time --no-raise-error y = 1\ntorch\n")
+              "%mkdir -p out\n%tensorboard --logdir runs\n%time --no-raise-error y = 1\ntorch\n"
+              # attack round 6b: builtins' names as the notebook's own, Colab detection, versions, reloads
+              "def diag_logpdf(X, means, vars):\n    return -0.5 * (np.log(vars) + (X - means) ** 2 / vars).sum(-1)\n"
+              "def evaluate(model, X, eval=True):\n    return model(X) if eval else None\ncompile = False\n"
+              "import sys\nIN_COLAB = 'google.colab' in sys.modules\nfrom importlib.metadata import version\n"
+              "print(version('torch'))\nimport importlib\nimportlib.reload(np)\n"
+              "from IPython import get_ipython\nget_ipython().run_line_magic('matplotlib', 'inline')\n"
+              "%pushd out\n%popd\n%store x\n%load_ext autoreload\n")
     rep = check_notebook(_nb(source, "%%capture out\ny = np.mean(x)", "%%file data.csv\na,b\n1,2"), [],
                          sorted(_EVERY))
     assert not rep.violations and not rep.syntax_errors, [v.message for v in rep.violations]
+
+
+def test_a_cell_translated_line_by_line_keeps_its_indentation():
+    """Past a cell's budget the check translates its escape lines one at a time. IPython removed each one's
+    indentation, so an escape (or a comment ending in ``?``) inside a function broke the cell, and its functions
+    went missing (attack round 6b)."""
+    from autograder import static_check
+    src = ("def sample_mean(X):\n    # what is this?\n    files = !ls\n    return X.mean(0)\n"
+           "_table = [\n" + "    1,\n" * 40_000 + "]\n" + "!true\n" * 30)
+    assert static_check.escape_lines(src) * len(src) > static_check._ESCAPE_WORK
+    rep = check_notebook(_nb(src), ["sample_mean"], ["sklearn"])
+    assert "sample_mean" in rep.functions and not rep.syntax_errors, rep.syntax_errors
 
 
 def test_a_forbidden_name_costs_every_function_that_can_reach_it():
