@@ -3,10 +3,11 @@ it uses, and which cells do not parse.
 
 The check is on the code's syntax tree (``ast``), after IPython's own translation of magics
 (``%matplotlib``, ``!pip``) into Python, so it sees what the kernel would run. It never executes anything.
-It fails closed on every dynamic trick it can see (below), but one route stays open on purpose: ``getattr``
-with a computed name on an object that is not a module (students write ``getattr(model, name)``; a builtin's
-``__self__`` reached that way is the builtins module). The sandbox's runtime is what holds there, with no
-course_lib estimators, no scikit-learn or SciPy, and ``torch.distributions`` a stub. Neither sees code the
+It fails closed on the dynamic tricks it can see (below), but not on every one: ``getattr`` with a computed
+name on an object that is not a module stays open on purpose (students write ``getattr(model, name)``; a
+builtin's ``__self__`` reached that way is the builtins module), and so does a module handed to code as a value
+(``helper(torch)``, ``print(torch)``). The sandbox's runtime is what holds there, with no course_lib
+estimators, no scikit-learn or SciPy, and ``torch.distributions`` a stub. Neither sees code the
 notebook brings itself: a library's source pasted in, or packed into a string and run, is the student's code
 to any grader; telling it from their own work is a review for copying, not a check of names.
 
@@ -15,15 +16,17 @@ a constant string (``__import__("a")``, ``importlib.import_module("a.b")``, ``sy
 ``exec("...")``), or reached as an attribute of an imported module or of a name assigned from one
 (``import numpy as np`` ... ``np.cov`` → ``numpy.cov``; ``getattr(np, "cov")`` too). A name computed at run
 time counts as every name it could reach (:data:`DYNAMIC`): ``getattr(torch, "distri" + "butions")`` uses
-whatever ``torch`` forbids below it. An importer or
-the builtins used other than by a call the check reads (``f = __import__``, ``globals()``, ``len.__self__``,
-``importlib.util``, ``%run``) counts as every forbidden name; the code in ``%time``/``%%capture``-style magics
-is read like a cell's. A used name ``U`` matches a forbidden name ``F`` when ``U == F`` or ``U`` lies below
+whatever ``torch`` forbids below it. An importer or the builtins used other than by a call the check reads
+(``f = __import__``, ``globals()``, ``len.__self__``, ``importlib.util``, ``%run``) counts as every forbidden
+name, and costs every function wherever it is; the code in ``%time``/``%%capture``-style magics, the
+``{expr}`` IPython expands in ``!cmd`` and magic lines, and a one-line cell run as a magic (automagic) are read
+like a cell's. A used name ``U`` matches a forbidden name ``F`` when ``U == F`` or ``U`` lies below
 ``F`` (``sklearn.mixture`` below ``sklearn``), or when ``U`` is a star import of a package containing ``F``.
 """
 from __future__ import annotations
 
 import ast
+import functools
 import re
 import threading
 from dataclasses import dataclass, field
@@ -130,8 +133,8 @@ class Violation:
                     f"cannot check it against what this assignment does not allow (no {self.forbidden}); "
                     f"write the import out")
         if self.used.endswith("." + DYNAMIC):
-            return (f"{where} reaches into {self.used[:-2]} by a name computed at run time (getattr, vars, "
-                    f"__dict__, or the module handed on as a value), so the grader cannot check it against what this assignment does not allow "
+            return (f"{where} reaches into {self.used[:-2]} by a name computed at run time (getattr, vars or "
+                    f"__dict__), so the grader cannot check it against what this assignment does not allow "
                     f"(no {self.forbidden}); write the name out")
         return (f"{where} uses {self.used}, which this assignment does not allow (no {self.forbidden})")
 
@@ -228,8 +231,9 @@ def _transform(source: str) -> str:
 def _to_python(source) -> str:
     """A cell as the kernel would run it, magics translated by IPython. A cell with so many escapes that
     IPython's translation would take quadratic time (hundreds of ``!`` lines in a large cell) has its escape
-    lines translated one by one instead: what a line inside a string literal becomes does not change the
-    names the cell uses."""
+    lines translated one by one instead, after IPython's own clean-up of the cell: what a line inside a string
+    literal becomes does not change the names the cell uses (a line starting with ``,`` inside brackets is read
+    as an autocall, which IPython's whole-cell translation would not)."""
     if isinstance(source, list):
         source = "".join(source)
     try:
@@ -237,7 +241,7 @@ def _to_python(source) -> str:
         if escapes * len(source) <= _ESCAPE_WORK or _is_cell_magic(source):
             return _transform(source)
         return "".join(_translate_line(line) if _ESCAPE_LINE.search(line) else line
-                       for line in source.splitlines(keepends=True))
+                       for line in _cleaned_lines(source))
     except Exception:  # IPython missing or confused: fall back to the raw text
         return source
 
@@ -254,11 +258,18 @@ def _is_cell_magic(source: str) -> bool:
     blank lines, indentation and prompts): translated in one pass, the body left as a string. Its own test,
     not ``str.lstrip``: a no-break space before ``%%`` is stripped by one and not by the other, and a cell
     taken for a cell magic that is not one costs IPython a pass over the cell per escape line."""
+    lines = _cleaned_lines(source)
+    return bool(lines) and lines[0].startswith("%%") and not re.match(r"%%\w+\?", lines[0])
+
+
+def _cleaned_lines(source: str) -> list:
+    """The lines of ``source`` after IPython's clean-up (leading blank lines, common indentation, prompts), as
+    IPython cuts them; linear in the cell."""
     from IPython.core.inputtransformer2 import TransformerManager
     lines = (source if source.endswith("\n") else source + "\n").splitlines(keepends=True)
     for transform in TransformerManager().cleanup_transforms:
         lines = transform(lines)
-    return bool(lines) and lines[0].startswith("%%") and not re.match(r"%%\w+\?", lines[0])
+    return lines
 
 
 def _is_stub(node) -> bool:
@@ -281,7 +292,7 @@ def _is_stub(node) -> bool:
 
 
 #: What a name becomes when the check cannot tell what it reaches: ``M.?`` (a computed attribute of module
-#: ``M``: ``getattr(M, name)``, ``vars(M)``, ``M.__dict__``, or ``M`` handed to code as a value) matches every
+#: ``M``: ``getattr(M, name)``, ``vars(M)``, ``M.__dict__``) matches every
 #: forbidden name below ``M``, and ``?`` (a computed import, ``exec``/``eval`` of a computed string, an importer
 #: used other than by a call the check reads) every forbidden name. Failing closed: a graded function may not
 #: reach a forbidden module by a name built at run time.
@@ -301,6 +312,8 @@ _IMPORT_CALLS = ("builtins.__import__", "importlib.import_module", "importlib.__
 #: flag): bound by the notebook, they are its own names (a builtin assigned to one stays an alias of it).
 _SHADOWABLE = frozenset({"vars", "eval", "compile"})
 _GET_IPYTHON = ("builtins.get_ipython", "IPython.get_ipython", "IPython.core.getipython.get_ipython")
+#: What the check calls the kernel's shell held in a name (``ip = get_ipython()``): its magics are read too.
+_SHELL = "IPython.shell"
 _EXEC_CALLS = ("builtins.exec", "builtins.eval", "builtins.compile")
 _DYNAMIC_CALLS = ("builtins.getattr", "builtins.vars")
 #: Modules (and attributes of ``sys``) that reach any module by a name given as data: any use of a name below
@@ -308,7 +321,12 @@ _DYNAMIC_CALLS = ("builtins.getattr", "builtins.vars")
 #: (``os.sys.modules``). Importing one is not a use.
 _IMPORTERS = ("builtins", "importlib", "pkgutil", "runpy", "imp", "zipimport", "sys.modules", "sys.meta_path",
               "sys.path_hooks", "sys._getframe", "gc.get_objects", "gc.get_referents", "gc.get_referrers",
-              "IPython.get_ipython", "IPython.core.getipython")
+              "IPython.get_ipython", "IPython.core.getipython", "IPython.InteractiveShell",
+              "IPython.core.interactiveshell", "IPython.shell", "__main__", "timeit.timeit", "timeit.repeat",
+              "timeit.Timer", "cProfile.run", "profile.run", "pdb.run", "code", "codeop", "pickle.load",
+              "pickle.loads", "pickle.Unpickler", "pydoc.locate")
+#: Importers that count also as another module's attribute (``os.sys.modules``, ``np.core.builtins``).
+_ANYWHERE = ("builtins", "importlib", "sys.modules", "sys.meta_path", "sys.path_hooks", "sys._getframe")
 #: Names below an importer that import nothing new: a package's version, reloading a module already imported.
 _NOT_IMPORTERS = ("importlib.metadata.version", "importlib.metadata.PackageNotFoundError", "importlib.reload")
 #: Attributes that lead from any object to the builtins, a module's globals or every class loaded (a
@@ -323,17 +341,21 @@ _ESCAPES = frozenset({"__builtins__", "__import__", "__globals__", "__self__", "
 #: they run. Code (:func:`_magic_code`): Python read like a cell's. Imports: the line names modules
 #: (``%load_ext m``). Inert: no Python of the notebook's and no import. Any other magic (``%run``, ``%store``,
 #: an extension's) is :data:`DYNAMIC`.
-_CODE_MAGICS = ("time", "timeit", "prun", "capture", "debug", "writefile", "file")
+_CODE_MAGICS = ("time", "timeit", "prun", "capture", "debug", "writefile", "file", "config")
+#: The magics whose line IPython does not expand (``{expr}``, ``$name``): the rest evaluate what is in braces.
+_NO_EXPAND = ("time", "timeit", "prun", "debug")
+#: The most ``{expr}`` fields of one line the check reads.
+_MAX_FIELDS = 64
 _IMPORT_MAGICS = {"load_ext": None, "aimport": None, "reload_ext": None, "pylab": ("pylab.*", "numpy.*")}
 _INERT_MAGICS = frozenset({
-    "matplotlib", "config", "precision", "pwd", "cd", "who", "whos", "who_ls", "xmode", "pinfo", "pinfo2", "pdoc",
+    "matplotlib", "precision", "pwd", "cd", "who", "whos", "who_ls", "xmode", "pinfo", "pinfo2", "pdoc",
     "pdef", "psearch", "autoreload", "reset", "history", "pprint", "colors", "automagic", "pip", "conda", "lsmagic",
     "magic", "quickref", "env", "set_env", "pdb", "tb", "autosave", "tensorboard", "html", "markdown", "latex",
     "svg", "javascript", "js", "bash", "sh", "script", "system", "sx", "sc", "python", "python3", "perl", "ruby",
     "cat", "cp", "ldir", "less", "lf", "lk", "ll", "ls", "lx", "man", "mkdir", "more", "mv", "rm", "rmdir", "clear",
-    "pushd", "popd", "dirs", "dhist", "bookmark", "unload_ext", "gui", "doctest_mode", "page", "notebook", "load",
-    "recall", "rerun", "store", "logstart", "logstop", "logon", "logoff", "logstate", "alias", "unalias",
-    "reset_selective", "killbgscripts", "pycat"})
+    "pushd", "popd", "dirs", "dhist", "bookmark", "unload_ext", "gui", "doctest_mode", "page", "notebook",
+    "rerun", "store", "logstart", "logstop", "logon", "logoff", "logstate", "alias", "unalias", "reset_selective",
+    "killbgscripts"})
 #: The most options the check hands to IPython's option parser (``getopt``, quadratic in their number).
 _MAX_OPTIONS = 32
 #: How deep the check reads code inside code (``exec`` strings, magics' bodies): each level is read again.
@@ -346,7 +368,8 @@ def _importer(dotted: str) -> bool:
     padded = f".{dotted}."
     if any(p in _ESCAPES for p in dotted.split(".")[1:]):
         return True
-    return any(f".{m}." in padded for m in _IMPORTERS) and not any(f".{m}." in padded for m in _NOT_IMPORTERS)
+    hit = any(padded.startswith(f".{m}.") for m in _IMPORTERS) or any(f".{m}." in padded for m in _ANYWHERE)
+    return hit and not any(f".{m}." in padded for m in _NOT_IMPORTERS)
 
 
 class _Uses(ast.NodeVisitor):
@@ -358,13 +381,14 @@ class _Uses(ast.NodeVisitor):
         self.found = []     # (dotted, line)
         self.nested = 0     # levels of code read from strings (exec, magics)
         self.shadowed = set()   # names of _SHADOWABLE the notebook binds itself
+        self.resolved = {}      # node -> its dotted name, for the statement being walked (see _walk)
 
     def bind(self, tree) -> None:
         """Note which of :data:`_SHADOWABLE` the code of ``tree`` binds (a variable, a parameter, a function;
         not ``vars = vars``, an alias that keeps the builtin)."""
         kept, bound = set(), []
         for node in ast.walk(tree):
-            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Name):
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Name) and node.value.id in _BUILTINS:
                 kept.update(id(t) for t in node.targets)
             elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
                 bound.append((id(node), node.id))
@@ -376,17 +400,30 @@ class _Uses(ast.NodeVisitor):
 
     def _resolve(self, node) -> str | None:
         """The dotted name an expression stands for (``np.linalg`` -> ``numpy.linalg``, ``exec`` ->
-        ``builtins.exec``), or None; bounded (see :func:`_bounded`), and never built longer than that."""
+        ``builtins.exec``, ``getattr(F, "torch")`` -> ``torch.nn.functional.torch``, ``__import__("a.b")`` ->
+        ``a``), or None; bounded (see :func:`_bounded`), and never built longer than that. Kept per node for
+        the statement being walked: nested calls would otherwise resolve their arguments again at each level."""
+        if node not in self.resolved:
+            self.resolved[node] = self._resolve_now(node)
+        return self.resolved[node]
+
+    def _resolve_now(self, node) -> str | None:
         chain = []
         while isinstance(node, ast.Attribute):
             chain.append(node.attr)
             node = node.value
-        if isinstance(node, ast.Call) and len(node.args) == 2 and not node.keywords:   # getattr(F, "torch").x
-            key = node.args[1]
-            if (isinstance(key, ast.Constant) and isinstance(key.value, str)
-                    and self._resolve(node.func) == "builtins.getattr"):
-                base = self._resolve(node.args[0])
+        if isinstance(node, ast.Call) and node.args:
+            callee, first = self._resolve(node.func), node.args[0]
+            key = node.args[1] if len(node.args) > 1 else None
+            if callee == "builtins.getattr" and len(node.args) in (2, 3) and isinstance(key, ast.Constant) \
+                    and isinstance(key.value, str):                                    # getattr(F, "torch").x
+                base = self._resolve(first)
                 return None if base is None else _join(base, key.value, *reversed(chain))
+            if callee in _IMPORT_CALLS and isinstance(first, ast.Constant) and isinstance(first.value, str):
+                name = first.value                                  # __import__("a.b") is a, unless fromlist
+                if callee == "builtins.__import__" and len(node.args) < 4 and not node.keywords:
+                    name = name.partition(".")[0]
+                return _join(_bounded(name), *reversed(chain))
         if not isinstance(node, ast.Name):
             return None
         if node.id in self.aliases:
@@ -396,18 +433,21 @@ class _Uses(ast.NodeVisitor):
         return None
 
     def _use(self, dotted: str, line: int) -> None:
-        """Record ``dotted`` as used, or :data:`DYNAMIC` when it reaches an importer (:func:`_importer`)."""
-        self.found.append((DYNAMIC if _importer(dotted) else dotted, line))
+        """Record ``dotted`` as used (``M.__dict__...`` as ``M.?``), or :data:`DYNAMIC` when it reaches an
+        importer (:func:`_importer`)."""
+        head, sep, _ = dotted.partition(".__dict__")
+        self.found.append((DYNAMIC if _importer(dotted) else f"{head}.{DYNAMIC}" if sep else dotted, line))
 
-    def _read(self, code: str | None, line: int, magics: bool = False) -> None:
+    def _read(self, code: str | None, line: int, magics: bool = False, strict: bool = False) -> None:
         """Walk code given as a string (``exec``'s, a magic's); :data:`DYNAMIC` when it is not a constant, is
-        nested too deep, or is too deep to parse."""
+        nested too deep, or is too deep to parse, and (``strict``: a magic's code, which the check rebuilds
+        from IPython's arguments) when it does not parse."""
         tree = None
         if code is not None and self.nested < _MAX_NESTED:
             try:
                 tree = _parse(_to_python(code) if magics else code)
             except SyntaxError:
-                tree = ast.Module(body=[], type_ignores=[])
+                tree = None if strict else ast.Module(body=[], type_ignores=[])
             except (RecursionError, MemoryError):   # too deep to read: as unreadable as a computed string
                 tree = None
         if tree is None:
@@ -436,19 +476,34 @@ class _Uses(ast.NodeVisitor):
         mod = node.module or ""
         for a in node.names:
             full = _bounded(f"{mod}.{a.name}") if a.name != "*" else _bounded(f"{mod}.*")
-            self.found.append((full, node.lineno))
+            if full in _GET_IPYTHON:             # from IPython import get_ipython: its calls are read
+                self.found.append((full, node.lineno))
+            else:                                # from importlib import import_module: an importer at hand
+                self._use(full, node.lineno)
             if a.name != "*":
                 self.aliases[a.asname or a.name] = full
         self.generic_visit(node)
 
     def visit_Assign(self, node):
+        names = all(isinstance(t, ast.Name) for t in node.targets)
+        if names and self._is_shell_call(node.value):          # ip = get_ipython(): its magics are read too
+            for t in node.targets:
+                self.aliases[t.id] = _SHELL
+            return
         target = self._resolve(node.value)     # t = torch; d = torch.distributions: t and d are aliases too
-        if target is not None and all(isinstance(t, ast.Name) for t in node.targets):
+        if target is not None and names:
             for t in node.targets:
                 self.aliases[t.id] = target
             if isinstance(node.value, ast.Name):   # an alias of a name: used where the alias is used
+                if _importer(target):              # f = exec: an importer under another name, wherever it goes
+                    self.found.append((DYNAMIC, node.lineno))
                 return
         self.generic_visit(node)
+
+    def _is_shell_call(self, node) -> bool:
+        """Whether ``node`` is ``get_ipython()`` (no arguments)."""
+        return (isinstance(node, ast.Call) and not node.args and not node.keywords
+                and self._resolve(node.func) in _GET_IPYTHON)
 
     def visit_Name(self, node):
         dotted = self._resolve(node)      # an importer as a value (f = exec handed on, match importlib: case m)
@@ -460,6 +515,13 @@ class _Uses(ast.NodeVisitor):
         callee = self._resolve(f)
         first = node.args[0] if node.args else None
         constant = isinstance(first, ast.Constant) and isinstance(first.value, str)
+        if callee is None and isinstance(f, ast.Name) and f.id in _SHADOWABLE and f.id not in self.aliases:
+            guess = f"builtins.{f.id}"   # the notebook binds the name too: still read what the builtin would do
+            if (guess in _EXEC_CALLS and constant) or (guess == "builtins.vars" and first is not None
+                                                        and self._resolve(first) is not None):
+                callee = guess
+        if callee is None and isinstance(f, ast.Attribute) and f.attr in ("import_module", "__import__"):
+            callee = "importlib.import_module"      # an importer the check did not see bound (imported later)
         if callee in _IMPORT_CALLS and first is not None:
             self.found.append((_bounded(first.value) if constant else DYNAMIC, node.lineno))
         elif callee in _EXEC_CALLS and first is not None:
@@ -484,6 +546,11 @@ class _Uses(ast.NodeVisitor):
         elif isinstance(f, ast.Name):
             if callee is not None:
                 self._use(callee, node.lineno)
+            elif f.id in ("str", "repr", "type", "print", "isinstance"):    # 'google.colab' in str(get_ipython())
+                for arg in node.args + [k.value for k in node.keywords]:
+                    if not self._is_shell_call(arg):
+                        self.visit(arg)
+                return
         else:
             self.generic_visit(node)
             return
@@ -491,36 +558,55 @@ class _Uses(ast.NodeVisitor):
             self.visit(arg)
 
     def _ipython(self, node) -> bool:
-        """Read ``get_ipython().<method>(...)``, what IPython makes of ``!cmd`` and ``%magic`` (see
-        :data:`_CODE_MAGICS`); True when ``node`` is such a call (read, or :data:`DYNAMIC`)."""
+        """Read ``get_ipython().<method>(...)`` (or a name holding the shell), what IPython makes of ``!cmd`` and
+        ``%magic`` (see :data:`_CODE_MAGICS`), with the Python IPython expands in them (``{expr}``, ``$name``);
+        True when ``node`` is such a call (read, or :data:`DYNAMIC`)."""
         f = node.func
-        if not (isinstance(f, ast.Attribute) and isinstance(f.value, ast.Call) and not f.value.args
-                and self._resolve(f.value.func) in _GET_IPYTHON):
+        if not (isinstance(f, ast.Attribute) and (self._is_shell_call(f.value) or self._resolve(f.value) == _SHELL)):
             return False
+        for arg in node.args + [k.value for k in node.keywords]:     # evaluated first, whatever the call does
+            self.visit(arg)
         args = [a.value if isinstance(a, ast.Constant) and isinstance(a.value, str) else None for a in node.args]
-        line = node.lineno
-        if f.attr in ("system", "getoutput") and args and args[0] is not None:    # !cmd: a shell, not Python
-            return True
-        if f.attr not in ("run_line_magic", "run_cell_magic") or len(args) < 2 or None in args or node.keywords:
+        line, shell = node.lineno, f.attr in ("system", "getoutput")
+        if (f.attr not in ("system", "getoutput", "run_line_magic", "run_cell_magic") or node.keywords
+                or None in args or len(args) < (1 if shell else 2)):
             self.found.append((DYNAMIC, line))
             return True
+        if shell:                                            # !cmd: a shell, after IPython's expansion
+            self._expand(args[0], line)
+            return True
         name, text, body = args[0], args[1], (args[2] if len(args) > 2 else None)
+        if name not in _NO_EXPAND:
+            self._expand(text, line)
         if name in _INERT_MAGICS:
             return True
         if name in _IMPORT_MAGICS:
-            for module in _IMPORT_MAGICS[name] or [w for w in text.split() if not w.startswith("-")]:
+            words = [w.lstrip("-") for w in text.replace(",", " ").split()]
+            for module in _IMPORT_MAGICS[name] or [w for w in words if w]:
                 self.found.append((_bounded(module), line))
             return True
-        if name not in _CODE_MAGICS:
-            self.found.append((DYNAMIC, line))
-            return True
-        code = _magic_code(name, text, body)
+        code = _magic_code(name, text, body) if name in _CODE_MAGICS else None
         if code is None:
             self.found.append((DYNAMIC, line))
             return True
+        strict = name not in ("writefile", "file") or text.split()[-1:] == [] or text.split()[-1].endswith(".py")
         for source in code:
-            self._read(source, line, magics=True)
+            self._read(source, line, magics=True, strict=strict)
         return True
+
+    def _expand(self, text: str, line: int) -> None:
+        """Read the Python IPython evaluates in a shell line or a magic's line: ``{expr}`` and ``$name`` fields
+        (an expansion that fails runs nothing, so a field that does not parse is nothing)."""
+        from IPython.utils.text import DollarFormatter
+        try:
+            fields = [field for _, field, _, _ in DollarFormatter().parse(text) if field]
+        except Exception:                # IPython leaves such a line as it is
+            return
+        if len(fields) > _MAX_FIELDS:
+            self.found.append((DYNAMIC, line))
+            return
+        for field in fields:
+            self._read(field, line)
 
     def visit_Compare(self, node):
         """``"google.colab" in sys.modules`` reads names only: not a use of the importer."""
@@ -560,47 +646,57 @@ class _OptionParser:
 
 
 def _magic_code(name: str, line: str, body: str | None) -> list | None:
-    """The Python a code magic runs (``%time``, ``%timeit``, ``%prun``, ``%debug``, ``%%capture``, and the
-    file ``%%writefile`` writes, which the notebook may import): its line after IPython's options, parsed by
-    IPython's own parser with the options each magic takes, and its cell's body; None when IPython would not
-    read the line either, or when it holds more options than the check parses (:data:`_MAX_OPTIONS`)."""
+    """The Python a code magic runs (``%time``, ``%timeit``, ``%prun``, ``%debug``, ``%config``, ``%%capture``,
+    and the file ``%%writefile`` writes, which the notebook may import): its line after IPython's options, and
+    its cell's body, joined as IPython joins them; None when IPython would not read the line either, or when it
+    starts with more options than the check parses (:data:`_MAX_OPTIONS`)."""
     from IPython.core.error import UsageError
     from IPython.core.magic import Magics
     if name in ("capture", "writefile", "file"):   # the line names a variable or a file; a .py file is imported
         return [body] if body is not None else None
-    if name in ("timeit", "prun"):                 # one word may pack many options (-tttt)
-        options = [w for w in line.split() if w.startswith("-")]
-        if len(options) > _MAX_OPTIONS or sum(map(len, options)) > 8 * _MAX_OPTIONS:
+    if name == "config":                           # %config A.b = expr runs exec("cfg." + line)
+        return ["_cfg." + line] if "=" in line else []
+    words = line.split()
+    if name in ("timeit", "prun"):                 # getopt reads the leading options: bounded, one word may pack
+        i, count, chars = 0, 0, 0                  # many (-tttt)
+        while i < len(words) and words[i].startswith("-"):
+            count, chars = count + 1, chars + len(words[i])
+            i += 2 if words[i] in ("-n", "-r", "-p", "-v", "-D", "-l", "-s", "-T") else 1
+        if count > _MAX_OPTIONS or chars > 8 * _MAX_OPTIONS:
             return None
     try:
         if name == "timeit":                  # %%timeit: the line is the setup
             _, stmt = Magics.parse_options(_OptionParser(), line, "n:r:tcp:qov:", posix=False, strict=False,
                                            preserve_non_opts=True)
-        elif name == "prun":
+            return [stmt] if body is None else [stmt, body]
+        if name == "prun":
             _, stmt = Magics.parse_options(_OptionParser(), line, "D:l:rs:T:q", list_all=True, posix=False)
-        else:          # %time's one option (--no-raise-error, or a prefix), %debug's (--breakpoint/-b FILE:LINE)
-            words, i = line.split(), 0
-            while i < len(words):
-                if name == "time" and len(words[i]) > 2 and "--no-raise-error".startswith(words[i]):
-                    i += 1
-                elif name == "debug" and words[i] in ("-b", "--breakpoint"):
-                    i += 2
-                else:
-                    break
-            stmt = " ".join(words[i:]) if i else line
+        elif name == "time":                  # its one option (--no-raise-error, or a prefix), anywhere
+            kept = [w for w in words if not (len(w) > 2 and "--no-raise-error".startswith(w))]
+            stmt = line if len(kept) == len(words) else " ".join(kept)
+        else:                                 # %debug --breakpoint/-b FILE:LINE, then the statement
+            i = 0
+            while i < len(words) and words[i].startswith("-"):
+                i += 2 if words[i] in ("-b", "--breakpoint") else 1
+            stmt = " ".join(words[i:])
     except (UsageError, ValueError):
         return None
-    return [stmt] if body is None else [stmt, body]
+    return [stmt if body is None else f"{stmt}\n{body}"]
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _matches(used: str, forbidden: str) -> bool:
     if used in (DYNAMIC, TOO_DEEP):   # a computed import, exec of a computed string, code not walked: anything
         return True
     if used == forbidden or used.startswith(forbidden + ".") or f".{forbidden}." in f".{used}.":
         return True       # torch.nn.functional.torch.distributions: a module's own import of another
-    if used.endswith((".*", "." + DYNAMIC)):  # from package import *, getattr(package, name): anything below it
-        pkg = used[:-2]
-        return forbidden == pkg or forbidden.startswith(pkg + ".")
+    if used.endswith((".*", "." + DYNAMIC)):  # from package import *, getattr(package, name): anything below it,
+        parts, top = used[:-2].split("."), forbidden.partition(".")[0]    # also where the package sits inside
+        for i in range(len(parts)):                                       # the name (F.torch.?)
+            if i == 0 or parts[i] == top:
+                pkg = ".".join(parts[i:])
+                if forbidden == pkg or forbidden.startswith(pkg + "."):
+                    return True
     return False
 
 
@@ -631,7 +727,7 @@ def check_notebook(notebook, functions=(), forbidden=()) -> StaticReport:
     uses = _Uses()
     for index, src in sources:
         try:
-            tree = _parse(src)
+            tree = _parse_cell(src)
         except SyntaxError as exc:
             text = (exc.text or "").strip()
             where = f" near `{text[:80]}`" if text else ""
@@ -658,6 +754,24 @@ def check_notebook(notebook, functions=(), forbidden=()) -> StaticReport:
     return report
 
 
+def _parse_cell(src: str) -> ast.Module:
+    """A cell's syntax tree; a one-line cell that is not Python is read as IPython's kernel reads it, as a magic
+    without its ``%`` (automagic: ``time import x`` runs ``%time import x``)."""
+    try:
+        return _parse(src)
+    except SyntaxError:
+        line = src.strip()
+        if not line or "\n" in line or line.startswith("%"):
+            raise
+        magic = _to_python("%" + line)
+        if magic.lstrip().startswith(("get_ipython().run_line_magic(", "get_ipython().run_cell_magic(")):
+            try:
+                return _parse(magic)
+            except SyntaxError:
+                pass
+        raise
+
+
 def _record(report: StaticReport, forbidden, used: str, cell: int, line: int, scope: str | None) -> None:
     report.used.append((used, cell, line))
     for f in forbidden:
@@ -671,6 +785,7 @@ def _walk(tree: ast.Module, cell: int, uses: _Uses, report: StaticReport, forbid
     uses.bind(tree)
     for node in tree.body:
         start = len(uses.found)
+        uses.resolved.clear()
         try:
             uses.visit(node)
         except RecursionError:
@@ -679,8 +794,8 @@ def _walk(tree: ast.Module, cell: int, uses: _Uses, report: StaticReport, forbid
             continue
         scope = node.name if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and not any(
             isinstance(n, (ast.Global, ast.Nonlocal)) for n in ast.walk(node)) else None
-        for used, line in uses.found[start:]:
-            _record(report, forbidden, used, cell, line, scope)
+        for used, line in uses.found[start:]:   # what runs code unseen can bind names for any function
+            _record(report, forbidden, used, cell, line, None if used in (DYNAMIC, TOO_DEEP) else scope)
 
 
 def check_submission(notebook, suite) -> StaticReport:

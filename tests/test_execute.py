@@ -94,11 +94,15 @@ _EVERY = {"sklearn", "torch.distributions", "numpy.cov"}
 
 
 @pytest.mark.parametrize("source, caught", [
-    # an importer under another name: followed where the check can read the call, else everything
-    ("f = __import__\nm = f('sklearn.mixture')", {"sklearn"}),
+    # an importer under another name is everything, wherever the name goes (in whatever order the cells bind it)
+    ("f = __import__\nm = f('sklearn.mixture')", _EVERY),
     ("f = __import__\nm = f(name)", _EVERY),
-    ("e = exec\ne('import sklearn')", {"sklearn"}),
-    ("from importlib import import_module as im\nm = im('sklearn')", {"sklearn"}),
+    ("e = exec\ne('import sklearn')", _EVERY),
+    ("from importlib import import_module as im\nm = im('sklearn')", _EVERY),
+    ("def h(c):\n    return f(c)\nf = exec\nh('import sklearn')", _EVERY),
+    ("def load(n):\n    return importlib.import_module(n)\nimport importlib", _EVERY),
+    ("m = __import__('importlib').import_module(name)", _EVERY),
+    ("N = __import__('torch').distributions.Normal", {"torch.distributions"}),
     ("from importlib import import_module as im\nm = im(name)", _EVERY),
     ("def f(load=__import__):\n    return load(name)", _EVERY),
     ("loaders = [exec]", _EVERY),
@@ -123,7 +127,7 @@ _EVERY = {"sklearn", "torch.distributions", "numpy.cov"}
     ("import gc\nobjects = gc.get_objects()", _EVERY),
     # the kernel's own entry points: code in magics is read, other uses of get_ipython are everything
     ("get_ipython().run_cell('import sklearn')", _EVERY),
-    ("ip = get_ipython()", _EVERY),
+    ("ip = get_ipython()\nip.run_cell(code)", _EVERY),
     ("%time import sklearn", {"sklearn"}),
     ("%%time\nfrom sklearn import mixture", {"sklearn"}),
     ("%timeit -n 1 -r 1 from sklearn import mixture", {"sklearn"}),
@@ -143,13 +147,35 @@ _EVERY = {"sklearn", "torch.distributions", "numpy.cov"}
     ("from IPython import get_ipython\nget_ipython().run_cell(code)", _EVERY),
     ("import IPython\nIPython.get_ipython().run_line_magic('run', path)", _EVERY),
     ("vars = vars\nhelper(vars)", _EVERY),
+    # the code review after round 6b: Python IPython evaluates in shell lines and magics' lines, automagic,
+    # builtins the notebook also binds, arguments of the shell's calls, code that sets globals unseen
+    ("!true {get_ipython().push(dict(GM=__import__('sklearn.mixture')))}", _EVERY),
+    ("files = !echo {__import__('sklearn')}", {"sklearn"}),
+    ("%matplotlib inline {__import__('sklearn')}", {"sklearn"}),
+    ("%%capture {__import__('sklearn')}\nx = 1", {"sklearn"}),
+    ("%config Foo.bar = __import__('sklearn')", {"sklearn"}),
+    ("%recall __import__('sklearn')", _EVERY),
+    ("time import sklearn.mixture as M", {"sklearn"}),
+    ("%time import --no-raise-error sklearn", {"sklearn"}),
+    ("%debug --breakpoint=x.py:1 __import__('sklearn')", {"sklearn"}),
+    ("%%prun -q x = (\n__import__('sklearn'))", {"sklearn"}),
+    ("%load_ext autoreload\n%aimport numpy,sklearn", {"sklearn"}),
+    ("def evaluate(model, X, eval=True):\n    return X\nr = eval(\"__import__('sklearn')\")", {"sklearn"}),
+    ("import torch\ndef diag(X, vars):\n    return X\nd = vars(torch)['distributions']", {"torch.distributions"}),
+    ("get_ipython().system('true', __import__('sklearn'))", _EVERY),
+    ("import torch.nn.functional as F\nd = getattr(F.torch, 'distri' + 'butions')", {"torch.distributions"}),
+    ("import torch.nn.functional as F\nN = getattr(F, 'torch', None).distributions.Normal", {"torch.distributions"}),
+    ("import numpy as np\nc = getattr(np, '__dict__')['cov']", {"numpy.cov"}),
+    ("from IPython import InteractiveShell\nInteractiveShell.instance().run_cell(code)", _EVERY),
+    ("import timeit\ntimeit.timeit(code)", _EVERY),
+    ("import pickle\nGM = pickle.loads(data)", _EVERY),
     ("import importlib.util\nfound = importlib.util.find_spec('sklearn') is not None", {"sklearn"}),
     ("import sys\nm = sys.modules.get('sklearn') if 'sklearn' in sys.modules else None", _EVERY),
 ])
 def test_static_check_fails_closed_on_importers_used_as_values(source, caught):
-    """Every way round the check the attack rounds found (an importer under another name, the builtins reached
-    through a namespace, a frame or a dunder, a module handed on as a value, code inside a magic) is caught:
-    by the name it reaches where the check can read it, else as every forbidden name."""
+    """Every way round the check the attack rounds and the review found (an importer under another name, the
+    builtins reached through a namespace, a frame or a dunder, code inside a magic or expanded in its line) is
+    caught: by the name it reaches where the check can read it, else as every forbidden name."""
     rep = check_notebook(_nb(source), [], sorted(_EVERY))
     assert {v.forbidden for v in rep.violations} == caught, [v.message for v in rep.violations]
     assert all("\n" not in v.message for v in rep.violations)
@@ -174,10 +200,24 @@ def test_static_check_leaves_ordinary_notebook_code_alone():
               "import sys\nIN_COLAB = 'google.colab' in sys.modules\nfrom importlib.metadata import version\n"
               "print(version('torch'))\nimport importlib\nimportlib.reload(np)\n"
               "from IPython import get_ipython\nget_ipython().run_line_magic('matplotlib', 'inline')\n"
-              "%pushd out\n%popd\n%store x\n%load_ext autoreload\n")
+              "%pushd out\n%popd\n%store x\n%load_ext autoreload\n"
+              "variances = np.ones(3)\nvars = variances\ny = np.log(vars)\n"
+              "IN_COLAB = 'google.colab' in str(get_ipython())\nip = get_ipython()\n"
+              "ip.run_line_magic('matplotlib', 'inline')\n%timeit -n1 -r1 sorted([" + "-1, " * 40 + "])\n"
+              "!echo {len(files)} $HOME\n!awk '{print $1}' data.txt\n%config InlineBackend.figure_format = 'retina'\n")
     rep = check_notebook(_nb(source, "%%capture out\ny = np.mean(x)", "%%file data.csv\na,b\n1,2"), [],
                          sorted(_EVERY))
     assert not rep.violations and not rep.syntax_errors, [v.message for v in rep.violations]
+
+
+def test_code_run_unseen_in_a_function_costs_every_function():
+    """A graded function that runs code the check cannot read can bind names for the others without declaring
+    them ``global`` (``globals()[...] = ...``): it costs every function, not only its own (code review after
+    attack round 6b)."""
+    nb = _nb("def sample_mean(X):\n    globals()['M'] = __import__(name)\n    return X.mean(0)",
+             "def mle_covariance(X):\n    return M(X)")
+    rep = check_notebook(nb, ["sample_mean", "mle_covariance"], ["sklearn"])
+    assert rep.violations and all(v.function is None for v in rep.violations), rep.violations
 
 
 def test_a_cell_translated_line_by_line_keeps_its_indentation():
