@@ -841,6 +841,7 @@ def grade_batch(items, suite_name, out_dir, workers: int = 1, scheduler: str | N
         limit = notebook_limit(suite)
 
         done, todo, settled = {}, [], []
+        pending = {}     # name -> (sha256, how many runs died grading it) of each notebook in todo
         handed_in = {sub.student for sub in subs}
         for student in expected:   # on the roster, nothing handed in: a result of its own, score 0
             if student not in handed_in:
@@ -860,7 +861,7 @@ def grade_batch(items, suite_name, out_dir, workers: int = 1, scheduler: str | N
             elif sub.problem:
                 settled.append((name, {"results": report.error_results(
                     suite.name, name, sub.problem, {"submission_sha256": sub.sha256, "isolation": level})}))
-            elif _deaths(out_dir, name, sub.sha256) >= _MAX_DEATHS:
+            elif (deaths := _deaths(out_dir, name, sub.sha256)) >= _MAX_DEATHS:
                 _grading_marker(out_dir, name).unlink(missing_ok=True)
                 settled.append((name, {"results": report.error_results(suite.name, name, (
                     f"grader error: the grading process died {_MAX_DEATHS} times while it graded this notebook "
@@ -868,6 +869,7 @@ def grade_batch(items, suite_name, out_dir, workers: int = 1, scheduler: str | N
                     "results folder to try once more"), {"submission_sha256": sub.sha256, "isolation": level})}))
             else:
                 todo.append((name, (sub.data, name, suite_ref, submission_seeds(sub.data, salt))))
+                pending[name] = (sub.sha256, deaths)
         with stop.writing():
             report.rebuild_csv(out_dir, check_names, assignment=suite.name)
 
@@ -893,7 +895,7 @@ def grade_batch(items, suite_name, out_dir, workers: int = 1, scheduler: str | N
             bar.set_postfix_str(f"{name}: {res['score']:g}")
 
         def failed(name, task, exc):
-            extra = {"submission_sha256": hashlib.sha256(task[0]).hexdigest(),
+            extra = {"submission_sha256": pending[name][0],
                      "seed_commitment": seed_commitment(task[3]), "isolation": level}
             return {"results": report.error_results(
                 suite.name, name, f"grader error: {_one_line(f'{type(exc).__name__}: {exc}', 250)}", extra)}
@@ -917,8 +919,8 @@ def grade_batch(items, suite_name, out_dir, workers: int = 1, scheduler: str | N
                 for name, task in todo:
                     # in this process: a submission that kills it would stop every rerun of the batch at the
                     # same place, so a marker says which one it was (see _deaths)
-                    marker, sha = _grading_marker(out_dir, name), hashlib.sha256(task[0]).hexdigest()
-                    marker.write_text(f"{sha} {_deaths(out_dir, name, sha) + 1}")
+                    marker, (sha, deaths) = _grading_marker(out_dir, name), pending[name]
+                    marker.write_text(f"{sha} {deaths + 1}")
                     try:
                         outcome = _grade_task(task)
                     except Exception as exc:   # grade_one never raises; belt and braces

@@ -237,11 +237,12 @@ def _to_python(source) -> str:
     if isinstance(source, list):
         source = "".join(source)
     try:
-        escapes = escape_lines(source)
-        if escapes * len(source) <= _ESCAPE_WORK or _is_cell_magic(source):
+        if escape_lines(source) * len(source) <= _ESCAPE_WORK:
             return _transform(source)
-        return "".join(_translate_line(line) if _ESCAPE_LINE.search(line) else line
-                       for line in _cleaned_lines(source))
+        lines = _cleaned_lines(source)
+        if _is_cell_magic(lines):
+            return _transform(source)
+        return "".join(_translate_line(line) if _ESCAPE_LINE.search(line) else line for line in lines)
     except Exception:  # IPython missing or confused: fall back to the raw text
         return source
 
@@ -253,12 +254,12 @@ def _translate_line(line: str) -> str:
     return line[:len(line) - len(body)] + _transform(body)
 
 
-def _is_cell_magic(source: str) -> bool:
-    """Whether IPython reads ``source`` as one cell magic (``%%name`` first, after its own clean-up of leading
-    blank lines, indentation and prompts): translated in one pass, the body left as a string. Its own test,
-    not ``str.lstrip``: a no-break space before ``%%`` is stripped by one and not by the other, and a cell
-    taken for a cell magic that is not one costs IPython a pass over the cell per escape line."""
-    lines = _cleaned_lines(source)
+def _is_cell_magic(lines: list) -> bool:
+    """Whether IPython reads a cell as one cell magic (``%%name`` first in ``lines``, the cell after its own
+    clean-up of leading blank lines, indentation and prompts: :func:`_cleaned_lines`): translated in one pass,
+    the body left as a string. Its own test, not ``str.lstrip``: a no-break space before ``%%`` is stripped by
+    one and not by the other, and a cell taken for a cell magic that is not one costs IPython a pass over the
+    cell per escape line."""
     return bool(lines) and lines[0].startswith("%%") and not re.match(r"%%\w+\?", lines[0])
 
 
@@ -331,15 +332,14 @@ _ANYWHERE = ("builtins", "importlib", "sys.modules", "sys.meta_path", "sys.path_
 _NOT_IMPORTERS = ("importlib.metadata.version", "importlib.metadata.PackageNotFoundError", "importlib.reload")
 #: Attributes that lead from any object to the builtins, a module's globals or every class loaded (a
 #: function's ``__globals__``, a builtin's ``__self__``, a frame's ``f_globals``, ``object.__subclasses__()``):
-#: used on anything, by name or as a constant key, they are :data:`DYNAMIC`. What stays open is ``getattr``
-#: with a computed name on an object that is not a module (students write ``getattr(model, name)``): the
-#: sandbox's runtime, which lacks the forbidden modules, is what holds there.
+#: used on anything, by name or as a constant key, they are :data:`DYNAMIC` (what stays open: the module
+#: docstring).
 _ESCAPES = frozenset({"__builtins__", "__import__", "__globals__", "__self__", "__subclasses__", "__getattribute__",
                       "__loader__", "__spec__", "__reduce__", "__reduce_ex__", "f_globals", "f_builtins", "f_locals",
                       "f_back", "gi_frame", "cr_frame", "ag_frame", "tb_frame"})
 #: IPython magics (``%name`` / ``%%name``, as ``get_ipython().run_line_magic`` / ``run_cell_magic``), by what
 #: they run. Code (:func:`_magic_code`): Python read like a cell's. Imports: the line names modules
-#: (``%load_ext m``). Inert: no Python of the notebook's and no import. Any other magic (``%run``, ``%store``,
+#: (``%load_ext m``). Inert: no Python of the notebook's and no import. Any other magic (``%run``, ``%macro``,
 #: an extension's) is :data:`DYNAMIC`.
 _CODE_MAGICS = ("time", "timeit", "prun", "capture", "debug", "writefile", "file", "config")
 #: The magics whose line IPython does not expand (``{expr}``, ``$name``): the rest evaluate what is in braces.
@@ -589,7 +589,8 @@ class _Uses(ast.NodeVisitor):
         if code is None:
             self.found.append((DYNAMIC, line))
             return True
-        strict = name not in ("writefile", "file") or text.split()[-1:] == [] or text.split()[-1].endswith(".py")
+        target = text.split()[-1:]                      # %%writefile's file: not Python unless it is a .py
+        strict = name not in ("writefile", "file") or not target or target[0].endswith(".py")
         for source in code:
             self._read(source, line, magics=True, strict=strict)
         return True
@@ -632,8 +633,7 @@ class _Uses(ast.NodeVisitor):
     def visit_Attribute(self, node):
         dotted = self._resolve(node)
         if dotted is not None:
-            head, sep, _ = dotted.partition(".__dict__")
-            self._use(f"{head}.{DYNAMIC}" if sep else dotted, node.lineno)
+            self._use(dotted, node.lineno)
             return  # the inner attributes are prefixes of this one
         if node.attr in _ESCAPES:
             self.found.append((DYNAMIC, node.lineno))
