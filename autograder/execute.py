@@ -289,6 +289,17 @@ def _plain(value):
     raise wire.FormatError(f"unexpected {type(value).__name__} in the output")
 
 
+def _nbytes(value) -> int:
+    """Bytes a harvested value holds: its arrays', 8 for each number."""
+    if isinstance(value, np.ndarray):
+        return value.nbytes
+    if isinstance(value, tuple):
+        return sum(map(_nbytes, value))
+    if isinstance(value, dict):
+        return sum(map(_nbytes, value.values()))
+    return 8
+
+
 def _group_fate(name: str, st: dict, cell: dict, budget: float, run_reason: str | None):
     """(status, why) of a whole group of cases that has no per-case records, else None."""
     fstatus = st.get("status") if isinstance(st.get("status"), str) else None
@@ -314,9 +325,12 @@ def _seconds(value, budget: float) -> float:
 
 
 def _harvest(outdir: Path, name: str, spans: list, budget: float, cells: dict, run_reason: str | None,
-             file_cap: int) -> FunctionResult:
-    """One function's result from the sandbox's records; ``spans``: ``[(group, offset, n_cases)]``. A group's
-    fate (missing, timeout, dead kernel) applies to that group's cases only."""
+             file_cap: int, room: int) -> tuple[FunctionResult, int]:
+    """One function's result from the sandbox's records, and what is left of ``room``; ``spans``:
+    ``[(group, offset, n_cases)]``. A group's fate (missing, timeout, dead kernel) applies to that group's cases
+    only. Each case's output is read within ``file_cap`` bytes, and only while the outputs kept so far, this
+    one's included, hold at most ``room`` bytes: a file of zeros compresses a thousandfold, so the export's
+    budget alone does not bound what the grader would hold."""
     out_dir = outdir / "outputs"
     res = FunctionResult(status="ok")
     ncases = sum(n for _, _, n in spans)
@@ -334,7 +348,7 @@ def _harvest(outdir: Path, name: str, spans: list, budget: float, cells: dict, r
             res.outputs += [None] * n
             if fate[0] == "missing":
                 return FunctionResult("missing", fate[1], None, 0.0,
-                                      [CaseResult("not_run", fate[1]) for _ in range(ncases)], [None] * ncases)
+                                      [CaseResult("not_run", fate[1]) for _ in range(ncases)], [None] * ncases), room
             continue
         timed_out = st.get("status") == "timeout"
         for i in range(offset, offset + n):
@@ -370,6 +384,11 @@ def _harvest(outdir: Path, name: str, spans: list, budget: float, cells: dict, r
                     cr = CaseResult("ok", "", secs)
                 except wire.FormatError as exc:
                     cr = CaseResult("error", f"{name}'s output was rejected: {exc}", secs)
+                if value is not None and _nbytes(value) > room:
+                    value, cr = None, CaseResult("error", f"{name}'s output was rejected: the graded functions' "
+                                                          f"outputs together hold more than {file_cap >> 20} MiB; "
+                                                          "return only what the function is asked for", secs)
+                room -= _nbytes(value) if value is not None else 0
             res.cases.append(cr)
             res.outputs.append(value)
     failed = [(i, c) for i, c in enumerate(res.cases) if c.status != "ok"]
@@ -380,7 +399,7 @@ def _harvest(outdir: Path, name: str, spans: list, budget: float, cells: dict, r
         res.status = "timeout" if any(c.status == "timeout" for _, c in failed) else \
             ("error" if cr.status in ("error", "not_run") else cr.status)
         res.message = (cr.message if ncases == 1 else f"case {i + 1} of {ncases}: {cr.message}")[:400]
-    return res
+    return res, room
 
 
 def _write_clean(workdir: Path, name: str, res: FunctionResult) -> Path:
@@ -525,14 +544,14 @@ def execute_submission(notebook_path, suite, cases, workdir, limits: Limits | No
         cells = progress.get("cells") if isinstance(progress.get("cells"), dict) else {}
         attempts = progress.get("attempts") if isinstance(progress.get("attempts"), int) else 0
         status, reason = _notebook_outcome(cells, sb, progress, nb_budget, limits)
-        functions = {}
+        functions, room = {}, limits.file_size_bytes     # what every output together may hold, inflated
         for n in suite.functions:
             if n not in names:
                 functions[n] = FunctionResult("not_run", f"no cases for {n}")
                 continue
             spans = [(k, *g[n]) for k, g in enumerate(groups) if n in g]
-            res = _harvest(outdir, n, [(k, off, len(c)) for k, off, c in spans], budgets[n], cells, reason,
-                           limits.file_size_bytes)
+            res, room = _harvest(outdir, n, [(k, off, len(c)) for k, off, c in spans], budgets[n], cells, reason,
+                                 limits.file_size_bytes, room)
             res.outputs_path = _write_clean(workdir, n, res)
             functions[n] = res
         executed = None

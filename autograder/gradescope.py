@@ -140,7 +140,7 @@ def run(config: Path, submission_dir: Path, results: Path) -> dict:
                                        time.perf_counter() - t0)
         if note:
             res["output"] = f"{note}\n{res['output']}"
-    report.write_atomic(results, json.dumps(res, indent=1) + "\n")
+    report.write_atomic(results, report.results_json(res))
     return res
 
 
@@ -163,7 +163,8 @@ def main(argv=None) -> int:
         print(f"sandbox runtime: {prepare(Path(args.config))}")
         return 0
     res = run(Path(args.config), Path(args.submission_dir), Path(args.results))
-    print(f"score {res['score']:g}: {res['output'].splitlines()[0] if res['output'] else ''}")
+    from autograder import report
+    print(f"score {res['score']:g}: {report._printable(res['output'].splitlines()[0]) if res['output'] else ''}")
     return 0
 
 

@@ -1,7 +1,9 @@
 """One result per submission: Gradescope ``results.json``, ``feedback.md``, ``feedback.html``, a CSV row.
 
 ``results.json`` follows Gradescope's schema: ``score``, ``execution_time``, ``output``, ``visibility``,
-``stdout_visibility`` and ``tests[]`` (``name score max_score status output visibility tags``); everything
+``stdout_visibility``, the ``output_format``, ``test_output_format`` and ``test_name_format`` (all
+"text": Gradescope shows them as typed, no HTML or links) and ``tests[]`` (``name score max_score status
+output visibility tags``); everything
 the grader itself wants to remember is under ``extra_data`` (suite, seeds, versions, durations, sandbox
 limits, the sandbox's ``isolation`` level, the submission's sha256 and ``complete: true``). A hidden check's
 ``output`` says passed/failed only, and for a hidden case the function failed on, one generic line made
@@ -41,6 +43,8 @@ STATUS_WORDS = {
     "error": "raised an exception", "timeout": "ran out of time", "missing": "is not defined in the notebook",
     "not_run": "was not run", "forbidden": "uses a forbidden import", "stub": "is not written yet",
 }
+#: Gradescope shows every output and test name as plain text (its default format renders HTML links and tags).
+PLAIN_TEXT = {"output_format": "text", "test_output_format": "text", "test_name_format": "text"}
 #: What to do about a function that is not written yet.
 STUB_HINT = "replace `raise NotImplementedError()` with your code"
 #: The statuses a function can have (anything else is reported as "error").
@@ -48,8 +52,10 @@ _FUNCTION_STATUSES = ("ok", *STATUS_WORDS)
 
 
 # ---------------------------------------------------------------------- escaping student text
-# C0/C1 control characters (but tab and newline), and the Unicode controls that reorder or hide text.
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+# C0/C1 control characters (but tab and newline), the Unicode controls that reorder or hide text, and lone
+# surrogates (JSON's "\ud800" decodes to one, and a file name's undecodable byte becomes one: no UTF-8 encodes it).
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff\ud800-\udfff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _MD_PUNCTUATION = frozenset(string.punctuation)     # CommonMark: any ASCII punctuation may be backslash-escaped
 
 
@@ -192,7 +198,7 @@ def build_results(suite, judged: dict | None, *, name: str, notebook_status: dic
                        "mistakes": mistakes, "complete": True})
     return {
         "score": score, "execution_time": round(float(execution_time), 3), "output": "\n".join(lines),
-        "visibility": "visible", "stdout_visibility": "hidden", "tests": tests, "extra_data": extra_data,
+        "visibility": "visible", "stdout_visibility": "hidden", **PLAIN_TEXT, "tests": tests, "extra_data": extra_data,
     }
 
 
@@ -203,7 +209,7 @@ def error_results(suite_name: str, name: str, reason: str, extra: dict, executio
     extra_data.update({"assignment": suite_name, "submission": name, "reason": reason, "max_score": max_score,
                        "complete": True, "error": True})
     return {"score": 0.0, "execution_time": round(float(execution_time), 3), "output": reason,
-            "visibility": "visible", "stdout_visibility": "hidden", "tests": [], "extra_data": extra_data}
+            "visibility": "visible", "stdout_visibility": "hidden", **PLAIN_TEXT, "tests": [], "extra_data": extra_data}
 
 
 # ---------------------------------------------------------------------- feedback
@@ -284,12 +290,30 @@ def render_html(results: dict) -> str:
 
 
 # ---------------------------------------------------------------------- files on disk
+def _encodable(value):
+    """``value`` (a results dict) with each lone surrogate in its strings shown as U+FFFD: UTF-8 cannot encode
+    one, and a JSON reader may refuse its ``\\ud800`` escape."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_encodable(k): _encodable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_encodable(v) for v in value]
+    return value
+
+
+def results_json(results: dict) -> str:
+    """The text of results.json: every string encodable (no lone surrogates)."""
+    return json.dumps(_encodable(results), indent=1) + "\n"
+
+
 def write_submission(out_dir, name: str, results: dict) -> Path:
     """Write DIR/name/{feedback.md, feedback.html, results.json}; results.json last (it marks completion)."""
     d = Path(out_dir) / name
+    results = _encodable(results)
     write_atomic(d / "feedback.md", render_markdown(results))
     write_atomic(d / "feedback.html", render_html(results))
-    write_atomic(d / RESULTS_FILE, json.dumps(results, indent=1, sort_keys=False) + "\n")
+    write_atomic(d / RESULTS_FILE, results_json(results))
     return d / RESULTS_FILE
 
 

@@ -111,7 +111,8 @@ class Limits:
     max_processes : int
         Processes and threads of the run (a cgroup's ``pids.max``, and ``RLIMIT_NPROC`` of a private uid).
     file_size_bytes : int
-        Largest file a process may write (``RLIMIT_FSIZE``).
+        Largest file a process may write (``RLIMIT_FSIZE``); also what the graded functions' outputs may hold
+        together once the grader has read them back (inflated).
     wall_seconds : float
         Wall-clock budget of the whole run; past it, every process of the run is killed.
     output_bytes : int

@@ -396,6 +396,31 @@ def test_a_notebook_that_killed_the_grader_twice_gets_a_row_and_the_batch_goes_o
     assert _scores(out) == {"partial": EXPECTED["partial"], "broken": EXPECTED["broken"]}
 
 
+def test_text_utf8_cannot_encode_stops_no_batch(tmp_path, capsys):
+    """Found by an attack: a lone surrogate in a student's error message (the hostile corpus' lone_surrogate),
+    or a byte that is not UTF-8 in a file name in a student's repository, raised while the feedback was written,
+    which stopped the batch; with workers the others never got a row, on any rerun. Now every submission gets
+    its row, and the text shows U+FFFD."""
+    batch = tmp_path / "clones"
+    for login in ("aaron", "bob", "carol"):
+        (batch / f"fixture_hw-{login}").mkdir(parents=True)
+    for name in (b"notes.ipynb", b"\xff.ipynb"):            # two notebooks: one names no file UTF-8 can say
+        with open(os.path.join(os.fsencode(batch / "fixture_hw-aaron"), name), "wb") as fh:
+            fh.write((SUBS / "complete.ipynb").read_bytes())
+    shutil.copy(ROOT / "examples" / "hostile" / "lone_surrogate.ipynb", batch / "fixture_hw-bob" / "fixture_hw.ipynb")
+    shutil.copy(SUBS / "complete.ipynb", batch / "fixture_hw-carol" / "fixture_hw.ipynb")
+    out = tmp_path / "out"
+    assert cli.main(["grade", str(batch), "--assignment", "fixture_hw", "--out", str(out), "--workers", "2"]) == 0
+    assert "\ufffd.ipynb" in capsys.readouterr().out
+    scores = _scores(out)
+    assert set(scores) == {"aaron", "bob", "carol"} and scores["aaron"] == 0 and 0 < scores["bob"] < 100 \
+        and scores["carol"] == 100, scores
+    bob = (out / "bob" / "feedback.md").read_text(encoding="utf-8")
+    assert "\ufffd" in bob and "not encodable" in bob
+    reason = json.loads((out / "aaron" / "results.json").read_text())["extra_data"]["reason"]
+    assert "\ufffd.ipynb" in reason and "hand in one" in reason
+
+
 def test_a_notebook_of_too_many_cells_is_one_line(tmp_path):
     """240,000 empty cells (empty cells count nothing towards the code limits) cost the grader 2.2 GB."""
     nb = nbformat.read(SUBS / "complete.ipynb", as_version=4)

@@ -42,6 +42,10 @@ def test_results_follow_the_gradescope_schema():
     assert sum(t["max_score"] for t in r["tests"]) == 100
     assert r["extra_data"]["complete"] and r["extra_data"]["mistakes"] == ["unbiased_covariance"]
     json.dumps(r)          # serialisable
+    # Gradescope's default format renders HTML tags and links in a student's text: every output is plain text
+    for res in (r, report.error_results("fixture_hw", "alice", "<a href='x'>regraded</a>", {})):
+        assert {k: res[k] for k in report.PLAIN_TEXT} == {"output_format": "text", "test_output_format": "text",
+                                                           "test_name_format": "text"}
 
 
 def test_visible_failures_show_inputs_and_hidden_ones_only_pass_fail():
@@ -177,6 +181,24 @@ def test_control_characters_never_reach_a_report(tmp_path):
     with open(tmp_path / "grades.csv") as f:
         row = next(csv.DictReader(f))
     assert row["reason"].startswith("'=cmd") and "\x1b" not in row["reason"]      # a spreadsheet shows text
+
+
+def test_lone_surrogates_never_stop_a_report(tmp_path):
+    """A student's error message "\\ud800" (JSON decodes it to a lone surrogate) or a file name with a byte
+    that is not UTF-8 (Python reads it as one) reach the results: UTF-8 cannot encode them, and writing the
+    feedback raised, which stopped the whole batch on every rerun. Each is shown as U+FFFD everywhere."""
+    r = build(name="alice")
+    r["output"] += "\nnotebook: cell 3 raised ValueError: \ud800 boom"
+    r["tests"][-1]["output"] = "failed\n\udcff.ipynb"
+    r["extra_data"].update(student="al\udcffice", reason="2 notebooks are alice's (a.ipynb, \udcff.ipynb)")
+    report.write_submission(tmp_path, "alice", r)
+    report.rebuild_csv(tmp_path, [c.name for c in load_suite("fixture_hw").checks])
+    for name in ("alice/feedback.md", "alice/feedback.html", "alice/results.json", "grades.csv"):
+        text = (tmp_path / name).read_bytes().decode("utf-8")          # strict: every byte is valid UTF-8
+        assert ("\ufffd" in text or "\\ufffd" in text) and not re.search(r"\\ud[89a-f]", text), name
+    back = json.loads((tmp_path / "alice" / "results.json").read_text())
+    assert "\ufffd boom" in back["output"] and back["extra_data"]["student"] == "al\ufffdice"
+    assert "\ufffd.ipynb" in report.format_table([r])
 
 
 def test_hidden_case_text_never_reaches_the_report():

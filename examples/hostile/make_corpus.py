@@ -183,6 +183,18 @@ VARIANTS = {
          "F1": "def {name}({arg}):\n    from course_lib.mle import gaussian\n    return gaussian({arg})[1]\n"},
         [], {"notebook": "error", "slots": {"F0": "error", "F1": "error"},
              "contains": {"F0": "sklearn", "F1": "course_lib"}}),
+    "lone_surrogate": (
+        "raises an error whose message holds a lone surrogate (UTF-8 cannot encode it)",
+        {"F2": "def {name}({arg}):\n    raise ValueError('\\ud800 <b>not encodable</b>')\n"},
+        [], {"notebook": "ok", "slots": {"F2": "error"}, "contains": {"F2": "not encodable"}}),
+    "output_inflation": (
+        "returns 24 MB of zeros from every case, written compressed (a thousandfold smaller)",
+        {"F0": "def {name}({arg}):\n    return np.zeros(3_000_000)\n",
+         "F1": "def {name}({arg}):\n    return np.zeros(3_000_000)\n",
+         "F2": "def {name}({arg}):\n    return np.zeros(3_000_000)\n"},
+        ["np.savez = np.savez_compressed  # the harvest writes each output with np.savez\n"],
+        {"notebook": "ok", "slots": {"F0": "error", "F1": "error", "F2": "error"},
+         "contains": {"F0": "outputs together", "F1": "outputs together", "F2": "outputs together"}}),
     "pickle_payload": (
         "returns an object array, and a background thread replaces harvested outputs with a pickle and a link",
         {"F1": "def {name}({arg}):\n    return np.array([{{'covariance': 1}}], dtype=object)\n"},
