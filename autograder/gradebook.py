@@ -226,7 +226,13 @@ def formgrader_copy(data: bytes, cells: dict) -> bytes:
     formgrader's notebook view looks up every cell marked as a grade, solution or task cell by its grade_id,
     and fails on one the gradebook lacks (or on a mark that is not a dict): a notebook with made-up marks could
     not be opened there, nor a grade be changed by hand. Such marks are dropped. When several cells carry the
-    same mark, the last keeps it, as nbgrader's own ``DeduplicateIds`` does. Every other byte is kept.
+    same mark, the last keeps it, as nbgrader's own ``DeduplicateIds`` does.
+
+    formgrader shows the notebook as HTML in the grader's browser, on the Jupyter server's own origin, and passes
+    a Markdown cell's HTML and a JavaScript output through: a student's ``<img onerror=...>`` would run with the
+    grader's session (their gradebook, the hidden tests, a terminal). nbconvert's ``SanitizeHTML`` makes every
+    Markdown and raw cell's HTML and every output inert (scripts and event handlers shown as text, JavaScript
+    and other active outputs dropped). An honest notebook comes out byte for byte.
 
     Parameters
     ----------
@@ -238,7 +244,12 @@ def formgrader_copy(data: bytes, cells: dict) -> bytes:
     Returns
     -------
     bytes
-        ``data`` itself when nothing is dropped, else the notebook without those marks.
+        ``data`` itself when nothing is dropped or made inert, else the notebook so changed.
+
+    Raises
+    ------
+    ValueError
+        When the notebook's cells cannot be read as nbformat's (it is then not copied).
     """
     nb = json.loads(data)
     seen, changed = set(), False
@@ -257,6 +268,18 @@ def formgrader_copy(data: bytes, cells: dict) -> bytes:
                 continue
         del meta["nbgrader"]
         changed = True
+    import copy
+
+    import nbformat
+    from nbconvert.preprocessors.sanitize import SanitizeHTML
+    try:
+        node = nbformat.reads(json.dumps(nb), as_version=4)
+        before = copy.deepcopy(node)
+        SanitizeHTML().preprocess(node, {})
+    except Exception as exc:   # noqa: BLE001 - a cell or output of a shape nbformat does not have
+        raise ValueError(f"its cells are not nbformat's ({type(exc).__name__})") from None
+    if node != before:
+        return (nbformat.writes(node) + "\n").encode("utf-8")
     return (json.dumps(nb, indent=1, ensure_ascii=False) + "\n").encode("utf-8") if changed else data
 
 
@@ -301,7 +324,10 @@ def _sync_course_dir(course_dir: Path, suite, notebook: str, student: str, resul
         if timestamp is None:
             return None, False, f"{where}/timestamp.txt is not a timestamp: {student}'s notebook was not copied"
     copied = False
-    shown = formgrader_copy(sub.data, cells)
+    try:
+        shown = formgrader_copy(sub.data, cells)
+    except ValueError as exc:
+        return None, False, f"{where}/{notebook}.ipynb: {exc}; {student}'s notebook was not copied"
     for target, data in ((autograded / f"{notebook}.ipynb", shown), (autograded / "timestamp.txt", stamp_bytes)):
         if data is not None and _read_small(target, len(data)) != data:
             report.write_atomic(target, data)

@@ -208,6 +208,72 @@ def test_course_dir_copies_only_the_graded_notebook_of_a_plain_student_folder(tm
         assert gb.find_submission(HW, "..").score == pytest.approx(100.0)
 
 
+def _formgrader_html(path) -> str:
+    """The page formgrader's notebook view serves for the notebook at ``path`` (its exporter and template)."""
+    from nbconvert.exporters import HTMLExporter
+    from nbgrader.server_extensions.formgrader import handlers
+    exporter = HTMLExporter(template_name="formgrade", extra_template_basedirs=[handlers.template_path])
+    resources = {"base_url": "/", "mathjax_url": "", "student": "mallory", "last_name": "M", "first_name": "M",
+                 "submission_id": "1", "index": 0, "total": 1, "notebook_id": HW, "notebook_path": str(path),
+                 "disable_toolbar": True}
+    return exporter.from_filename(str(path), resources=resources)[0]
+
+
+def _active(page: str) -> list:
+    """What a browser would run in ``page`` that came from the student: event handlers, javascript: links and
+    scripts that call alert or fetch (the attack's markers; formgrader's own handlers and scripts do not)."""
+    from html.parser import HTMLParser
+
+    found = []
+
+    class Parser(HTMLParser):
+        script = False
+
+        def handle_starttag(self, tag, attrs):
+            self.script = tag == "script"
+            found.extend(f"{tag} {k}" for k, v in attrs if "javascript:" in (v or "").lower()
+                         or k.startswith("on") and any(m in (v or "") for m in ("alert(", "fetch(")))
+
+        def handle_data(self, text):
+            if self.script and any(m in text for m in ("alert(", "fetch(")):
+                found.append(f"script {text.strip()[:40]}")
+
+    Parser().feed(page)
+    return found
+
+
+def test_a_student_s_html_and_scripts_reach_formgrader_inert(tmp_path, capsys):
+    """Found by an attack: formgrader shows autograded/'s notebook as HTML on the Jupyter server's origin, and
+    passes a Markdown cell's HTML and a JavaScript output through, so a student's script would run with the
+    grader's session. The copy is made inert (nbconvert's SanitizeHTML); what the student wrote stays readable."""
+    suite = load_suite(HW)
+    course, out = tmp_path / "course", tmp_path / "grades"
+    nb = nbformat.read(str(ROOT / "examples" / HW / "complete.ipynb"), as_version=4)
+    nb.cells.insert(1, nbformat.v4.new_markdown_cell(
+        "My answer: $a < b$. <img src=x onerror=\"fetch('/api/terminals', {method: 'POST'})\"> "
+        "<script>alert('markdown')</script> <a href=\"javascript:alert('link')\">see</a>"))
+    next(c for c in nb.cells if c.cell_type == "code").outputs = [nbformat.v4.new_output("display_data", data={
+        "text/html": "<b>table</b><script>alert('html output')</script>", "application/javascript": "alert('js')",
+        "image/svg+xml": "<svg onload=\"alert('svg')\"></svg>", "text/plain": "the table"})]
+    d = course / "submitted" / "mallory" / HW
+    d.mkdir(parents=True)
+    nbformat.write(nb, str(d / f"{HW}.ipynb"))
+    data = (d / f"{HW}.ipynb").read_bytes()
+    before = _formgrader_html(d / f"{HW}.ipynb")
+    assert len(_active(before)) >= 3, _active(before)       # the attack works on the notebook as submitted
+    report.write_submission(out, "mallory", _results(suite, "mallory", student="mallory",
+                                                      sha256=hashlib.sha256(data).hexdigest()))
+    assert main(["gradebook", HW, str(out), "--course-dir", str(course)]) == 0
+    assert "1 notebook(s) copied to autograded/" in capsys.readouterr().out
+    copied = course / "autograded" / "mallory" / HW / f"{HW}.ipynb"
+    page = _formgrader_html(copied)
+    assert _active(page) == []
+    assert "My answer" in page and "<b>table</b>" in page          # readable; harmless markup kept
+    shown = nbformat.read(str(copied), as_version=4)
+    assert [c.source[:40] for c in shown.cells if c.cell_type == "code"] == \
+        [c.source[:40] for c in nb.cells if c.cell_type == "code"]
+
+
 def _formgrader_api(course):
     from nbgrader.apps.api import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
