@@ -65,8 +65,9 @@ show(savefig("fig_01_two_gaussians"))
 #
 # $$\hat\theta=\arg\max_\theta \log P(X;\theta)=\arg\max_\theta\sum_{x\in X}\log P(x;\theta).$$
 #
-# The tacit assumption is that the world is a boring place: what we observed is typical of the process, so a
-# good model should make it likely. (With an unusual sample this goes wrong — more data makes it less likely.)
+# Behind this choice is a quiet bet: our sample is an ordinary draw from the process, not a freak one, so the
+# right model is one that finds it unsurprising. (When the sample does happen to be unusual, the estimate is
+# misled; the more data we have, the less likely that is.)
 #
 # ### A die (categorical distribution)
 #
@@ -149,8 +150,11 @@ show(savefig("fig_01_poisson_mle"))
 #
 # In $d$ dimensions the density is
 # $\mathcal N(x;\mu,\Sigma)=\dfrac{1}{(2\pi)^{d/2}|\Sigma|^{1/2}}\exp\!\big(-\tfrac12(x-\mu)^\top\Sigma^{-1}(x-\mu)\big)$
-# — note the **square root** of the determinant (a common slip is to write $|\Sigma|$ or $\sqrt{2\pi|\Sigma|}$), and
-# $\hat\Sigma=\frac1N\sum_x(x-\hat\mu)(x-\hat\mu)^\top$. Which of three Gaussians best explains this histogram?
+# — note the **square root** of the determinant, and
+# $\hat\Sigma=\frac1N\sum_x(x-\hat\mu)(x-\hat\mu)^\top$. The slides have typos in this normaliser: the
+# generative-models slides (their equation 18) write $(2\pi)^{d/2}|\Sigma|$, without the square root, and the VAE
+# slides write $\sqrt{2\pi|\Sigma|}$, which also has the wrong power of $2\pi$ when $d>1$. The correct normaliser is
+# $(2\pi)^{d/2}|\Sigma|^{1/2}=\sqrt{(2\pi)^d|\Sigma|}$. Which of three Gaussians best explains this histogram?
 
 # %%
 rng = np.random.default_rng(SEED)
@@ -239,14 +243,6 @@ gda = GaussianDiscriminantAnalysis().fit(X, y)
 nb = GaussianNaiveBayes().fit(X, y)
 pos, neg = list(gda.classes_).index(1), list(gda.classes_).index(-1)
 
-def fmt(a):
-    a = np.round(np.asarray(a, dtype=float), 2) + 0.0              # + 0.0: never print -0.00
-    if a.ndim == 0:
-        return f"{a:.2f}"
-    if a.ndim == 1:
-        return "[" + ", ".join(f"{v:.2f}" for v in a) + "]"
-    return "[" + "; ".join(", ".join(f"{v:.2f}" for v in row) for row in a) + "]"
-
 t_pos, t_neg = list(TRUE["classes"]).index(1), list(TRUE["classes"]).index(-1)
 rows = [(r"$\alpha=p(y=+1)$", TRUE["priors"][t_pos], gda.priors_[pos], nb.class_prior_[pos]),
         (r"$\mu_+$", TRUE["means"][t_pos], gda.means_[pos], nb.theta_[pos]),
@@ -304,10 +300,18 @@ show(savefig("fig_01_naive_bayes_covariance"))
 # %% [markdown]
 # ## 6. The posterior $q(y=+1\mid x)$ and the decision boundaries
 #
-# Bayes' rule (the slides' equation 21) gives every point a probability of being positive,
-# $q(y=+1\mid x)=q(+1)\,q(x\mid+1)\,/\,\big(q(+1)\,q(x\mid+1)+q(-1)\,q(x\mid-1)\big)$, and the rule (22) predicts $+1$
-# where it exceeds $\tfrac12$. (The slides' second case of (22) reads $q(y'=+1\mid x')<q(y'=+1\mid x')$; it should
-# compare with $q(y'=-1\mid x')$.) Equation (23) is the hope that this is close to the true $p(y\mid x)$. Below, the
+# Bayes' rule gives every point a probability of being positive,
+#
+# $$q(y=+1\mid x)=\frac{q(+1)\,q(x\mid+1)}{q(+1)\,q(x\mid+1)+q(-1)\,q(x\mid-1)},$$
+#
+# and the classifier predicts
+#
+# $$\hat y=\begin{cases}+1 & q(y=+1\mid x)>q(y=-1\mid x),\ \text{i.e. } q(y=+1\mid x)>\tfrac12,\\
+# -1 & q(y=+1\mid x)<q(y=-1\mid x).\end{cases}$$
+#
+# (The slides' version of this rule, their equation 22, has a typo in the second case: it compares
+# $q(y'=+1\mid x')$ with itself; the comparison is with $q(y'=-1\mid x')$.) All of this rests on the hope that
+# the estimate is close to the truth, $q(y\mid x)\approx p(y\mid x)$. Below, the
 # posterior of the true model next to three estimates: GDA with a covariance per class, GDA with one shared
 # covariance (its log-odds are linear in $x$, so its boundary is a line), and naive Bayes. The white line is
 # $q=\tfrac12$.

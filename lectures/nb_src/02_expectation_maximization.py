@@ -32,14 +32,16 @@ FAST = False
 # %%
 from course_lib import data
 
-# (a) a correlated Gaussian whose second entry is mostly hidden when the first one is large ("missing at random":
-# whether x2 is missing depends only on the observed x1), plus a few rows with x1 hidden
+# (a) a correlated Gaussian with two patterns of missing entries. First, x1 is hidden in about 7 % of the rows,
+# chosen by a coin that ignores the data (missing completely at random). Then, among the other rows, x2 is
+# mostly hidden when x1 is large: whether x2 is missing depends only on x1, which those rows show ("missing at
+# random"). Neither pattern depends on a value that is itself hidden.
 n_points = 150 if FAST else 400
 true_mean, true_cov = np.array([1.0, 2.0]), np.array([[1.0, 0.8], [0.8, 1.0]])
 rng = np.random.default_rng(SEED)
 X_full = rng.multivariate_normal(true_mean, true_cov, size=n_points)
-miss2 = (X_full[:, 0] > true_mean[0]) & (rng.random(n_points) < 0.8)
-miss1 = ~miss2 & (rng.random(n_points) < 0.1)
+miss1 = rng.random(n_points) < 0.07
+miss2 = ~miss1 & (X_full[:, 0] > true_mean[0]) & (rng.random(n_points) < 0.8)
 X_miss = X_full.copy()
 X_miss[miss1, 0] = np.nan
 X_miss[miss2, 1] = np.nan
@@ -63,6 +65,11 @@ ax.scatter(*F.T, s=10, color=COLORS[7])
 ax.set(xlabel="eruption duration (standardised)", ylabel="waiting time (standardised)",
        title="Missing component labels: Old Faithful")
 show(savefig("fig_02_incomplete_data"))
+large = X_full[:, 0] > true_mean[0]
+print(f"x1 hidden in {miss1.sum()} of {n_points} rows: {miss1[~large].mean():.1%} of the rows with x1 <= 1, "
+      f"{miss1[large].mean():.1%} of those with x1 > 1 (the coin ignores x1)")
+print(f"x2 hidden in {miss2.sum()} rows: {miss2[~miss1 & large].mean():.1%} of the rows with x1 > 1 that show x1, "
+      f"{miss2[~miss1 & ~large].mean():.1%} of those with x1 <= 1")
 
 # %% [markdown]
 # ## 2. The log of a sum
@@ -82,12 +89,15 @@ show(savefig("fig_02_incomplete_data"))
 #
 # $$\log\Big(\sum_i q_i x_i\Big)\;\ge\;\sum_i q_i\log x_i\qquad\text{(the chord lies below the curve).}$$
 #
-# Hence the **variational lower bound**, or **ELBO** (evidence lower bound):
+# Hence the **variational lower bound**, or **ELBO** (evidence lower bound: $\log P(o)$ is called the evidence;
+# the slides expand the acronym as "empirical lower bound", but the bound is on the evidence):
 #
 # $$\log P(o;\theta)\;\ge\;\sum_h Q(h)\log\frac{P(h,o;\theta)}{Q(h)} .$$
 #
 # It holds for every $Q$ and is **tight** for $Q(h)=P(h\mid o;\theta)$: then $P(h,o)/Q(h)=P(o)$ for every $h$
-# and the right side equals $\log P(o;\theta)$. The gap is exactly $\mathrm{KL}\big(Q\,\|\,P(h\mid o;\theta)\big)\ge 0$.
+# and the right side equals $\log P(o;\theta)$. The gap is exactly $\mathrm{KL}\big(Q\,\|\,P(h\mid o;\theta)\big)\ge 0$: write
+# $P(h,o)=P(o)\,P(h\mid o)$ inside the bound, and it becomes
+# $\sum_hQ(h)\big[\log P(o)+\log\frac{P(h\mid o)}{Q(h)}\big]=\log P(o)-\mathrm{KL}\big(Q\,\|\,P(h\mid o)\big)$.
 # Left: the chord under $\log$. Right: for one Old Faithful point and a two-component mixture, the ELBO as a
 # function of $Q(h{=}1)$ stays below $\log P(o)$ and touches it at the posterior.
 
@@ -136,7 +146,9 @@ show(savefig("fig_02_concavity_elbo"))
 #
 # $$J(\theta,\theta')=\sum_{o}\sum_h P(h\mid o;\theta')\log\frac{P(h,o;\theta)}{P(h\mid o;\theta')} .$$
 #
-# Then $\log P(O;\theta)\ge J(\theta,\theta')$ for every $\theta$, with equality at $\theta=\theta'$. EM iterates:
+# Then $\log P(O;\theta)\ge J(\theta,\theta')$ for every $\theta$, with equality at $\theta=\theta'$:
+# $J(\theta,\theta)=\log P(O;\theta)$. (One line of the slides drops the log and writes $P(o;\theta)=J(\theta,\theta)$;
+# the equality is with the log-probability.) EM iterates:
 #
 # * start from $\theta^0$;
 # * build $J(\theta,\theta^k)$: it **touches** $\log P(O;\theta)$ at $\theta^k$;
@@ -202,8 +214,9 @@ ask("em_elbo")
 # with $a$ and 250 000 with $b$. Completing the data "in every possible way" means exactly this: clone the
 # observation and fill in each value of $y$ for a share of the clones equal to its posterior.
 #
-# **Continuous missing parts.** Take one vector with a missing entry. If we had many vectors with the same observed part $o$, their missing
-# parts would take every possible value, in proportion to $P(m\mid o)$. So EM **completes** each vector in every
+# **Continuous missing parts.** The same reasoning works for a vector with a hidden entry. Picture all the vectors the
+# process could produce that agree with ours on the observed part $o$: their hidden parts are spread out, with
+# density $P(m\mid o)$, not piled on one value. So EM **completes** each vector in every
 # possible way — clones $x_i(m)=(o_i,m)$ weighted by $P(m\mid o_i;\theta^k)$ — and re-estimates from the
 # completed data:
 #
@@ -217,8 +230,13 @@ ask("em_elbo")
 # covariance would make $\Sigma$ too small.
 #
 # In our data $x_2$ is hidden mostly when $x_1$ is large. The complete rows are then mostly those with small
-# $x_1$ — and, since the two are correlated, small $x_2$: an estimate from them alone is **biased**. EM uses the
-# observed $x_1$ of every row and the conditional distribution of $x_2$ given it, so it is not.
+# $x_1$ — and, since the two are correlated, small $x_2$: an estimate from them alone is **biased**. EM is not,
+# because of how the entries went missing (the numbers printed under the first figure): $x_1$ is hidden by a
+# coin that ignores the data, and whether $x_2$ is hidden depends only on $x_1$, which those rows show. When the
+# chance of being missing depends only on what is observed (**missing at random**), the missingness carries no
+# extra information about the parameters, and maximising the likelihood of the observed entries, as EM does,
+# is sound. Had the rule looked at the hidden value itself (say, $x_2$ hidden when $x_2$ is large), EM would be
+# biased too.
 
 # %%
 from course_lib import MissingDataGaussian
@@ -264,9 +282,17 @@ print("EM covariance", np.round(em_gauss.covariance_, 3).tolist(), "  complete r
 # $$\mu_k^{l+1}=\frac{1}{N_k}\sum_o P(k\mid o;\theta^l)\,o,\qquad
 # \Sigma_k^{l+1}=\frac{1}{N_k}\sum_oP(k\mid o;\theta^l)\,(o-\mu_k^{l+1})(o-\mu_k^{l+1})^\top .$$
 #
-# (The normaliser is $N_k$, the effective number of points of component $k$. The generative-models slides,
-# equations 49–52, divide by $m$, the number of all points: a typo that shrinks every mean towards 0 and every
-# covariance by the weight $P(k)$.)
+# (The normaliser is $N_k$, the effective number of points of component $k$. The generative-models slides have
+# typos here. Their equations 49, 50 and 52 divide the means and covariances by $m$, the number of all points,
+# instead of by $\sum_i\delta(z_i{=}1)$ or $\sum_i\gamma_i$ (our $N_k$): that would shrink every mean towards 0
+# and every covariance by the weight $P(k)$. Their equation 51 has the right normaliser $m$ for the weight, but a
+# stray $x_i$: it should read $\alpha=\frac1m\sum_i\gamma_i$.)
+#
+# Why may a responsibility stand in for the unknown label? Write $\delta(z_i{=}k)$ for the indicator that is 1 when
+# point $i$ came from component $k$. With labels, the estimates above are sums of indicators times data (counts,
+# sums, sums of outer products). Without them, the E-step takes the expectation of each indicator under the
+# current posterior, $E[\delta(z_i{=}k)\mid o_i]=P(k\mid o_i;\theta^l)=\gamma_{ik}$, and the M-step uses those
+# expectations in the same formulas.
 #
 # The same cloning picture as before: suppose three Gaussians give an observation $o$ the values
 # $P(k)\,\mathcal N(o;\mu_k,\Sigma_k)=0.1,\ 0.2,\ 0.2$. Of $L$ clones of $o$, the shares $0.1/0.5=20\%$, $40\%$ and
@@ -322,9 +348,44 @@ show(savefig("fig_02_gmm_iterations"))
 print("weights", np.round(g.weights_, 3), " means", np.round(g.means_, 3).tolist())
 
 # %% [markdown]
+# ### Lecture 1's two classes, with the labels hidden
+#
+# Lecture 1 fitted one Gaussian per class of its two-Gaussian example with the labels in hand (GDA). Throw the
+# labels away and the class becomes the hidden component of a two-component mixture: EM must find the classes
+# from the inputs alone. The table puts the true parameters, GDA's estimates (labels used) and EM's (labels never
+# seen) side by side; the component whose mean lies to the right is matched with $y=+1$.
+
+# %%
+from course_lib import GaussianDiscriminantAnalysis
+
+X_two, y_two = data.make_two_gaussians(n=1000, seed=SEED)
+TRUE_TWO = data.TWO_GAUSSIANS                       # ordered like classes_ = (-1, +1)
+gda_two = GaussianDiscriminantAnalysis().fit(X_two, y_two)
+gmm_two = GaussianMixture(2, reg_covar=1e-6, random_state=SEED).fit(X_two)
+plus = int(np.argmax(gmm_two.means_[:, 0]))          # the right-hand component plays y = +1
+minus = 1 - plus
+g_pos, g_neg = list(gda_two.classes_).index(1), list(gda_two.classes_).index(-1)
+
+rows = [(r"$p(y=+1)$", TRUE_TWO["priors"][1], gda_two.priors_[g_pos], gmm_two.weights_[plus]),
+        (r"$\mu_+$", TRUE_TWO["means"][1], gda_two.means_[g_pos], gmm_two.means_[plus]),
+        (r"$\Sigma_+$", TRUE_TWO["covariances"][1], gda_two.covariances_[g_pos], gmm_two.covariances_[plus]),
+        (r"$\mu_-$", TRUE_TWO["means"][0], gda_two.means_[g_neg], gmm_two.means_[minus]),
+        (r"$\Sigma_-$", TRUE_TWO["covariances"][0], gda_two.covariances_[g_neg], gmm_two.covariances_[minus])]
+display(Markdown("| parameter | true | GDA (labels used) | EM mixture (no labels) |\n|---|---|---|---|\n"
+                 + "\n".join(f"| {name} | {fmt(t)} | {fmt(g)} | {fmt(m)} |" for name, t, g, m in rows)))
+same = float(np.mean((np.asarray(gmm_two.predict(X_two)) == plus) == (y_two == 1)))
+print(f"the component with the larger responsibility is the true class for {same:.1%} of the {len(y_two)} points")
+
+# %% [markdown]
+# Without a single label, EM lands close to the estimates that used them. What the labels add is certainty about
+# single points: where the two classes overlap, EM shares a point between the components according to its
+# responsibilities, while GDA knows which class produced it. The printout counts how often the larger
+# responsibility picks the true class.
+#
 # ## 6b. Singularities, `reg_covar`, and how many components
 #
-# The mixture likelihood has no maximum at all. Put one component exactly on one data point $x_0$ and let its
+# The mixture likelihood has no **global** maximum: it is unbounded. (Local maxima exist, and they are what EM
+# converges to.) Put one component exactly on one data point $x_0$ and let its
 # variance $s^2$ shrink: that point's density $\mathcal N(x_0;x_0,s^2I)=(2\pi s^2)^{-d/2}$ grows without bound,
 # while another component keeps every other point finite. So $\log P(O)\to\infty$ as $s\to0$ — a useless
 # "maximum". EM can run into this when a component captures a single point (or a few identical ones).
@@ -369,7 +430,7 @@ ax.set(xlabel="standard deviation $s$ of the component on one point (shrinking t
 ax = axes[1]
 ax.plot(list(K_range), bic, "o-", color=COLORS[0])
 ax.axvline(K_bic, color="k", ls="--", lw=1, label=f"lowest BIC: K = {K_bic}")
-ax.set(xlabel="number of components K", ylabel="BIC (lower is better)", title="BIC on all 272 eruptions",
+ax.set(xlabel="number of components K", ylabel="BIC (lower is better)", title=f"BIC on all {len(F)} eruptions",
        xticks=list(K_range))
 ax.legend()
 ax = axes[2]
@@ -400,13 +461,11 @@ print("training log-likelihood:", ", ".join(f"K={K}: {v:.3f}" for K, v in zip(K_
 # %% [markdown]
 # ## 7. Completing the data: by expectation or by sampling
 #
-# The general EM recipe:
+# Every EM algorithm of this lecture runs the same loop from some starting parameters: fill in what was not
+# observed, using what the current model believes about it, $P(m\mid o)$ (**completion**); then fit the model to
+# the filled-in data as if it had all been observed (**re-estimation**); go round again with the new model.
 #
-# * initialise the parameters;
-# * repeat: **complete** the data according to the posterior $P(m\mid o)$ of the current model, then
-#   **re-estimate** the model from the completed data.
-#
-# There are two ways to complete:
+# The filling-in comes in two kinds:
 #
 # 1. **by expectation** — consider every value of the missing part, weighted by its posterior (what we did so
 #    far: conditional means and covariances, responsibilities);
@@ -414,12 +473,15 @@ print("training log-likelihood:", ", ".join(f"K={K}: {v:.3f}" for K, v in zip(K_
 #    values as if they had been observed (stochastic EM).
 #
 # Expectation is exact and never lowers the likelihood; sampling is simpler when the expectation has no closed
-# form (it will be our only option for the VAE), and its likelihood fluctuates around the same solution.
+# form (it will be our only option for the VAE). With sampling, every re-estimate fits one random completion, so
+# the parameters keep moving: the likelihood climbs at first, then jitters **below** the maximum that
+# completion by expectation settles on (it cannot go above a maximum), without ever settling itself. Both panels
+# count iterations the same way: $k$ is the number of parameter updates, and $k=0$ is the starting point.
 
 # %%
 n_it = 15 if FAST else 100
 START = 4        # skip the first climb, to see how the two kinds of completion behave near the maximum
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.9))
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.9), sharex=True)
 ax = axes[0]
 for completion, color in [("expectation", COLORS[0]), ("sampling", COLORS[1])]:
     with warnings.catch_warnings():
@@ -427,14 +489,17 @@ for completion, color in [("expectation", COLORS[0]), ("sampling", COLORS[1])]:
         m = MissingDataGaussian(completion=completion, max_iter=n_it, tol=0.0, random_state=SEED).fit(X_miss)
     lls = np.asarray(m.log_likelihoods_)
     ax.plot(np.arange(START, len(lls)), lls[START:], color=color, label=f"completion by {completion}")
-ax.set(xlabel="EM iteration", ylabel=r"$\log P(O;\theta^k)$", title="Gaussian with missing components")
+ax.set(xlabel="EM iteration $k$ (parameters after $k$ updates)", ylabel=r"$\log P(O;\theta^k)$",
+       title="Gaussian with missing components")
 ax.legend()
 ax = axes[1]
 for completion, color in [("expectation", COLORS[0]), ("sampling", COLORS[1])]:
-    g = gmm_after(N_IT, completion=completion)
+    g = gmm_after(n_it + 1, completion=completion)
+    # lower_bounds_[k] is the log-likelihood at the parameters after k updates (the one the next E-step computes)
     lbs = np.asarray(g.lower_bounds_)
-    ax.plot(np.arange(START, len(lbs)) + 1, lbs[START:], color=color, label=f"completion by {completion}")
-ax.set(xlabel="EM iteration", ylabel="mean log-likelihood per point", title="Gaussian mixture on Old Faithful")
+    ax.plot(np.arange(START, len(lbs)), lbs[START:], color=color, label=f"completion by {completion}")
+ax.set(xlabel="EM iteration $k$ (parameters after $k$ updates)", ylabel="mean log-likelihood per point",
+       title="Gaussian mixture on Old Faithful")
 ax.legend()
 show(savefig("fig_02_completion_compare"))
 

@@ -26,8 +26,10 @@ FAST = False
 #
 # so minimising it means maximising $w^\top\big(\sum_x xx^\top\big)w$ under $\|w\|=1$: the solution is the
 # eigenvector of the scatter matrix $\sum_x xx^\top$ with the largest eigenvalue,
-# $\big(\sum_x xx^\top\big)w=\lambda w$. For $k$ dimensions, the top $k$ eigenvectors. Below we search over all
-# directions of a 2-D cloud; the minimum sits at the first principal component.
+# $\big(\sum_x xx^\top\big)w=\lambda w$. For $k$ dimensions, the top $k$ eigenvectors. (The slides have a typo in
+# this eigen-equation: they write $\big(\sum_x x^\top x\big)w=\lambda w$. But $x^\top x$ is a number, the squared
+# length of $x$; the matrix whose eigenvector we need is the outer-product sum $\sum_x xx^\top$.) Below we search
+# over all directions of a 2-D cloud; the minimum sits at the first principal component.
 
 # %%
 from course_lib import PCA, data
@@ -159,19 +161,27 @@ print(f"decoder weights {np.round(w_dec, 3)}, first principal component {np.roun
 # $$WZ=(WB)(B^{-1}Z),$$
 #
 # so $W'=WB$, $Z'=B^{-1}Z$ reconstruct the data equally well. The **subspace** is determined; the **bases**
-# and the **coordinates** in them are not. Two constraints are used to pin the solution down:
+# and the **coordinates** in them are not. Two constraints are in common use, and each of them, alone, does only
+# half of the job:
 #
-# * require the columns of $W$ to be **orthonormal** — the standard closed-form PCA (unique up to the sign and
-#   order of the columns when the eigenvalues differ);
-# * require the codes $z$ to have **unit variance** (uncorrelated, variance 1).
+# * **orthonormal columns**, $W^\top W=I$. This fixes the length of every basis vector, but not their directions
+#   inside the subspace: for any orthogonal $R$, $(WR)^\top(WR)=R^\top R=I$ again, and $(WR)(R^\top Z)=WZ$.
+# * **unit-variance codes**, $\mathrm{cov}(z)=I$. This fixes the scale of the codes, but again not a rotation:
+#   $z'=R^\top z$ has covariance $R^\top IR=I$, and $W'=WR$ reconstructs just as well.
 #
-# The second one is weaker than it sounds. It removes stretching, but not rotation: for any orthogonal $R$,
-# $z'=R^\top z$ still has covariance $R^\top IR=I$, and $W'=WR$ reconstructs just as well. So unit-variance codes
-# fix the scale of the solution; **a rotation $W\to WR$ stays free**. The usual way to remove it is to combine
-# the two: orthogonal columns *and* unit-variance codes, which gives the eigenvectors scaled by the square
-# roots of their eigenvalues, $W=U\Lambda^{1/2}$ (unique up to signs). Below: the same five points in the codes
-# of the orthonormal basis, of a stretched basis $WB$, of the unit-variance codes, and of those codes rotated by
-# $40°$ — still unit variance, still the same reconstruction.
+# Either constraint alone leaves the same freedom, **a rotation $W\to WR$ inside the subspace**. A unique basis
+# (up to the sign and the order of its columns, when the eigenvalues differ) needs one more condition on top of
+# each:
+#
+# * orthonormal columns **and** uncorrelated codes (diagonal $\mathrm{cov}(z)$) give the eigenvectors, $W=U$: the
+#   standard closed-form PCA;
+# * unit-variance codes **and** orthogonal columns ($W^\top W$ diagonal) give the eigenvectors scaled by the square
+#   roots of their eigenvalues, $W=U\Lambda^{1/2}$.
+#
+# Below: the same five points in the codes of the orthonormal eigenvector basis, of a stretched basis $WB$, of
+# the unit-variance codes, and of those codes rotated by $40°$ — still unit variance, still the same
+# reconstruction. The printout does the same rotation to the orthonormal basis: $WR$ is still orthonormal, only
+# its codes are no longer uncorrelated.
 
 # %%
 B = np.array([[1.6, 0.9], [-0.4, 0.7]])                 # any invertible 2 x 2 matrix
@@ -206,6 +216,13 @@ fig.suptitle("Same subspace, same reconstruction (all four differ by less than 1
 show(savefig("fig_03_basis_invariance"))
 assert gap < 1e-10
 print("largest difference between the four reconstructions: below 1e-10 (rounding error)")
+U_rot = U @ R                                             # the orthonormal basis, rotated by 40 degrees
+Z_orth_rot = Z_orth @ R                                   # its codes R^T z, one row per point
+assert np.abs(Z_orth_rot @ U_rot.T - rec_orth).max() < 1e-10
+for name, Wb, Zb in [("eigenvectors U", U, Z_orth), ("U R (rotated 40 deg)", U_rot, Z_orth_rot)]:
+    gram = np.round(Wb.T @ Wb, 3) + 0.0
+    cz = np.round(np.cov(Zb.T, bias=True), 2) + 0.0
+    print(f"{name:21s}: W^T W = {gram.tolist()}, cov(z) = {cz.tolist()}")
 
 # %% [markdown]
 # ## 5. The generative story of PCA
@@ -221,6 +238,12 @@ print("largest difference between the four reconstructions: below 1e-10 (roundin
 # **orthogonal to the principal subspace** (its covariance $D$ is low-rank and $A^\top D=0$). So
 # $P(\hat x)=\mathcal N(0,AA^\top)$ and $P(x)=\mathcal N(0,AA^\top+D)$: PCA models Gaussian data lying close to a
 # plane. The decoder of a unit-variance linear autoencoder is this generative model.
+#
+# This also explains why the iteration of §2 is an EM algorithm, and why its completion step has no randomness.
+# Since the noise is orthogonal to the subspace, $A^\top e=0$, so $A^+x=(A^\top A)^{-1}A^\top(Az+e)=z$: the
+# observation fixes its code exactly. The posterior $P(z\mid x)$ is a point mass at $A^+x$, so completing by
+# expectation and completing by sampling give the same $Z=A^+X$. With $Z$ filled in, the data are complete, and
+# the maximum-likelihood (least-squares) estimate of the basis is $A=XZ^+$: the two steps of §2.
 
 # %%
 A = w_pca * np.sqrt(pca.explained_variance_[0])            # the 1-D basis, scaled
@@ -249,14 +272,17 @@ ask("pca")
 # %% [markdown]
 # ## 6. The linear Gaussian model (factor analysis)
 #
-# PCA insists the noise is orthogonal to the subspace — rarely true (noise in an image can look like an image).
-# The **linear Gaussian model** keeps the rest and lets the noise point anywhere, uncorrelated across coordinates:
+# PCA's story only allows noise at right angles to the subspace. Real measurements seldom oblige: the errors in a
+# recording are often of the same kind as the signal, so part of them lies inside the subspace the clean data
+# span. The **linear Gaussian model** keeps the rest and lets the noise point anywhere, uncorrelated across
+# coordinates:
 #
 # $$z\sim\mathcal N(0,I),\qquad x=Az+e,\qquad e\sim\mathcal N(0,D),\ D\ \text{diagonal and full rank}.$$
 #
 # Still $P(x)=\mathcal N(0,AA^\top+D)$ and $P(x\mid z)=\mathcal N(Az,D)$: a Gaussian whose covariance is
 # low-rank plus diagonal — between a diagonal and a full covariance. Because the noise is no longer orthogonal,
-# the same $x$ can be produced from many points of the plane: the "shadow" of $x$ on the plane is uncertain.
+# the same $x$ can be produced from many points of the plane: $x$ no longer tells us exactly which $z$ produced it,
+# only a distribution over them, $P(z\mid x)$.
 
 # %%
 A_true, D_true = np.array([2.0, 1.0]), np.array([0.15, 0.6])     # loading and diagonal noise variances
@@ -298,8 +324,9 @@ show(savefig("fig_03_noise_models"))
 #
 # Completing **by expectation** replaces $\sum xz^\top$ by $\sum x\,E[z\mid x]^\top$ and $\sum zz^\top$ by
 # $\sum E[zz^\top\mid x]$; completing **by sampling** draws $z\sim P(z\mid x)$ and uses the complete-data formulas.
-# Intuitively: attach each point to every place on the plane that could have produced it, with strength
-# $P(z\mid x)$; let the plane rotate and stretch to reduce the total tension; repeat.
+# A mechanical picture: tie each data point by elastic bands to all the places on the plane that could have
+# produced it, each band as strong as $P(z\mid x)$ says; the M-step moves and reshapes the plane until the pulls
+# of all the bands balance; then the bands are tied again for the new plane.
 
 # %% [markdown]
 # ### EM at work: five features, one factor, unequal noise
@@ -308,6 +335,11 @@ show(savefig("fig_03_noise_models"))
 # factor, each with its **own** noise variance (from 0.1 to 1.2), and start EM far from the answer — tiny
 # loadings and $D$ equal to each feature's total variance, i.e. "everything is noise". We run 200 iterations
 # of both completions and record $\log P(X)$ after each.
+#
+# For comparison we also fit **probabilistic PCA**: the same model $x=Az+e$, but with isotropic noise
+# $e\sim\mathcal N(0,\sigma^2I)$, one variance shared by all features. Its maximum-likelihood fit spans the
+# principal subspace, with $\sigma^2$ the mean of the discarded eigenvalues of the covariance (`PCA.noise_variance_`).
+# Unlike the PCA story of §5, its noise is not orthogonal to the subspace.
 
 # %%
 import warnings
@@ -424,8 +456,12 @@ print(f"ELBO at the exact posterior {fa.elbo(X_fa, *fa.posterior(X_fa)):.3f} = l
 #
 # * PCA finds the subspace of least squared projection error: in closed form (top eigenvectors) or by
 #   alternating $Z\leftarrow W^+X$, $W\leftarrow XZ^+$ — which is what a linear autoencoder learns, too.
-# * The basis is unique only up to an invertible transform. Orthonormal columns fix it (up to signs);
-#   unit-variance codes fix only the scale, a rotation $W\to WR$ stays free.
+# * The basis is unique only up to an invertible transform. Orthonormal columns alone, or unit-variance codes
+#   alone, fix the scale but leave a rotation $W\to WR$ free; orthonormal columns with uncorrelated codes give
+#   the eigenvectors $U$, unit-variance codes with orthogonal columns give $U\Lambda^{1/2}$ (both up to signs and
+#   order).
+# * With noise orthogonal to the subspace, $P(z\mid x)$ is a point mass: the alternation $Z=A^+X$, $A=XZ^+$ is EM
+#   with a deterministic completion.
 # * PCA is a generative model: Gaussian $z$ on a plane plus noise orthogonal to it. Factor analysis (the
 #   linear Gaussian model) allows diagonal noise in any direction, and is fitted by EM with
 #   $P(z\mid x)=\mathcal N(A^\top(AA^\top+D)^{-1}x,\;I-A^\top(AA^\top+D)^{-1}A)$.

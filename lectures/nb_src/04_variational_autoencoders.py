@@ -20,13 +20,14 @@ FAST = False
 # ## 1. Data on curved manifolds
 #
 # Linear Gaussian models (PCA, factor analysis) model Gaussian data near a hyperplane. When the data lie near a
-# curved surface, the best plane is a poor summary. Think of the data as Gaussian samples on a plane that has
-# been **warped** into the observed shape:
+# curved surface, the best plane is a poor summary. Instead, let the model bend its plane. Generation then takes
+# three steps:
 #
-# 1. a function $f$ warps the $K$-dimensional input space into a curved $K$-dimensional manifold in data space;
-# 2. a Gaussian $z\sim\mathcal N(0,I)$ on the input space becomes a distribution on the manifold
-#    (dense where $z$ is dense);
-# 3. uncorrelated Gaussian "fuzz" $e\sim\mathcal N(0,D)$ accounts for the off-manifold variation.
+# 1. draw a code $z\sim\mathcal N(0,I)$ in a flat $K$-dimensional latent space;
+# 2. map it into data space with a smooth function $f$: the image of the whole latent space is a curved
+#    $K$-dimensional surface (the manifold), and the points $f(z)$ crowd where the codes $z$ crowd;
+# 3. add independent Gaussian noise $e\sim\mathcal N(0,D)$, $D$ diagonal, which moves each point a little off the
+#    surface.
 #
 # This is the **non-linear Gaussian model**: $x=f(z;\theta)+e$, $P(x\mid z)=\mathcal N(x;f(z;\theta),D)$. With
 # $f(z)=Az$ it is the linear model again.
@@ -83,8 +84,8 @@ show(savefig("fig_04_curved_manifold"))
 #
 # $$P(z\mid x)=\frac{P(x\mid z)P(z)}{P(x)},\qquad P(x)=\int\mathcal N\big(x;f(z;\theta),D\big)\,\mathcal N(z;0,I)\,dz,$$
 #
-# and for a non-linear $f$ this integral has no closed form (note the prior is $\mathcal N(z;0,I)$, not
-# $\mathcal N(z;0,D)$). The posterior may even have several modes: a point near the bottom of our bent line, where
+# and for a non-linear $f$ this integral has no closed form. (The slides write the prior in this integral as
+# $\mathcal N(z;0,D)$, a typo: $D$ is the noise covariance of $x$, and the prior of $z$ is $\mathcal N(z;0,I)$.) The posterior may even have several modes: a point near the bottom of our bent line, where
 # its two ends meet, could have come from either end. In one dimension we can still compute it on a grid to look
 # at it — in many dimensions we cannot.
 #
@@ -148,7 +149,10 @@ show(savefig("fig_04_posterior_approximation"))
 # $$\varepsilon\sim\mathcal N(0,I),\qquad z=\mu(x;\varphi)+\Sigma(x;\varphi)^{1/2}\,\varepsilon,$$
 #
 # so $\nabla_\varphi z=\nabla_\varphi\mu(x;\varphi)+\mathrm{diag}(\varepsilon)\,\nabla_\varphi\Sigma(x;\varphi)^{1/2}$ is an
-# ordinary derivative. `course_lib.vae.reparameterize(mu, logvar)` does exactly this.
+# ordinary derivative. (The slides have a typo in this gradient: they write the last term as
+# $\mathrm{diag}(\varepsilon)\,\Sigma(x;\varphi)^{0.5}$, without the gradient. The derivative of $z$ reaches $\varphi$
+# through $\Sigma^{1/2}$, so that term is $\mathrm{diag}(\varepsilon)\,\nabla_\varphi\Sigma(x;\varphi)^{1/2}$.)
+# `course_lib.vae.reparameterize(mu, logvar)` does exactly this.
 
 # %%
 from course_lib.vae import reparameterize
@@ -183,16 +187,23 @@ print(f"d mean(z)/d mu = {mu.grad.item():.3f} (exactly 1): the gradient flows th
 #
 # $$\mathrm{KL}=\tfrac12\Big(\mathrm{tr}\,\Sigma(x)+\mu(x)^\top\mu(x)-K-\log|\Sigma(x)|\Big)$$
 #
-# (the slides print $\mu^\top(\mu-d-\log|\Sigma|)$, a misplaced parenthesis: $\mu^\top\mu$ and $-K-\log|\Sigma|$ are
-# separate terms). The reconstruction term is estimated with the
+# (the slides print $\mu^\top(\mu-d-\log|\Sigma|)$, with two typos: a misplaced parenthesis, since $\mu^\top\mu$ and
+# $-K-\log|\Sigma|$ are separate terms, and $d$ where the dimension of $z$, $K$, is meant; $d$ is the dimension
+# of $x$). The reconstruction term is estimated with the
 # sampled $z$; with $D=\sigma^2I$ it is $-\frac{1}{2\sigma^2}\|x-f(z;\theta)\|^2-\frac d2\log\sigma^2$ + const, so
 # $\theta$, $\varphi$ and even $\sigma^2$ are learned together by minimising
 #
 # $$L(\theta,\sigma^2,\varphi)=\sum_x\mathrm{KL}\big(Q(z,x)\,\|\,\mathcal N(0,I)\big)+\sum_{(x,z)}\Big[\frac{1}{2\sigma^2}\|x-f(z;\theta)\|^2+\frac d2\log\sigma^2\Big].$$
 #
+# (The slides write this loss without the factors $\tfrac12$, which only doubles it, but with a typo: their
+# $d\log\sigma^2$ stands once, outside the sum over the pairs $(x,z)$. Each pair brings its own Gaussian
+# normaliser, so the term belongs inside the sum, $Nd\log\sigma^2$ in total for $N$ pairs. With a single
+# $d\log\sigma^2$, the minimising $\sigma^2$ would come out $N$ times too large.)
+#
 # For pixel intensities in $[0,1]$ we use a Bernoulli $P(x\mid z)$ instead, whose log-likelihood is minus the
-# binary cross-entropy. $f(z;\theta)$ is a network (the **decoder**, the generative model); $\mu(x;\varphi)$ and
-# $\Sigma(x;\varphi)$ come from one network with two outputs (the **encoder**, needed for training).
+# binary cross-entropy. $f(z;\theta)$ is a network (the **decoder**, the generative model). A second network, the
+# **encoder**, reads $x$ and returns both $\mu(x;\varphi)$ and the diagonal of $\Sigma(x;\varphi)$ (as log-variances);
+# it is needed only for training.
 #
 # ### The same loss, derived from completed data
 #
@@ -342,7 +353,7 @@ print(f"k = 1 is a one-sample estimate of the ELBO: it differs from the 10-sampl
 # $P(x)=\int P(z)P(x\mid z)\,dz=\mathbb E_{z\sim P(z)}P(x\mid z)$ suggests the plain Monte-Carlo estimate
 # $\frac1k\sum_i P(x\mid z_i)$ with $z_i\sim P(z)$. It is unbiased but useless in practice: for a given $x$ almost
 # every $z$ from the prior decodes to something else, $P(x\mid z_i)\approx0$, and the rare $z$ that explain $x$
-# dominate the average. Drawing $z$ from $Q(z\mid x)$ instead and weighting by $P(z)/Q(z\mid x)$ (the estimate of §8)
+# dominate the average. Drawing $z$ from $Q(z,x)$ instead and weighting by $P(z)/Q(z,x)$ (the estimate of §8)
 # puts the samples where the posterior is. On the bent line of §2, where the exact $\log P(x)$ is known from
 # the grid, we repeat both estimates 200 times with $k=10$ samples each.
 
@@ -368,7 +379,7 @@ prior_est, is_est = np.array(prior_est), np.array(is_est)
 fig, ax = plt.subplots(figsize=(7, 3.8))
 bins = np.linspace(min(prior_est.min(), is_est.min()), max(prior_est.max(), is_est.max()), 50)
 ax.hist(prior_est, bins=bins, color=COLORS[1], alpha=0.6, label="$z$ from the prior $P(z)$")
-ax.hist(is_est, bins=bins, color=COLORS[0], alpha=0.8, label="$z$ from $Q(z\\mid x)$, importance-weighted")
+ax.hist(is_est, bins=bins, color=COLORS[0], alpha=0.8, label="$z$ from $Q(z, x)$, importance-weighted")
 ax.axvline(log_px_exact, color="k", ls="--", label=f"exact $\\log P(x)$ = {log_px_exact:.2f}")
 ax.set(xlabel=f"estimate of $\\log P(x)$ from k = {k_est} samples", ylabel=f"count (of {reps} repetitions)",
        title="Sampling the prior vs importance sampling")
@@ -380,20 +391,25 @@ print(f"exact log P(x) {log_px_exact:.3f}; prior sampling: mean {prior_est.mean(
 # %% [markdown]
 # ## 9. The conditional VAE
 #
-# To model a **conditional** distribution $P(x\mid y)$ — say, the digit given its label — give the label $y$
-# (one-hot) as an extra input to both the encoder and the decoder. Everything else is unchanged: the same loss,
-# the same reparameterisation. To generate a chosen digit, fix $y$ and draw $z\sim\mathcal N(0,I)$; the latent
-# now carries the *style* (slant, thickness) while $y$ carries the class.
+# To model a **conditional** distribution $P(x\mid y)$ — say, the digit given its label — both networks are told
+# the label: the encoder reads $(x,y)$ and the decoder reads $(z,y)$, with $y$ one-hot. The loss and the
+# reparameterisation do not change. To generate a chosen digit, fix $y$ and draw $z\sim\mathcal N(0,I)$. Since
+# the decoder already knows the class, the latent is free to describe the rest, the *style* (slant,
+# thickness). Below, each column decodes **one** $z$ with each of the ten labels: along a column the class
+# changes while $z$ stays the same.
 
 # %%
 cvae = VAE(input_dim=64, latent_dim=2, hidden_dims=(128, 64), num_classes=10, random_state=SEED)
 cvae.fit(X_train, y_train, epochs=EPOCHS, batch_size=128, lr=3e-3, progress=False)
 labels = np.repeat(np.arange(10), 8)
-generated = cvae.sample(len(labels), y=labels, random_state=SEED)
+z_cols = np.random.default_rng(SEED).normal(size=(8, 2))              # 8 codes z ~ N(0, I), one per column
+logits = cvae.decode(np.tile(z_cols, (10, 1)), labels)                # row d: the same 8 codes with label d
+generated = 1 / (1 + np.exp(-np.asarray(logits)))                     # Bernoulli means of the decoder
 fig, ax = plt.subplots(figsize=(5.2, 6.2))
 image_grid(ax, generated, ncols=8)
 ax.set_yticks(np.arange(10) * 9 + 4.5, labels=[str(d) for d in range(10)])
-ax.set(ylabel="label $y$ given to the decoder", title="Conditional VAE: 8 samples of each digit")
+ax.set(ylabel="label $y$ given to the decoder", xlabel="the same code $z$ in every row of a column",
+       title="Conditional VAE: 8 codes $z$, each decoded\nwith every label")
 show(savefig("fig_04_cvae_samples"))
 
 # %% [markdown]
@@ -405,7 +421,7 @@ show(savefig("fig_04_cvae_samples"))
 # model the latent of a sequence follows a Markov chain, $P(z_1,\dots,z_T)=P(z_1)\prod_tP(z_t\mid z_{t-1})$, and
 # the decoder maps each $z_t$ to a frame. The loss keeps its shape — reconstruction minus a divergence between $Q$
 # and the prior — but the KL to a mixture no longer has a closed form and is estimated from the same samples as
-# the reconstruction term, $\mathbb E_Q[\log Q(z\mid x)-\log P(z)]$. `course_lib.VAE` implements only the
+# the reconstruction term, $\mathbb E_Q[\log Q(z,x)-\log P(z)]$. `course_lib.VAE` implements only the
 # standard-normal prior; we do not train these variants here.
 #
 # ## Summary

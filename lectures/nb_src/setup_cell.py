@@ -22,3 +22,13 @@ def show(path):
     """Display the PNG that savefig just wrote (the notebook shows the very bytes of lectures/figures/)."""
     plt.close("all")
     display(Image(filename=str(path)))
+
+
+def fmt(a):
+    """A number, vector or matrix rounded to 2 decimals, for a table (``[a, b]``, ``[a, b; c, d]``)."""
+    a = np.round(np.asarray(a, dtype=float), 2) + 0.0              # + 0.0: never print -0.00
+    if a.ndim == 0:
+        return f"{a:.2f}"
+    if a.ndim == 1:
+        return "[" + ", ".join(f"{v:.2f}" for v in a) + "]"
+    return "[" + "; ".join(", ".join(f"{v:.2f}" for v in row) for row in a) + "]"
