@@ -220,6 +220,32 @@ def gradebook_cells(gb, notebook: str, assignment: str) -> dict:
             "task": {c.name for c in nb.task_cells}}
 
 
+#: Text given to bleach (through SanitizeHTML): its parser takes quadratic time on some unclosed markup (480 KB of
+#: ``<a href='x' `` took 7.7 s, 1.2 MB 70 s), so it sees at most this much of a text, and of a notebook in all.
+_SANITIZE_TEXT_CHARS = 64 * 1024
+_SANITIZE_NOTEBOOK_CHARS = 1 << 20
+
+
+def _sanitizer():
+    """nbconvert's ``SanitizeHTML``, bounded: a text (a Markdown or raw cell, an HTML or Markdown output) longer
+    than ``_SANITIZE_TEXT_CHARS``, or one past ``_SANITIZE_NOTEBOOK_CHARS`` in all, is escaped whole instead
+    (``html.escape``: inert, in linear time)."""
+    import html
+
+    from nbconvert.preprocessors.sanitize import SanitizeHTML
+
+    class Bounded(SanitizeHTML):
+        left = _SANITIZE_NOTEBOOK_CHARS
+
+        def sanitize_html_tags(self, html_str):
+            if len(html_str) > min(_SANITIZE_TEXT_CHARS, self.left):
+                return html.escape(html_str, quote=False)
+            self.left -= len(html_str)
+            return super().sanitize_html_tags(html_str)
+
+    return Bounded()
+
+
 def formgrader_copy(data: bytes, cells: dict) -> bytes:
     """The submitted notebook as ``autograded/`` holds it for formgrader.
 
@@ -232,7 +258,8 @@ def formgrader_copy(data: bytes, cells: dict) -> bytes:
     a Markdown cell's HTML and a JavaScript output through: a student's ``<img onerror=...>`` would run with the
     grader's session (their gradebook, the hidden tests, a terminal). nbconvert's ``SanitizeHTML`` makes every
     Markdown and raw cell's HTML and every output inert (scripts and event handlers shown as text, JavaScript
-    and other active outputs dropped). An honest notebook comes out byte for byte.
+    and other active outputs dropped); a text too long for it is escaped whole (:func:`_sanitizer`). An honest
+    notebook comes out byte for byte.
 
     Parameters
     ----------
@@ -271,11 +298,10 @@ def formgrader_copy(data: bytes, cells: dict) -> bytes:
     import copy
 
     import nbformat
-    from nbconvert.preprocessors.sanitize import SanitizeHTML
     try:
         node = nbformat.reads(json.dumps(nb), as_version=4)
         before = copy.deepcopy(node)
-        SanitizeHTML().preprocess(node, {})
+        _sanitizer().preprocess(node, {})
     except Exception as exc:   # noqa: BLE001 - a cell or output of a shape nbformat does not have
         raise ValueError(f"its cells are not nbformat's ({type(exc).__name__})") from None
     if node != before:

@@ -274,6 +274,20 @@ def test_a_student_s_html_and_scripts_reach_formgrader_inert(tmp_path, capsys):
         [c.source[:40] for c in nb.cells if c.cell_type == "code"]
 
 
+def test_making_a_notebook_inert_takes_linear_time():
+    """Found by looking at the fix above: bleach's parser is quadratic on unclosed markup (1.2 MB of
+    ``<a href='x' `` in one Markdown cell took 70 s), and a notebook may hold 20 MB. Long texts, and any text past
+    a notebook's budget, are escaped whole instead: inert either way."""
+    import time
+    for sources in (["<a href='x' " * 100_000], ["<a href='x' " * 5_000] * 300):
+        nb = nbformat.v4.new_notebook()
+        nb.cells = [nbformat.v4.new_markdown_cell(src) for src in sources]
+        t0 = time.monotonic()
+        shown = gradebook.formgrader_copy(nbformat.writes(nb).encode(), {"grade": set(), "solution": set(),
+                                                                          "task": set()})
+        assert time.monotonic() - t0 < 20 and b"<a" not in shown and b"&lt;a href='x'" in shown
+
+
 def _formgrader_api(course):
     from nbgrader.apps.api import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
