@@ -36,8 +36,10 @@ Usage::
 from __future__ import annotations
 
 import contextlib
+import html
 import json
 import os
+import re
 import shutil
 import stat
 import sys
@@ -220,30 +222,112 @@ def gradebook_cells(gb, notebook: str, assignment: str) -> dict:
             "task": {c.name for c in nb.task_cells}}
 
 
-#: Text given to bleach (through SanitizeHTML): its parser takes quadratic time on some unclosed markup (480 KB of
-#: ``<a href='x' `` took 7.7 s, 1.2 MB 70 s), so it sees at most this much of a text, and of a notebook in all.
-_SANITIZE_TEXT_CHARS = 64 * 1024
-_SANITIZE_NOTEBOOK_CHARS = 1 << 20
+#: What formgrader may show as it is: HTML (a Markdown cell or output as nbconvert renders it, an HTML output, a
+#: raw cell) made only of these tags and attributes, written as nbconvert's Markdown renderer writes them
+#: (lower case, values in double quotes), with links and images to these URL schemes (or none: relative to the
+#: page; data: only for an image). Anything else, or anything in another spelling, is not shown as HTML: a
+#: browser's parser and this check could disagree about it.
+_TAGS = frozenset("a abbr b blockquote br caption center cite code col colgroup dd del details div dl dt em h1 h2 "
+                  "h3 h4 h5 h6 hr i img input kbd li mark ol p pre q s small span strong sub summary sup table "
+                  "tbody td tfoot th thead tr u ul".split())
+_ATTRIBUTES = frozenset("href src alt title class id align colspan rowspan start width height border type "
+                        "disabled checked style".split())
+_SAFE_SCHEMES = frozenset({"http", "https", "mailto", "attachment"})
+_TAG = re.compile(r'<(/?)([a-z][a-z0-9]*)((?:\s+[a-z-]+(?:="[^"<>]*")?)*)\s*/?>')
+_ATTRIBUTE = re.compile(r'([a-z-]+)(?:="([^"<>]*)")?')
+_TEXT_ALIGN = re.compile(r"text-align:\s*(?:left|right|center);?")
+_SCHEME = re.compile(r"([a-z][a-z0-9+.\-]*):")
+#: Output types formgrader may show (others, JavaScript and SVG among them, are dropped), and the metadata its
+#: templates read with the type each value must have: ``width`` and ``height`` are written unquoted, so
+#: ``"1 onerror=..."`` became an attribute of its own.
+_OUTPUT_TYPES = frozenset({"text/plain", "text/html", "text/markdown", "text/latex", "image/png", "image/jpeg"})
+_OUTPUT_METADATA = {"width": int, "height": int, "alt": str, "unconfined": bool}
+#: Text rendered or checked per text, and per notebook in all; past them a text is not shown as HTML.
+_CHECK_TEXT_CHARS = 64 * 1024
+_CHECK_NOTEBOOK_CHARS = 1 << 20
 
 
-def _sanitizer():
-    """nbconvert's ``SanitizeHTML``, bounded: a text (a Markdown or raw cell, an HTML or Markdown output) longer
-    than ``_SANITIZE_TEXT_CHARS``, or one past ``_SANITIZE_NOTEBOOK_CHARS`` in all, is escaped whole instead
-    (``html.escape``: inert, in linear time)."""
-    import html
+def _active(html_text: str) -> bool:
+    """Whether HTML holds anything but the plain markup above: every ``<`` must open or close an allowed tag,
+    with allowed attributes only, ``style`` only for text alignment, and ``href``/``src`` of a safe scheme as a
+    browser reads them (entities decoded, whitespace and control characters removed)."""
+    for lt in re.finditer("<", html_text):
+        tag = _TAG.match(html_text, lt.start())
+        if tag is None or tag.group(2) not in _TAGS:
+            return True
+        for name, value in _ATTRIBUTE.findall(tag.group(3)):
+            if name not in _ATTRIBUTES or name == "style" and not _TEXT_ALIGN.fullmatch(value):
+                return True
+            url = re.sub(r"[\x00-\x20\x7f]", "", html.unescape(value)).lower()
+            scheme = _SCHEME.match(url) if name in ("href", "src") else None
+            if scheme and scheme.group(1) not in _SAFE_SCHEMES and not (name == "src" and url.startswith("data:image/")):
+                return True
+    return False
 
-    from nbconvert.preprocessors.sanitize import SanitizeHTML
 
-    class Bounded(SanitizeHTML):
-        left = _SANITIZE_NOTEBOOK_CHARS
+class _Shown:
+    """Decides what of one notebook formgrader may show as HTML, within the budgets above."""
 
-        def sanitize_html_tags(self, html_str):
-            if len(html_str) > min(_SANITIZE_TEXT_CHARS, self.left):
-                return html.escape(html_str, quote=False)
-            self.left -= len(html_str)
-            return super().sanitize_html_tags(html_str)
+    def __init__(self):
+        self.left = _CHECK_NOTEBOOK_CHARS
 
-    return Bounded()
+    def _affordable(self, text: str) -> bool:
+        if len(text) > min(_CHECK_TEXT_CHARS, self.left):
+            return False
+        self.left -= len(text)
+        return True
+
+    def html(self, text: str) -> bool:
+        return self._affordable(text) and not _active(text)
+
+    def markdown(self, text: str, attachments=None) -> bool:
+        from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
+        if not self._affordable(text):
+            return False
+        try:   # as nbconvert's HTMLExporter renders Markdown for formgrader
+            rendered = MarkdownWithMath(renderer=IPythonRenderer(escape=False, attachments=attachments)).render(text)
+        except Exception:   # noqa: BLE001 - e.g. a missing attachment: formgrader could not render it either
+            return False
+        return not _active(rendered)
+
+
+def _make_inert(nb) -> None:
+    """Make a notebook (an nbformat node) show nothing active in formgrader: a Markdown cell that would render
+    otherwise shows its source in a code block (:func:`autograder.report.escape_markdown`), a raw cell its
+    source escaped; an HTML or Markdown output that would is dropped (its text/plain stays), as is every output
+    type not in ``_OUTPUT_TYPES``, and an output left with none; an output's metadata keeps only what the
+    templates read, typed."""
+    from autograder.report import escape_markdown
+
+    shown = _Shown()
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and not shown.markdown(cell.source, cell.get("attachments")):
+            cell.source = escape_markdown(cell.source, block=True)
+        elif cell.cell_type == "raw" and not shown.html(cell.source):
+            cell.source = html.escape(cell.source, quote=False)
+        for output in cell.get("outputs", []):
+            if "metadata" in output:
+                output.metadata = _plain_metadata(output.metadata)
+            data = output.get("data")
+            if data is None:
+                continue
+            for mime in list(data):
+                if mime not in _OUTPUT_TYPES or mime == "text/html" and not shown.html(data[mime]) \
+                        or mime == "text/markdown" and not shown.markdown(data[mime]):
+                    del data[mime]
+        if cell.get("outputs"):
+            cell.outputs = [output for output in cell.outputs if output.get("data", True)]   # none left to show
+
+
+def _plain_metadata(meta) -> dict:
+    """An output's metadata reduced to what nbconvert's templates read, each value of the type they expect."""
+    out = {}
+    for mime, values in (meta or {}).items():
+        if isinstance(values, dict):
+            kept = {k: v for k, v in values.items() if k in _OUTPUT_METADATA and type(v) is _OUTPUT_METADATA[k]}
+            if kept:
+                out[mime] = kept
+    return out
 
 
 def formgrader_copy(data: bytes, cells: dict) -> bytes:
@@ -255,11 +339,12 @@ def formgrader_copy(data: bytes, cells: dict) -> bytes:
     same mark, the last keeps it, as nbgrader's own ``DeduplicateIds`` does.
 
     formgrader shows the notebook as HTML in the grader's browser, on the Jupyter server's own origin, and passes
-    a Markdown cell's HTML and a JavaScript output through: a student's ``<img onerror=...>`` would run with the
-    grader's session (their gradebook, the hidden tests, a terminal). nbconvert's ``SanitizeHTML`` makes every
-    Markdown and raw cell's HTML and every output inert (scripts and event handlers shown as text, JavaScript
-    and other active outputs dropped); a text too long for it is escaped whole (:func:`_sanitizer`). An honest
-    notebook comes out byte for byte.
+    a Markdown cell's HTML, a ``[link](javascript:...)``, a JavaScript output and an image's size metadata
+    through: a student's script would run with the grader's session (their gradebook, the hidden tests, a
+    terminal). :func:`_make_inert` keeps as HTML only what renders to plain markup and shows the rest as text.
+    (nbconvert's ``SanitizeHTML`` is not used: it escapes the ``&`` of every LaTeX matrix in Markdown, and
+    Markdown links and output metadata are not HTML to it.) An honest notebook comes out byte for byte; one that
+    nbformat does not accept (formgrader could not show it) is not copied.
 
     Parameters
     ----------
@@ -301,9 +386,11 @@ def formgrader_copy(data: bytes, cells: dict) -> bytes:
     try:
         node = nbformat.reads(json.dumps(nb), as_version=4)
         before = copy.deepcopy(node)
-        _sanitizer().preprocess(node, {})
+        _make_inert(node)
+        nbformat.validate(node)
     except Exception as exc:   # noqa: BLE001 - a cell or output of a shape nbformat does not have
-        raise ValueError(f"its cells are not nbformat's ({type(exc).__name__})") from None
+        raise ValueError(f"formgrader could not show it: it is not a valid notebook ({type(exc).__name__})") \
+            from None
     if node != before:
         return (nbformat.writes(node) + "\n").encode("utf-8")
     return (json.dumps(nb, indent=1, ensure_ascii=False) + "\n").encode("utf-8") if changed else data
