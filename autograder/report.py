@@ -54,7 +54,7 @@ _FUNCTION_STATUSES = ("ok", *STATUS_WORDS)
 # ---------------------------------------------------------------------- escaping student text
 # C0/C1 control characters (but tab and newline), the Unicode controls that reorder or hide text, and lone
 # surrogates (JSON's "\ud800" decodes to one, and a file name's undecodable byte becomes one: no UTF-8 encodes it).
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff\ud800-\udfff]")
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff\ud800-\udfff]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _MD_PUNCTUATION = frozenset(string.punctuation)     # CommonMark: any ASCII punctuation may be backslash-escaped
 

@@ -90,6 +90,27 @@ def test_feedback_workflow_is_green_only_when_every_public_check_passes(tmp_path
     assert reporter["with"]["runners"].upper() + "_RESULTS" in reporter["env"]   # the reporter finds the result
 
 
+def test_feedback_workflow_reports_only_points_course_check_computed(tmp_path):
+    """Found by an attack: `course check` returned before writing --classroom on a notebook it could not read,
+    so a classroom.json committed to the repository (50/50, all passed) went to GitHub Classroom. The step now
+    removes it first, and `course check` writes an error payload (0 points) for a notebook it cannot read; a
+    notebook named like an option is read as a file."""
+    doc = workflow("autograding.yml")
+    repo = tmp_path / "fixture_hw-student"
+    repo.mkdir()
+    (repo / "-h.ipynb").write_text("{not a notebook")
+    forged = {"version": 1, "status": "pass", "max_score": 50.0,
+              "tests": [{"name": "all", "status": "pass", "score": 50.0, "max_score": 50.0, "message": ""}]}
+    (repo / "classroom.json").write_text(json.dumps(forged))
+    r = _run(step(doc, "Run the public checks")["run"], repo, _env(tmp_path))
+    assert r.returncode == 1, r.stderr[-2000:]
+    summary = (tmp_path / "summary.md").read_text()
+    assert "could not check the notebook" in summary and "invalid JSON" in summary
+    out = dict(line.split("=", 1) for line in (tmp_path / "output.txt").read_text().splitlines())
+    payload = json.loads(base64.b64decode(out["result"]))
+    assert payload["status"] == "error" and sum(t["score"] for t in payload["tests"]) == 0, payload
+
+
 @pytest.mark.slow
 def test_grading_workflow_fetches_the_roster_and_grades_everyone_once(tmp_path):
     doc = workflow("grading.yml")

@@ -172,10 +172,10 @@ def test_student_text_is_escaped_in_feedback_html():
 def test_control_characters_never_reach_a_report(tmp_path):
     r = build(name="alice")
     r["extra_data"]["notebook"] = {"status": "error", "reason": "=cmd|' /C calc'!A0 \x1b[2J\u202eevil"}
-    r["output"] += "\nnotebook: \x1b[2J\u202eevil"
+    r["output"] += "\nnotebook: \x1b[2J\u202eevil\u061c"
     md, html, table = report.render_markdown(r), report.render_html(r), report.format_table([r])
     for text in (md, html, table):
-        assert "\x1b" not in text and "\u202e" not in text
+        assert "\x1b" not in text and "\u202e" not in text and "\u061c" not in text
     report.write_submission(tmp_path, "alice", r)
     report.rebuild_csv(tmp_path, [c.name for c in load_suite("fixture_hw").checks])
     with open(tmp_path / "grades.csv") as f:
