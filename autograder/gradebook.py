@@ -236,27 +236,47 @@ _SAFE_SCHEMES = frozenset({"http", "https", "mailto", "attachment"})
 _TAG = re.compile(r'<(/?)([a-z][a-z0-9]*)((?:\s+[a-z-]+(?:="[^"<>]*")?)*)\s*/?>')
 _ATTRIBUTE = re.compile(r'([a-z-]+)(?:="([^"<>]*)")?')
 _TEXT_ALIGN = re.compile(r"text-align:\s*(?:left|right|center);?")
+#: Classes the renderers write (heading anchors, task lists, code highlighting: Pygments' short token classes,
+#: pandas' tables); the page's own stylesheet (Bootstrap) has classes that lay an invisible element over the
+#: whole window (``modal-backdrop fade``), so no other class is shown.
+_CLASS = re.compile(r"anchor-link|task-list-item|task-list-item-checkbox|highlight|dataframe|[a-z]{1,3}[0-9]?")
 _SCHEME = re.compile(r"([a-z][a-z0-9+.\-]*):")
 #: Output types formgrader may show (others, JavaScript and SVG among them, are dropped), and the metadata its
 #: templates read with the type each value must have: ``width`` and ``height`` are written unquoted, so
 #: ``"1 onerror=..."`` became an attribute of its own.
 _OUTPUT_TYPES = frozenset({"text/plain", "text/html", "text/markdown", "text/latex", "image/png", "image/jpeg"})
 _OUTPUT_METADATA = {"width": int, "height": int, "alt": str, "unconfined": bool}
-#: Text rendered or checked per text, and per notebook in all; past them a text is not shown as HTML.
+#: Cell metadata the templates read, and the type each value must have (an int ``raw_mimetype`` or
+#: ``magics_language`` made formgrader's page fail).
+_CELL_METADATA = {"raw_mimetype": str, "magics_language": str, "alt": str, "transient": dict}
+#: Text rendered or checked per text, per notebook in all, and the sum of the squares of the texts' lengths per
+#: notebook: nbconvert's Markdown math takes quadratic time (64 KiB of ``\begin{a}``: 3.9 s, again at each view
+#: of the page); past them a text is not shown as HTML. Outputs shown per notebook (250,000 empty ones took 40 s
+#: and 2 GB to copy).
 _CHECK_TEXT_CHARS = 64 * 1024
 _CHECK_NOTEBOOK_CHARS = 1 << 20
+_CHECK_NOTEBOOK_SQUARES = (64 * 1024) ** 2
+_MAX_OUTPUTS = 10_000
 
 
 def _active(html_text: str) -> bool:
-    """Whether HTML holds anything but the plain markup above: every ``<`` must open or close an allowed tag,
-    with allowed attributes only, ``style`` only for text alignment, and ``href``/``src`` of a safe scheme as a
-    browser reads them (entities decoded, whitespace and control characters removed)."""
+    """Whether HTML holds anything but the plain markup above, as it is or as formgrader's template serves it
+    (its ``strip_files_prefix`` turns ``href="files/javascript:..."`` into a javascript: link)."""
+    from nbconvert.filters.strings import strip_files_prefix
+    return _markup_active(html_text) or _markup_active(strip_files_prefix(html_text))
+
+
+def _markup_active(html_text: str) -> bool:
+    """Every ``<`` must open or close an allowed tag, with allowed attributes only, ``style`` only for text
+    alignment, ``class`` only the renderers' classes, and ``href``/``src`` of a safe scheme as a browser reads
+    them (entities decoded, whitespace and control characters removed)."""
     for lt in re.finditer("<", html_text):
         tag = _TAG.match(html_text, lt.start())
         if tag is None or tag.group(2) not in _TAGS:
             return True
         for name, value in _ATTRIBUTE.findall(tag.group(3)):
-            if name not in _ATTRIBUTES or name == "style" and not _TEXT_ALIGN.fullmatch(value):
+            if name not in _ATTRIBUTES or name == "style" and not _TEXT_ALIGN.fullmatch(value) \
+                    or name == "class" and not all(_CLASS.fullmatch(c) for c in value.split()):
                 return True
             url = re.sub(r"[\x00-\x20\x7f]", "", html.unescape(value)).lower()
             scheme = _SCHEME.match(url) if name in ("href", "src") else None
@@ -269,12 +289,13 @@ class _Shown:
     """Decides what of one notebook formgrader may show as HTML, within the budgets above."""
 
     def __init__(self):
-        self.left = _CHECK_NOTEBOOK_CHARS
+        self.left, self.squares = _CHECK_NOTEBOOK_CHARS, _CHECK_NOTEBOOK_SQUARES
 
     def _affordable(self, text: str) -> bool:
-        if len(text) > min(_CHECK_TEXT_CHARS, self.left):
+        if len(text) > min(_CHECK_TEXT_CHARS, self.left) or len(text) ** 2 > self.squares:
             return False
         self.left -= len(text)
+        self.squares -= len(text) ** 2
         return True
 
     def html(self, text: str) -> bool:
@@ -291,32 +312,39 @@ class _Shown:
         return not _active(rendered)
 
 
-def _make_inert(nb) -> None:
-    """Make a notebook (an nbformat node) show nothing active in formgrader: a Markdown cell that would render
-    otherwise shows its source in a code block (:func:`autograder.report.escape_markdown`), a raw cell its
-    source escaped; an HTML or Markdown output that would is dropped (its text/plain stays), as is every output
-    type not in ``_OUTPUT_TYPES``, and an output left with none; an output's metadata keeps only what the
-    templates read, typed."""
+def _make_inert(nb) -> bool:
+    """Make a notebook (an nbformat node) show nothing active in formgrader; whether anything changed. A Markdown
+    cell that would render otherwise shows its source in a code block (:func:`autograder.report.escape_markdown`),
+    a raw cell its source escaped; an HTML or Markdown output that would is dropped (its text/plain stays), as
+    is every output type not in ``_OUTPUT_TYPES``, and an output left with none; cell and output metadata that
+    the templates read keep only values of the types they expect."""
     from autograder.report import escape_markdown
 
-    shown = _Shown()
+    shown, changed = _Shown(), False
     for cell in nb.cells:
         if cell.cell_type == "markdown" and not shown.markdown(cell.source, cell.get("attachments")):
-            cell.source = escape_markdown(cell.source, block=True)
+            cell.source, changed = escape_markdown(cell.source, block=True), True
         elif cell.cell_type == "raw" and not shown.html(cell.source):
-            cell.source = html.escape(cell.source, quote=False)
+            cell.source, changed = html.escape(cell.source, quote=False), True
+        wrong = [k for k, t in _CELL_METADATA.items() if k in cell.metadata and not isinstance(cell.metadata[k], t)]
+        for key in wrong:
+            del cell.metadata[key]
+        changed |= bool(wrong)
+        outputs = []
         for output in cell.get("outputs", []):
-            if "metadata" in output:
-                output.metadata = _plain_metadata(output.metadata)
+            if "metadata" in output and output.metadata != _plain_metadata(output.metadata):
+                output.metadata, changed = _plain_metadata(output.metadata), True
             data = output.get("data")
-            if data is None:
-                continue
-            for mime in list(data):
+            for mime in list(data or ()):
                 if mime not in _OUTPUT_TYPES or mime == "text/html" and not shown.html(data[mime]) \
                         or mime == "text/markdown" and not shown.markdown(data[mime]):
                     del data[mime]
-        if cell.get("outputs"):
-            cell.outputs = [output for output in cell.outputs if output.get("data", True)]   # none left to show
+                    changed = True
+            if data is None or data:                                  # an output left with nothing is dropped
+                outputs.append(output)
+        if len(outputs) != len(cell.get("outputs", [])):
+            cell.outputs, changed = outputs, True
+    return changed
 
 
 def _plain_metadata(meta) -> dict:
@@ -380,20 +408,22 @@ def formgrader_copy(data: bytes, cells: dict) -> bytes:
                 continue
         del meta["nbgrader"]
         changed = True
-    import copy
-
+    shown = 0
+    for cell in nb.get("cells") or []:
+        outputs = cell.get("outputs") if isinstance(cell, dict) else None
+        if isinstance(outputs, list):
+            if len(outputs) > _MAX_OUTPUTS - shown:
+                cell["outputs"], changed = outputs[:_MAX_OUTPUTS - shown], True
+            shown += len(cell["outputs"])
     import nbformat
     try:
         node = nbformat.reads(json.dumps(nb), as_version=4)
-        before = copy.deepcopy(node)
-        _make_inert(node)
+        changed |= _make_inert(node)
         nbformat.validate(node)
     except Exception as exc:   # noqa: BLE001 - a cell or output of a shape nbformat does not have
         raise ValueError(f"formgrader could not show it: it is not a valid notebook ({type(exc).__name__})") \
             from None
-    if node != before:
-        return (nbformat.writes(node) + "\n").encode("utf-8")
-    return (json.dumps(nb, indent=1, ensure_ascii=False) + "\n").encode("utf-8") if changed else data
+    return (nbformat.writes(node) + "\n").encode("utf-8") if changed else data
 
 
 def _sync_course_dir(course_dir: Path, suite, notebook: str, student: str, results: dict, cells: dict):

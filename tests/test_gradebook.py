@@ -255,7 +255,12 @@ def test_a_student_s_html_and_scripts_reach_formgrader_inert(tmp_path, capsys):
     nb.cells[1:1] = [nbformat.v4.new_markdown_cell(honest), nbformat.v4.new_markdown_cell(
         "My answer: <img src=x onerror=\"fetch('/api/terminals', {method: 'POST'})\"> "
         "<script>alert('markdown')</script>"),
-        nbformat.v4.new_markdown_cell("[see](javascript:alert('link')) [too](jav&#x61;script:alert('entity'))")]
+        nbformat.v4.new_markdown_cell("[see](javascript:alert('link')) [too](jav&#x61;script:alert('entity'))"),
+        # formgrader's template strips "files/" after rendering; a Bootstrap class lays a link over the page
+        nbformat.v4.new_markdown_cell("[derivation](files/javascript:alert(document.domain))"),
+        nbformat.v4.new_markdown_cell('<a class="modal-backdrop fade" href="https://example.org">x</a>'),
+        nbformat.v4.new_raw_cell("<b>raw</b>", metadata={"raw_mimetype": 1})]   # an int here broke the page
+    next(c for c in nb.cells if c.cell_type == "code").metadata["magics_language"] = ["html"]   # and here
     next(c for c in nb.cells if c.cell_type == "code").outputs = [
         nbformat.v4.new_output("display_data", data={"text/html": "<b>table</b><script>alert('html output')</script>",
                                                       "text/plain": "the table"}),
@@ -268,8 +273,13 @@ def test_a_student_s_html_and_scripts_reach_formgrader_inert(tmp_path, capsys):
     d.mkdir(parents=True)
     nbformat.write(nb, str(d / f"{HW}.ipynb"))
     data = (d / f"{HW}.ipynb").read_bytes()
-    before = _formgrader_html(d / f"{HW}.ipynb")
-    assert len(_active(before)) >= 7, "\n".join(_active(before))       # the attack works as submitted
+    with pytest.raises(Exception):                                     # formgrader's page fails on it
+        _formgrader_html(d / f"{HW}.ipynb")
+    for cell in nb.cells:                                              # without the two ints, the attacks work
+        cell.metadata.pop("raw_mimetype", None), cell.metadata.pop("magics_language", None)
+    nbformat.write(nb, str(tmp_path / "as_submitted.ipynb"))
+    before = _formgrader_html(tmp_path / "as_submitted.ipynb")
+    assert len(_active(before)) >= 8, "\n".join(_active(before))
     report.write_submission(out, "mallory", _results(suite, "mallory", student="mallory",
                                                       sha256=hashlib.sha256(data).hexdigest()))
     assert main(["gradebook", HW, str(out), "--course-dir", str(course)]) == 0
@@ -290,16 +300,24 @@ def test_making_a_notebook_inert_takes_linear_time_and_a_broken_one_is_not_copie
     notebook may hold 20 MB: texts past the budgets are shown as source without being rendered. A notebook
     nbformat rejects (formgrader's page would fail on it) is not copied, with one line."""
     import time
-    for sources, fenced in ((["<a href='x' " * 100_000], 1), (["<p><b><i><u><s>x" * 4_000] * 300, 284)):
+    bulky = {"cell_type": "code", "id": "bulky", "metadata": {}, "source": "1", "execution_count": None,
+             "outputs": [{"output_type": "display_data", "data": {"text/plain": ""}, "metadata": {"a": {"b": 1}}}]
+             * 250_000}                                                  # 40 s and 2 GB before
+    for cells, fenced in (([nbformat.v4.new_markdown_cell("<a href='x' " * 100_000)], 1),
+                          ([nbformat.v4.new_markdown_cell("<p><b><i><u><s>x" * 4_000) for _ in range(30)], 29),
+                          # nbconvert's Markdown math is quadratic in \begin: 3.9 s for each such cell
+                          ([nbformat.v4.new_markdown_cell("\\begin{a}" * 7_000) for _ in range(16)], 15),
+                          ([bulky], 0)):
         nb = nbformat.v4.new_notebook()
-        nb.cells = [nbformat.v4.new_markdown_cell(src) for src in sources]
+        nb.cells = cells
         t0 = time.monotonic()
-        shown = gradebook.formgrader_copy(nbformat.writes(nb).encode(), {"grade": set(), "solution": set(),
-                                                                          "task": set()})
+        shown = gradebook.formgrader_copy(json.dumps(nb).encode(), {"grade": set(), "solution": set(),
+                                                                     "task": set()})
         assert time.monotonic() - t0 < 30
-        # harmless markup within the budgets is shown; past them (1 MiB a notebook), as source in a code block
+        # harmless markup within the budgets is shown; past them, as source in a code block
         cells = nbformat.reads(shown.decode(), as_version=4).cells
         assert sum(c.source.startswith("```") for c in cells) == fenced
+        assert sum(len(c.get("outputs", [])) for c in cells) <= gradebook._MAX_OUTPUTS
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("1")]
     nb.cells[0].execution_count = "<img src=x>"
