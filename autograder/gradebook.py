@@ -24,8 +24,9 @@ default layout, ``<step>/<student>/<assignment>``), a student whose notebook is 
 and is byte for byte the notebook ``course grade`` graded (``extra_data["submission_sha256"]``) also gets it
 copied to ``autograded/<student>/HW/`` with its ``timestamp.txt``, and the submission's timestamp from it:
 formgrader lists a submission as graded only then. The copy lacks any mark of a grade, solution or task cell
-that the gradebook does not have (formgrader's notebook view would fail on it; :func:`formgrader_copy`). A
-submitted notebook that differs (handed in again after grading) is not copied, and the command says so.
+that the gradebook does not have (formgrader's notebook view would fail on it), and shows nothing active:
+formgrader renders it on the Jupyter server's own origin (:func:`formgrader_copy`). A submitted notebook that
+differs (handed in again after grading) is not copied, and the command says so.
 
 Usage::
 
