@@ -384,11 +384,13 @@ def _harvest(outdir: Path, name: str, spans: list, budget: float, cells: dict, r
                     cr = CaseResult("ok", "", secs)
                 except wire.FormatError as exc:
                     cr = CaseResult("error", f"{name}'s output was rejected: {exc}", secs)
-                if value is not None and _nbytes(value) > room:
+                size = _nbytes(value) if value is not None else 0
+                if size > room:
                     value, cr = None, CaseResult("error", f"{name}'s output was rejected: the graded functions' "
                                                           f"outputs together hold more than {file_cap >> 20} MiB; "
                                                           "return only what the function is asked for", secs)
-                room -= _nbytes(value) if value is not None else 0
+                else:
+                    room -= size
             res.cases.append(cr)
             res.outputs.append(value)
     failed = [(i, c) for i, c in enumerate(res.cases) if c.status != "ok"]
