@@ -333,8 +333,9 @@ def _make_inert(nb) -> bool:
         changed |= bool(wrong)
         outputs = []
         for output in cell.get("outputs", []):
-            if "metadata" in output and output.metadata != _plain_metadata(output.metadata):
-                output.metadata, changed = _plain_metadata(output.metadata), True
+            plain = _plain_metadata(output.get("metadata"))
+            if "metadata" in output and output.metadata != plain:
+                output.metadata, changed = plain, True
             data = output.get("data")
             for mime in list(data or ()):
                 if mime not in _OUTPUT_TYPES or mime == "text/html" and not shown.html(data[mime]) \
